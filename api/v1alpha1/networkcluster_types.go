@@ -1,0 +1,250 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// NetworkClusterName is the only name a NetworkCluster may have: the configuration is a
+// singleton, and a fixed name lets the API server itself (not a webhook) enforce that.
+const NetworkClusterName = "default"
+
+// TunnelType is the encapsulation used between the nodes' OVS bridges.
+// +kubebuilder:validation:Enum=GRE;VXLAN
+type TunnelType string
+
+const (
+	TunnelGRE   TunnelType = "GRE"
+	TunnelVXLAN TunnelType = "VXLAN"
+)
+
+// LoopPreventionProtocol is the spanning-tree flavour run on the OVS bridge. A full mesh of
+// tunnels between bridges is a loop, so one of them is always on.
+// +kubebuilder:validation:Enum=STP;RSTP
+type LoopPreventionProtocol string
+
+const (
+	ProtocolSTP  LoopPreventionProtocol = "STP"
+	ProtocolRSTP LoopPreventionProtocol = "RSTP"
+)
+
+// DatapathType is the OVS datapath of the bridge: "system" (kernel module) on real nodes,
+// "netdev" (userspace) where the kernel has no OVS module.
+// +kubebuilder:validation:Enum=system;netdev
+type DatapathType string
+
+const (
+	DatapathSystem DatapathType = "system"
+	DatapathNetdev DatapathType = "netdev"
+)
+
+// TunnelSpec configures the encapsulation of the mesh.
+// +kubebuilder:validation:XValidation:rule="self.type != 'VXLAN' || !has(self.key) || self.key <= 16777215",message="tunnel.key must be at most 16777215 for VXLAN (the VNI is 24 bits)"
+type TunnelSpec struct {
+	// Type is GRE or VXLAN. It may be changed on a live cluster: agents replace the tunnel
+	// ports in one OVSDB transaction without recreating the bridges.
+	// +kubebuilder:default=GRE
+	// +optional
+	Type TunnelType `json:"type,omitempty"`
+
+	// VXLANPort is the UDP destination port of VXLAN tunnels (options:dst_port).
+	// +kubebuilder:default=4789
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	VXLANPort int32 `json:"vxlanPort,omitempty"`
+
+	// Key is the GRE key or VXLAN VNI (options:key). Unset means 0 (no key for GRE).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=4294967295
+	// +optional
+	Key *int64 `json:"key,omitempty"`
+
+	// BFD enables Bidirectional Forwarding Detection on every tunnel so that each peer's
+	// liveness is reported in NodeSubnet status.
+	// +optional
+	BFD bool `json:"bfd,omitempty"`
+}
+
+// LoopPreventionSpec configures STP or RSTP on the OVS bridge. Timers are in seconds and must
+// satisfy 802.1D: 2*(forwardDelay-1) >= maxAge >= 2*(helloTime+1).
+// +kubebuilder:validation:XValidation:rule="2 * (self.forwardDelay - 1) >= self.maxAge",message="loopPrevention: maxAge must be at most 2*(forwardDelay-1) seconds (IEEE 802.1D)"
+// +kubebuilder:validation:XValidation:rule="self.maxAge >= 2 * (self.helloTime + 1)",message="loopPrevention: maxAge must be at least 2*(helloTime+1) seconds (IEEE 802.1D)"
+// +kubebuilder:validation:XValidation:rule="self.protocol != 'RSTP' || (self.priority % 4096 == 0 && self.priority <= 61440)",message="loopPrevention.priority must be a multiple of 4096 between 0 and 61440 for RSTP"
+type LoopPreventionSpec struct {
+	// Protocol is STP (the default, as in the original design) or RSTP (converges in seconds).
+	// +kubebuilder:default=STP
+	// +optional
+	Protocol LoopPreventionProtocol `json:"protocol,omitempty"`
+
+	// Priority is the bridge priority (other_config:stp-priority / rstp-priority).
+	// +kubebuilder:default=32768
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Priority int32 `json:"priority,omitempty"`
+
+	// HelloTime in seconds (OVS accepts 1-10).
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10
+	// +optional
+	HelloTime int32 `json:"helloTime,omitempty"`
+
+	// MaxAge in seconds (OVS accepts 6-40).
+	// +kubebuilder:default=20
+	// +kubebuilder:validation:Minimum=6
+	// +kubebuilder:validation:Maximum=40
+	// +optional
+	MaxAge int32 `json:"maxAge,omitempty"`
+
+	// ForwardDelay in seconds (OVS accepts 4-30).
+	// +kubebuilder:default=15
+	// +kubebuilder:validation:Minimum=4
+	// +kubebuilder:validation:Maximum=30
+	// +optional
+	ForwardDelay int32 `json:"forwardDelay,omitempty"`
+}
+
+// BridgeNames are the names of the two bridges on every node. Linux interface names are at
+// most 15 characters.
+type BridgeNames struct {
+	// OVS is the Open vSwitch bridge that carries the tunnels.
+	// +kubebuilder:default=obr0
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_.-]{1,15}$`
+	// +optional
+	OVS string `json:"ovs,omitempty"`
+
+	// Linux is the Linux bridge the pods attach to; it holds the node's gateway address.
+	// +kubebuilder:default=kbr0
+	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_.-]{1,15}$`
+	// +optional
+	Linux string `json:"linux,omitempty"`
+}
+
+// NetworkClusterSpec is the whole configuration of the ovsmesh pod network.
+// +kubebuilder:validation:XValidation:rule="!isCIDR(self.clusterCIDR) || self.nodeSubnetPrefixLength > cidr(self.clusterCIDR).prefixLength()",message="nodeSubnetPrefixLength must be longer than the prefix of clusterCIDR (for a /16, use 17-30)"
+// +kubebuilder:validation:XValidation:rule="self.bridges.ovs != self.bridges.linux",message="bridges.ovs and bridges.linux must be different names"
+type NetworkClusterSpec struct {
+	// ClusterCIDR is the IPv4 range all pod subnets are carved from. Immutable.
+	// +kubebuilder:default="10.244.0.0/16"
+	// +kubebuilder:validation:MaxLength=18
+	// +kubebuilder:validation:XValidation:rule="isCIDR(self)",message="clusterCIDR must be an IPv4 CIDR such as 10.244.0.0/16"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() == 4",message="clusterCIDR must be IPv4 (IPv6 is not supported yet)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).masked() == cidr(self)",message="clusterCIDR must be a network address with no host bits set (for example 10.244.0.0/16, not 10.244.1.0/16)"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="clusterCIDR is immutable: delete and recreate the NetworkCluster to change it"
+	// +optional
+	ClusterCIDR string `json:"clusterCIDR,omitempty"`
+
+	// NodeSubnetPrefixLength is the prefix length of each node's subnet. Immutable.
+	// +kubebuilder:default=24
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=30
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="nodeSubnetPrefixLength is immutable: delete and recreate the NetworkCluster to change it"
+	// +optional
+	NodeSubnetPrefixLength int32 `json:"nodeSubnetPrefixLength,omitempty"`
+
+	// Tunnel configures the GRE or VXLAN mesh.
+	// +kubebuilder:default={}
+	// +optional
+	Tunnel TunnelSpec `json:"tunnel,omitempty"`
+
+	// LoopPrevention configures STP or RSTP on the OVS bridge.
+	// +kubebuilder:default={}
+	// +optional
+	LoopPrevention LoopPreventionSpec `json:"loopPrevention,omitempty"`
+
+	// Bridges names the OVS and Linux bridges.
+	// +kubebuilder:default={}
+	// +optional
+	Bridges BridgeNames `json:"bridges,omitempty"`
+
+	// MTU of the pod network. 0 means automatic: the underlay MTU minus the tunnel overhead
+	// (GRE 42 bytes, VXLAN 50 bytes).
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:XValidation:rule="self == 0 || (self >= 576 && self <= 9000)",message="mtu must be 0 (automatic) or between 576 and 9000"
+	// +optional
+	MTU int32 `json:"mtu,omitempty"`
+
+	// Masquerade SNATs pod traffic leaving the cluster CIDR to the node's address.
+	// +kubebuilder:default=true
+	// +optional
+	Masquerade *bool `json:"masquerade,omitempty"`
+
+	// DatapathType of the OVS bridge: system (kernel) or netdev (userspace).
+	// +kubebuilder:default=system
+	// +optional
+	DatapathType DatapathType `json:"datapathType,omitempty"`
+
+	// NodeSelector limits the nodes that join the mesh. Empty selects every node.
+	// +optional
+	NodeSelector map[string]string `json:"nodeSelector,omitempty"`
+
+	// AgentImage is the container image of the node agent DaemonSet.
+	// +kubebuilder:default="ghcr.io/ovsmesh/ovsmesh-agent:v0.1.0"
+	// +optional
+	AgentImage string `json:"agentImage,omitempty"`
+}
+
+// NetworkClusterStatus is written by the operator.
+type NetworkClusterStatus struct {
+	// ObservedGeneration is the generation of the spec this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Conditions: Available, Progressing, Degraded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// NodesTotal is the number of selected nodes.
+	// +optional
+	NodesTotal int32 `json:"nodesTotal"`
+
+	// NodesReady is the number of nodes whose agent reports Ready for the current generation.
+	// +optional
+	NodesReady int32 `json:"nodesReady"`
+
+	// SubnetsUsed is the number of node subnets allocated.
+	// +optional
+	SubnetsUsed int32 `json:"subnetsUsed"`
+
+	// SubnetsFree is the number of node subnets still available in the cluster CIDR.
+	// +optional
+	SubnetsFree int32 `json:"subnetsFree"`
+}
+
+// NetworkCluster is the configuration of the ovsmesh pod network. There is one per cluster,
+// named "default".
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=ncl
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default'",message="there is one NetworkCluster per cluster and it must be named 'default'"
+// +kubebuilder:printcolumn:name="Tunnel",type=string,JSONPath=`.spec.tunnel.type`
+// +kubebuilder:printcolumn:name="Cluster CIDR",type=string,JSONPath=`.spec.clusterCIDR`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.nodesReady`
+// +kubebuilder:printcolumn:name="Nodes",type=integer,JSONPath=`.status.nodesTotal`
+// +kubebuilder:printcolumn:name="Available",type=string,JSONPath=`.status.conditions[?(@.type=="Available")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type NetworkCluster struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +optional
+	Spec NetworkClusterSpec `json:"spec,omitempty"`
+	// +optional
+	Status NetworkClusterStatus `json:"status,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+
+// NetworkClusterList contains a list of NetworkCluster.
+type NetworkClusterList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []NetworkCluster `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&NetworkCluster{}, &NetworkClusterList{})
+}
