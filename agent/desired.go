@@ -1,0 +1,264 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/hostnet"
+)
+
+// Tunnel overheads in bytes: outer IPv4 (20) + GRE with key (4+4) + inner Ethernet (14) = 42;
+// outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) = 50. OVS always sends the GRE
+// key field, so GRE is 42 even when no key is configured.
+const (
+	OverheadGRE   = 42
+	OverheadVXLAN = 50
+)
+
+// Defaults the API server applies; repeated here so that Desired is total over any spec (a
+// unit test or an older API server may hand it zero values).
+const (
+	defaultClusterCIDR  = "10.244.0.0/16"
+	defaultOVSBridge    = "obr0"
+	defaultLinuxBridge  = "kbr0"
+	defaultVXLANPort    = 4789
+	defaultHelloTime    = 2
+	defaultMaxAge       = 20
+	defaultForwardDelay = 15
+)
+
+// NodeState is the whole desired state of one node: what Apply makes true.
+type NodeState struct {
+	NodeName    string
+	NodeIP      netip.Addr
+	Subnet      netip.Prefix
+	Gateway     netip.Addr
+	ClusterCIDR netip.Prefix
+	// MTU of kbr0, the veth and every pod interface.
+	MTU int
+
+	Host hostnet.State
+	OVS  OVSState
+	CNI  CNIConfig
+}
+
+// OVSState is the desired OVS bridge and tunnel mesh.
+type OVSState struct {
+	Bridge       string
+	DatapathType string // "system" or "netdev"
+	Protocol     string // "STP" or "RSTP"
+	Priority     int
+	HelloTime    int
+	MaxAge       int
+	ForwardDelay int
+	// VethPort is the veth end plugged into the bridge (a system port).
+	VethPort string
+
+	TunnelType string // "gre" or "vxlan" (OVS interface types)
+	Key        *int64
+	DstPort    int // VXLAN only
+	BFD        bool
+	// Peers, sorted by node name: one tunnel each.
+	Peers []Peer
+}
+
+// Peer is another node of the mesh.
+type Peer struct {
+	NodeName string
+	NodeIP   netip.Addr
+}
+
+// CNIConfig is what the node's CNI network configuration says.
+type CNIConfig struct {
+	Bridge      string
+	Subnet      netip.Prefix
+	Gateway     netip.Addr
+	ClusterCIDR netip.Prefix
+	MTU         int
+}
+
+// ErrNoSubnet means the operator has not yet given this node a NodeSubnet.
+var ErrNoSubnet = errors.New("no NodeSubnet for this node yet")
+
+// Desired computes the node state from the cluster spec, every NodeSubnet, this node's name
+// and the MTU of its underlay interface. It is pure: no I/O, no clock, same inputs → same
+// output, so the reconcile loop can re-derive everything after a restart and change nothing.
+func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, nodeName string, underlayMTU int) (NodeState, error) {
+	var s NodeState
+	s.NodeName = nodeName
+
+	clusterCIDR, err := parsePrefix(or(spec.ClusterCIDR, defaultClusterCIDR))
+	if err != nil {
+		return s, fmt.Errorf("NetworkCluster clusterCIDR: %w", err)
+	}
+	s.ClusterCIDR = clusterCIDR
+
+	own := findSubnet(subnets, nodeName)
+	if own == nil {
+		return s, ErrNoSubnet
+	}
+	if s.Subnet, err = parsePrefix(own.Spec.CIDR); err != nil {
+		return s, fmt.Errorf("NodeSubnet %s cidr: %w", own.Name, err)
+	}
+	if s.Gateway, err = netip.ParseAddr(own.Spec.Gateway); err != nil || !s.Gateway.Is4() {
+		return s, fmt.Errorf("NodeSubnet %s gateway %q is not an IPv4 address", own.Name, own.Spec.Gateway)
+	}
+	if !s.Subnet.Contains(s.Gateway) {
+		return s, fmt.Errorf("NodeSubnet %s gateway %s is outside %s", own.Name, s.Gateway, s.Subnet)
+	}
+	if !clusterCIDR.Contains(s.Subnet.Addr()) || s.Subnet.Bits() < clusterCIDR.Bits() {
+		return s, fmt.Errorf("NodeSubnet %s cidr %s is outside the cluster CIDR %s", own.Name, s.Subnet, clusterCIDR)
+	}
+	if s.NodeIP, err = netip.ParseAddr(own.Spec.NodeIP); err != nil || !s.NodeIP.Is4() {
+		return s, fmt.Errorf("NodeSubnet %s nodeIP %q is not an IPv4 address", own.Name, own.Spec.NodeIP)
+	}
+
+	tunnelType, overhead := "gre", OverheadGRE
+	if spec.Tunnel.Type == v1alpha1.TunnelVXLAN {
+		tunnelType, overhead = "vxlan", OverheadVXLAN
+	}
+	s.MTU = int(spec.MTU)
+	if s.MTU == 0 {
+		if underlayMTU <= overhead {
+			return s, fmt.Errorf("underlay MTU %d is too small for %s (overhead %d bytes)", underlayMTU, strings.ToUpper(tunnelType), overhead)
+		}
+		s.MTU = underlayMTU - overhead
+	}
+
+	ovsBridge := or(spec.Bridges.OVS, defaultOVSBridge)
+	linuxBridge := or(spec.Bridges.Linux, defaultLinuxBridge)
+	vethOVS, vethLinux := VethNames(ovsBridge, linuxBridge)
+	netdev := spec.DatapathType == v1alpha1.DatapathNetdev
+
+	s.Host = hostnet.State{
+		Bridge: hostnet.Bridge{Name: linuxBridge, Address: netip.PrefixFrom(s.Gateway, s.Subnet.Bits()), MTU: s.MTU},
+		Veth: hostnet.VethPair{Name: vethOVS, PeerName: vethLinux, Master: linuxBridge, MTU: s.MTU,
+			DisableOffloads: netdev},
+		Route:      hostnet.Route{Dst: clusterCIDR, Dev: linuxBridge},
+		Masquerade: hostnet.Masquerade{Enabled: spec.MasqueradeEnabled(), ClusterCIDR: clusterCIDR},
+	}
+
+	lp := spec.LoopPrevention
+	s.OVS = OVSState{
+		Bridge:       ovsBridge,
+		DatapathType: string(or(spec.DatapathType, v1alpha1.DatapathSystem)),
+		Protocol:     string(or(lp.Protocol, v1alpha1.ProtocolSTP)),
+		// No default here: 0 is a valid (explicit) priority; the API server defaults to 32768.
+		Priority:     int(lp.Priority),
+		HelloTime:    int(orInt(lp.HelloTime, defaultHelloTime)),
+		MaxAge:       int(orInt(lp.MaxAge, defaultMaxAge)),
+		ForwardDelay: int(orInt(lp.ForwardDelay, defaultForwardDelay)),
+		VethPort:     vethOVS,
+		TunnelType:   tunnelType,
+		Key:          spec.Tunnel.Key,
+		BFD:          spec.Tunnel.BFD,
+		Peers:        peers(subnets, own),
+	}
+	if tunnelType == "vxlan" {
+		s.OVS.DstPort = int(orInt(spec.Tunnel.VXLANPort, defaultVXLANPort))
+	}
+
+	s.CNI = CNIConfig{Bridge: linuxBridge, Subnet: s.Subnet, Gateway: s.Gateway, ClusterCIDR: clusterCIDR, MTU: s.MTU}
+	return s, nil
+}
+
+// peers lists the tunnel endpoints: every other NodeSubnet with a usable IPv4 node IP that is
+// not being torn down, sorted by node name. A node IP already taken by an earlier peer (or by
+// this node) is skipped: OVS refuses two tunnels with the same remote_ip and type.
+func peers(subnets []v1alpha1.NodeSubnet, own *v1alpha1.NodeSubnet) []Peer {
+	sorted := make([]v1alpha1.NodeSubnet, len(subnets))
+	copy(sorted, subnets)
+	sort.Slice(sorted, func(i, j int) bool { return nodeNameOf(&sorted[i]) < nodeNameOf(&sorted[j]) })
+	seen := map[string]bool{own.Spec.NodeIP: true}
+	out := []Peer{}
+	for i := range sorted {
+		ns := &sorted[i]
+		name := nodeNameOf(ns)
+		if name == nodeNameOf(own) || ns.Spec.Teardown || ns.DeletionTimestamp != nil {
+			continue
+		}
+		ip, err := netip.ParseAddr(ns.Spec.NodeIP)
+		if err != nil || !ip.Is4() || seen[ip.String()] {
+			continue
+		}
+		seen[ip.String()] = true
+		out = append(out, Peer{NodeName: name, NodeIP: ip})
+	}
+	return out
+}
+
+// findSubnet returns this node's NodeSubnet (named after the node, spec.nodeName as fallback).
+func findSubnet(subnets []v1alpha1.NodeSubnet, nodeName string) *v1alpha1.NodeSubnet {
+	for i := range subnets {
+		if subnets[i].Name == nodeName {
+			return &subnets[i]
+		}
+	}
+	for i := range subnets {
+		if subnets[i].Spec.NodeName == nodeName {
+			return &subnets[i]
+		}
+	}
+	return nil
+}
+
+func nodeNameOf(ns *v1alpha1.NodeSubnet) string {
+	if ns.Spec.NodeName != "" {
+		return ns.Spec.NodeName
+	}
+	return ns.Name
+}
+
+// VethNames derives the two veth ends from the bridge names: "v"+bridge, cut to the 15
+// characters Linux allows (vobr0 in obr0, vkbr0 in kbr0). If the cut makes them equal, the
+// Linux end gets a distinct last character.
+func VethNames(ovsBridge, linuxBridge string) (ovsEnd, linuxEnd string) {
+	ovsEnd, linuxEnd = cut15("v"+ovsBridge), cut15("v"+linuxBridge)
+	if ovsEnd == linuxEnd {
+		last := byte('k')
+		if ovsEnd[len(ovsEnd)-1] == last {
+			last = 'l'
+		}
+		linuxEnd = linuxEnd[:len(linuxEnd)-1] + string(last)
+	}
+	return ovsEnd, linuxEnd
+}
+
+func cut15(s string) string {
+	if len(s) > 15 {
+		return s[:15]
+	}
+	return s
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return p, err
+	}
+	if !p.Addr().Is4() {
+		return p, fmt.Errorf("%s is not IPv4", s)
+	}
+	if p.Masked() != p {
+		return p, fmt.Errorf("%s has host bits set", s)
+	}
+	return p, nil
+}
+
+func or[T ~string](v, def T) T {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func orInt(v, def int32) int32 {
+	if v == 0 {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,73 @@
+package hostnet
+
+import "net/netip"
+
+// State is everything ovsmesh wants on the host side of one node. The agent computes it as a
+// pure function of the API objects (agent.Desired) and hands it to Apply.
+type State struct {
+	// Bridge is the Linux bridge the pods attach to (kbr0).
+	Bridge Bridge
+	// Veth links the Linux bridge to the OVS bridge.
+	Veth VethPair
+	// Route sends the whole cluster CIDR into the Linux bridge.
+	Route Route
+	// Masquerade SNATs pod traffic leaving the cluster CIDR.
+	Masquerade Masquerade
+}
+
+// Bridge is a Linux bridge holding the node's pod gateway address.
+type Bridge struct {
+	Name string
+	// Address is gateway/prefix, e.g. 10.244.3.1/24.
+	Address netip.Prefix
+	MTU     int
+}
+
+// VethPair is the link between the Linux bridge and the OVS bridge.
+//
+// Why a veth pair and not obr0's internal port: the kernel owns both ends of a veth, so the
+// link and its membership in kbr0 survive an ovs-vswitchd restart (an internal port is
+// recreated by ovs-vswitchd and, with the userspace datapath, is a tap that disappears with
+// the daemon, dropping out of kbr0). A veth also behaves the same with the system and netdev
+// datapaths, and its OVS end is an ordinary "system" port that ovs-vsctl shows plainly.
+type VethPair struct {
+	// Name is the end that becomes a port of the OVS bridge (vobr0).
+	Name string
+	// PeerName is the end enslaved to the Linux bridge (vkbr0).
+	PeerName string
+	// Master is the Linux bridge PeerName joins.
+	Master string
+	MTU    int
+	// DisableOffloads turns checksum/TSO/GSO/GRO offloads off on both ends. The userspace
+	// (netdev) datapath reads frames through AF_PACKET and cannot handle partial checksums or
+	// 64 KiB GSO frames, which breaks TCP across tunnels.
+	DisableOffloads bool
+}
+
+// Route is a directly connected route (scope link) for Dst through Dev.
+type Route struct {
+	Dst netip.Prefix
+	Dev string
+}
+
+// Masquerade is the pod-to-outside SNAT rule.
+type Masquerade struct {
+	Enabled bool
+	// ClusterCIDR: traffic from it to anywhere outside it is masqueraded.
+	ClusterCIDR netip.Prefix
+}
+
+// Names identifies everything Cleanup removes.
+type Names struct {
+	Bridge   string
+	Veth     string
+	VethPeer string
+}
+
+// Underlay is the interface that carries the tunnels.
+type Underlay struct {
+	Name string
+	MTU  int
+	// Addr is the node address found on it.
+	Addr netip.Addr
+}
