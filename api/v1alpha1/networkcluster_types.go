@@ -122,8 +122,8 @@ type BridgeNames struct {
 }
 
 // NetworkClusterSpec is the whole configuration of the ovsmesh pod network.
-// +kubebuilder:validation:XValidation:rule="!isCIDR(self.clusterCIDR) || self.nodeSubnetPrefixLength > cidr(self.clusterCIDR).prefixLength()",message="nodeSubnetPrefixLength must be longer than the prefix of clusterCIDR (for a /16, use 17-30)"
-// +kubebuilder:validation:XValidation:rule="self.bridges.ovs != self.bridges.linux",message="bridges.ovs and bridges.linux must be different names"
+// +kubebuilder:validation:XValidation:rule="!has(self.clusterCIDR) || !has(self.nodeSubnetPrefixLength) || !isCIDR(self.clusterCIDR) || self.nodeSubnetPrefixLength > cidr(self.clusterCIDR).prefixLength()",message="nodeSubnetPrefixLength must be longer than the prefix of clusterCIDR (for a /16, use 17-30)"
+// +kubebuilder:validation:XValidation:rule="!has(self.bridges) || !has(self.bridges.ovs) || !has(self.bridges.linux) || self.bridges.ovs != self.bridges.linux",message="bridges.ovs and bridges.linux must be different names"
 type NetworkClusterSpec struct {
 	// ClusterCIDR is the IPv4 range all pod subnets are carved from. Immutable.
 	// +kubebuilder:default="10.244.0.0/16"
@@ -149,7 +149,9 @@ type NetworkClusterSpec struct {
 	Tunnel TunnelSpec `json:"tunnel,omitempty"`
 
 	// LoopPrevention configures STP or RSTP on the OVS bridge.
-	// +kubebuilder:default={}
+	// The default is spelled out in full because the API server checks the timer rules
+	// against the default object itself.
+	// +kubebuilder:default={protocol:STP,priority:32768,helloTime:2,maxAge:20,forwardDelay:15}
 	// +optional
 	LoopPrevention LoopPreventionSpec `json:"loopPrevention,omitempty"`
 
@@ -230,6 +232,8 @@ type NetworkCluster struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// The defaulted spec makes `kubectl apply` of a bare NetworkCluster a complete install.
+	// +kubebuilder:default={}
 	// +optional
 	Spec NetworkClusterSpec `json:"spec,omitempty"`
 	// +optional
