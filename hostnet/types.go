@@ -62,6 +62,8 @@ type Names struct {
 	Bridge   string
 	Veth     string
 	VethPeer string
+	// RouteDst, when set, is the cluster route removed with the bridge.
+	RouteDst netip.Prefix
 }
 
 // Underlay is the interface that carries the tunnels.

@@ -1,0 +1,297 @@
+package hostnet
+
+import (
+	"errors"
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func testState() State {
+	return State{
+		Bridge: Bridge{Name: "kbr0", Address: netip.MustParsePrefix("10.244.1.1/24"), MTU: 1450},
+		Veth:   VethPair{Name: "vobr0", PeerName: "vkbr0", Master: "kbr0", MTU: 1450, DisableOffloads: true},
+		Route:  Route{Dst: netip.MustParsePrefix("10.244.0.0/16"), Dev: "kbr0"},
+		Masquerade: Masquerade{Enabled: true, ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")},
+	}
+}
+
+func testNames() Names {
+	return Names{Bridge: "kbr0", Veth: "vobr0", VethPeer: "vkbr0", RouteDst: netip.MustParsePrefix("10.244.0.0/16")}
+}
+
+// snapshot is what "no change" means: same links with the same ifindexes, MTUs, masters and
+// flags, the same addresses, routes and nftables ruleset.
+type snapshot struct {
+	Links  map[string]ipLink
+	Addrs  []string
+	Routes string
+	Nft    string
+	Fwd    string
+}
+
+func snap(t *testing.T, ns string) snapshot {
+	return snapshot{
+		Links:  links(t, ns),
+		Addrs:  addrs(t, ns, "kbr0"),
+		Routes: sh(t, "ip", "-n", ns, "route", "show"),
+		Nft:    sh(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"),
+		Fwd:    sh(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"),
+	}
+}
+
+func TestApplyIsIdempotentAndCleanupRemovesAll(t *testing.T) {
+	ns, h := testNS(t)
+	s := testState()
+
+	ch, err := Apply(h, s)
+	if err != nil {
+		t.Fatalf("first Apply: %v (changes %v)", err, ch)
+	}
+	if len(ch) == 0 {
+		t.Fatal("first Apply reported no changes")
+	}
+	t.Logf("first apply: %v", ch)
+
+	ls := links(t, ns)
+	kbr, veth, peer := ls["kbr0"], ls["vobr0"], ls["vkbr0"]
+	if kbr.Info.Kind != "bridge" || kbr.MTU != 1450 || kbr.Alias != Alias || !has(kbr.Flags, "UP") {
+		t.Errorf("kbr0 = %+v", kbr)
+	}
+	if kbr.Address != "0a:58:0a:f4:01:01" {
+		t.Errorf("kbr0 MAC = %s, want the one derived from 10.244.1.1", kbr.Address)
+	}
+	if veth.Info.Kind != "veth" || veth.MTU != 1450 || !has(veth.Flags, "UP") || veth.Master != "" {
+		t.Errorf("vobr0 = %+v", veth)
+	}
+	if peer.Info.Kind != "veth" || peer.MTU != 1450 || peer.Master != "kbr0" || !has(peer.Flags, "UP") {
+		t.Errorf("vkbr0 = %+v", peer)
+	}
+	if got := addrs(t, ns, "kbr0"); !reflect.DeepEqual(got, []string{"10.244.1.1/24"}) {
+		t.Errorf("kbr0 addresses = %v", got)
+	}
+	if r := sh(t, "ip", "-n", ns, "route", "show", "10.244.0.0/16"); !strings.Contains(r, "dev kbr0") || !strings.Contains(r, "scope link") {
+		t.Errorf("route = %q", r)
+	}
+	if f := strings.TrimSpace(sh(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward")); f != "1" {
+		t.Errorf("ip_forward = %s", f)
+	}
+	if got := nftTables(t, ns); !reflect.DeepEqual(got, []string{"ip ovsmesh"}) {
+		t.Errorf("nft tables = %v", got)
+	}
+	rules := sh(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", "ovsmesh")
+	for _, want := range []string{"type nat hook postrouting priority srcnat", "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade", `comment "ovsmesh: masquerade`} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("nft table lacks %q:\n%s", want, rules)
+		}
+	}
+	for _, dev := range []string{"vobr0", "vkbr0"} {
+		k := sh(t, "ip", "netns", "exec", ns, "ethtool", "-k", dev)
+		for _, f := range []string{"rx-checksumming: off", "tx-checksumming: off", "tx-tcp-segmentation: off", "generic-segmentation-offload: off", "generic-receive-offload: off"} {
+			if !strings.Contains(k, f) {
+				t.Errorf("%s: want %q in ethtool -k", dev, f)
+			}
+		}
+	}
+
+	before := snap(t, ns)
+	ch, err = Apply(h, s)
+	if err != nil || len(ch) != 0 {
+		t.Fatalf("second Apply: changes %v, err %v; want none", ch, err)
+	}
+	if after := snap(t, ns); !reflect.DeepEqual(before, after) {
+		t.Fatalf("second Apply changed the host:\nbefore %+v\nafter  %+v", before, after)
+	}
+
+	// Drift is repaired in place: same ifindexes afterwards.
+	sh(t, "ip", "-n", ns, "link", "set", "kbr0", "mtu", "1400")
+	sh(t, "ip", "-n", ns, "link", "set", "vkbr0", "nomaster")
+	sh(t, "ip", "-n", ns, "route", "del", "10.244.0.0/16")
+	sh(t, "ip", "netns", "exec", ns, "nft", "add", "rule", "ip", "ovsmesh", "postrouting", "counter")
+	ch, err = Apply(h, s)
+	if err != nil {
+		t.Fatalf("repair Apply: %v", err)
+	}
+	t.Logf("repair: %v", ch)
+	for _, want := range []string{"kbr0: mtu 1400 -> 1450", "vkbr0: master kbr0", "route 10.244.0.0/16 dev kbr0: set", "replaced table ip ovsmesh"} {
+		if !containsSub(ch, want) {
+			t.Errorf("repair changes %v lack %q", ch, want)
+		}
+	}
+	if after := snap(t, ns); !reflect.DeepEqual(before, after) {
+		t.Errorf("after repair the host differs from the first apply:\nbefore %+v\nafter  %+v", before, after)
+	}
+
+	ch, err = h.Cleanup(testNames())
+	if err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	t.Logf("cleanup: %v", ch)
+	ls = links(t, ns)
+	if len(ls) != 1 || ls["lo"].Name != "lo" {
+		t.Errorf("links left after cleanup: %v", keys(ls))
+	}
+	if got := nftTables(t, ns); len(got) != 0 {
+		t.Errorf("nft tables left after cleanup: %v", got)
+	}
+	if r := sh(t, "ip", "-n", ns, "route", "show"); strings.TrimSpace(r) != "" {
+		t.Errorf("routes left after cleanup: %q", r)
+	}
+	ch, err = h.Cleanup(testNames())
+	if err != nil || len(ch) != 0 {
+		t.Errorf("second Cleanup: changes %v err %v, want none", ch, err)
+	}
+}
+
+func TestBridgeWithForeignAddressIsAConflictAndLeftAlone(t *testing.T) {
+	ns, h := testNS(t)
+	sh(t, "ip", "-n", ns, "link", "add", "kbr0", "type", "bridge")
+	sh(t, "ip", "-n", ns, "addr", "add", "10.9.9.1/24", "dev", "kbr0")
+	before := links(t, ns)["kbr0"]
+
+	_, err := Apply(h, testState())
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Link != "kbr0" || !strings.Contains(err.Error(), "10.9.9.1/24") {
+		t.Fatalf("Apply err = %v, want a ConflictError naming kbr0 and its address", err)
+	}
+	if got := addrs(t, ns, "kbr0"); !reflect.DeepEqual(got, []string{"10.9.9.1/24"}) {
+		t.Errorf("addresses changed: %v", got)
+	}
+	if after := links(t, ns)["kbr0"]; !reflect.DeepEqual(before, after) {
+		t.Errorf("kbr0 touched:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// Not ours: cleanup keeps it.
+	ch, err := h.Cleanup(testNames())
+	if err != nil || !containsSub(ch, "left alone") {
+		t.Errorf("Cleanup: %v %v", ch, err)
+	}
+	if _, ok := links(t, ns)["kbr0"]; !ok {
+		t.Error("cleanup removed a kbr0 ovsmesh does not own")
+	}
+
+	// A kbr0 that is not a bridge at all.
+	sh(t, "ip", "-n", ns, "link", "del", "kbr0")
+	sh(t, "ip", "-n", ns, "link", "add", "kbr0", "type", "veth", "peer", "name", "kbr0peer")
+	if _, err := h.EnsureBridge(testState().Bridge); !errors.As(err, &ce) || !strings.Contains(err.Error(), "not a bridge") {
+		t.Errorf("EnsureBridge on a veth kbr0: %v", err)
+	}
+}
+
+func TestExistingBridgeWithoutAddressIsAdopted(t *testing.T) {
+	ns, h := testNS(t)
+	sh(t, "ip", "-n", ns, "link", "add", "kbr0", "type", "bridge")
+	idx := links(t, ns)["kbr0"].Index
+	if _, err := Apply(h, testState()); err != nil {
+		t.Fatal(err)
+	}
+	l := links(t, ns)["kbr0"]
+	if l.Index != idx || l.Alias != Alias || l.MTU != 1450 {
+		t.Errorf("kbr0 not adopted in place: %+v (index was %d)", l, idx)
+	}
+}
+
+func TestStrayVethIsReplaced(t *testing.T) {
+	ns, h := testNS(t)
+	s := testState()
+	if _, err := h.EnsureBridge(s.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "-n", ns, "link", "add", "vobr0", "type", "veth", "peer", "name", "stray0")
+	ch, err := h.EnsureVethPair(s.Veth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsSub(ch, "vobr0: removed stray veth") || !containsSub(ch, "created veth pair") {
+		t.Errorf("changes = %v", ch)
+	}
+	ls := links(t, ns)
+	if _, ok := ls["stray0"]; ok {
+		t.Error("stray0 still exists")
+	}
+	if ls["vkbr0"].Master != "kbr0" {
+		t.Errorf("vkbr0 = %+v", ls["vkbr0"])
+	}
+}
+
+func TestMasqueradeFollowsSpec(t *testing.T) {
+	ns, h := testNS(t)
+	a := Masquerade{Enabled: true, ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")}
+	b := Masquerade{Enabled: true, ClusterCIDR: netip.MustParsePrefix("10.100.0.0/16")}
+	steps := []struct {
+		m          Masquerade
+		wantChange string
+		wantTables []string
+		wantRule   string
+	}{
+		{a, "created", []string{"ip ovsmesh"}, "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade"},
+		{a, "", []string{"ip ovsmesh"}, "ip saddr 10.244.0.0/16"},
+		{b, "replaced", []string{"ip ovsmesh"}, "ip saddr 10.100.0.0/16 ip daddr != 10.100.0.0/16 masquerade"},
+		{Masquerade{Enabled: false}, "deleted", nil, ""},
+		{Masquerade{Enabled: false}, "", nil, ""},
+	}
+	for i, st := range steps {
+		ch, err := h.EnsureMasquerade(st.m)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if (st.wantChange == "") != (len(ch) == 0) || (st.wantChange != "" && !containsSub(ch, st.wantChange)) {
+			t.Errorf("step %d: changes %v, want %q", i, ch, st.wantChange)
+		}
+		if got := nftTables(t, ns); !reflect.DeepEqual(got, st.wantTables) {
+			t.Errorf("step %d: tables %v want %v", i, got, st.wantTables)
+		}
+		if st.wantRule != "" {
+			if r := sh(t, "ip", "netns", "exec", ns, "nft", "list", "table", "ip", "ovsmesh"); !strings.Contains(r, st.wantRule) {
+				t.Errorf("step %d: rule %q missing:\n%s", i, st.wantRule, r)
+			}
+		}
+	}
+}
+
+func TestFindUnderlay(t *testing.T) {
+	ns, h := testNS(t)
+	// This kernel has no dummy module: a veth end stands in for the NIC.
+	sh(t, "ip", "-n", ns, "link", "add", "eth0", "mtu", "9000", "type", "veth", "peer", "name", "eth0peer")
+	sh(t, "ip", "-n", ns, "addr", "add", "172.30.0.7/24", "dev", "eth0")
+	u, err := h.FindUnderlay("", netip.MustParseAddr("172.30.0.7"))
+	if err != nil || u.Name != "eth0" || u.MTU != 9000 {
+		t.Errorf("by address: %+v %v", u, err)
+	}
+	u, err = h.FindUnderlay("eth0", netip.MustParseAddr("172.30.0.7"))
+	if err != nil || u.Name != "eth0" || u.MTU != 9000 {
+		t.Errorf("by name: %+v %v", u, err)
+	}
+	if _, err := h.FindUnderlay("", netip.MustParseAddr("172.30.0.8")); !errors.Is(err, ErrNoUnderlay) {
+		t.Errorf("missing address: %v, want ErrNoUnderlay", err)
+	}
+	if _, err := h.FindUnderlay("eth9", netip.Addr{}); err == nil {
+		t.Error("missing interface: no error")
+	}
+}
+
+func has(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsSub(ss []string, sub string) bool {
+	for _, x := range ss {
+		if strings.Contains(x, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func keys(m map[string]ipLink) []string {
+	var s []string
+	for k := range m {
+		s = append(s, k)
+	}
+	return s
+}
