@@ -1,0 +1,211 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const vswitchSchema = "/usr/share/openvswitch/vswitch.ovsschema"
+
+// Node is one simulated Kubernetes node: a network namespace with its own OVS.
+type Node struct {
+	Name   string // Kubernetes node name, also the suffix of the namespace
+	NS     string // network namespace
+	IP     string // underlay (InternalIP) address on br-phy
+	Index  int
+	Dir    string // run directory: OVS db, sockets, logs, CNI config
+	ulPort string // the underlay bridge's side of the node's eth0 veth
+
+	ovsdb, vswitchd, agent *Process
+	fwd                    *forwarder
+}
+
+// Socket is the node's OVSDB unix socket.
+func (n *Node) Socket() string { return filepath.Join(n.Dir, "db.sock") }
+
+// VswitchdCtl is ovs-vswitchd's unixctl socket, for ovs-appctl -t.
+func (n *Node) VswitchdCtl() string { return filepath.Join(n.Dir, "vswitchd.ctl") }
+
+// CNIConfDir is where the node's agent writes its conflist.
+func (n *Node) CNIConfDir() string { return filepath.Join(n.Dir, "net.d") }
+
+// IPAMDataDir is host-local's store for this node.
+func (n *Node) IPAMDataDir() string { return filepath.Join(n.Dir, "ipam") }
+
+// Vsctl runs ovs-vsctl against the node's database.
+func (n *Node) Vsctl(ctx context.Context, args ...string) (string, error) {
+	return run(ctx, "ovs-vsctl", append([]string{"--db=unix:" + n.Socket(), "--timeout=20"}, args...)...)
+}
+
+// Appctl runs ovs-appctl against the node's ovs-vswitchd.
+func (n *Node) Appctl(ctx context.Context, args ...string) (string, error) {
+	return run(ctx, "ovs-appctl", append([]string{"-t", n.VswitchdCtl()}, args...)...)
+}
+
+// Exec runs a command inside the node's namespace.
+func (n *Node) Exec(ctx context.Context, args ...string) (string, error) {
+	return inNS(ctx, n.NS, args...)
+}
+
+func (n *Node) ovsEnv() []string {
+	return []string{"OVS_RUNDIR=" + n.Dir, "OVS_DBDIR=" + n.Dir, "OVS_LOGDIR=" + n.Dir}
+}
+
+// addNode creates the namespace, the underlay link, OVS and br-phy, and the Node object.
+func (c *Cluster) addNode(ctx context.Context, idx int) (*Node, error) {
+	n := &Node{
+		Name:   fmt.Sprintf("node%d", idx),
+		NS:     fmt.Sprintf("%s-n%d", c.Prefix, idx),
+		IP:     fmt.Sprintf("172.30.0.%d", idx),
+		Index:  idx,
+		Dir:    filepath.Join(c.Dir, fmt.Sprintf("n%d", idx)),
+		ulPort: fmt.Sprintf("%s-u%d", c.Prefix, idx),
+	}
+	for _, d := range []string{n.Dir, n.CNIConfDir(), n.IPAMDataDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	c.namespaces = append(c.namespaces, n.NS)
+	c.mu.Unlock()
+	if err := addNS(ctx, n.NS); err != nil {
+		return nil, err
+	}
+	steps := [][]string{
+		{"ip", "link", "add", n.ulPort, "netns", c.underlayNS, "type", "veth", "peer", "name", "eth0", "netns", n.NS},
+		{"ip", "-n", c.underlayNS, "link", "set", n.ulPort, "master", "ulbr", "up"},
+		{"ip", "-n", n.NS, "link", "set", "eth0", "up"},
+	}
+	for _, s := range steps {
+		if _, err := run(ctx, s[0], s[1:]...); err != nil {
+			return nil, err
+		}
+	}
+	offloadsOff(ctx, n.NS, "eth0")
+	offloadsOff(ctx, c.underlayNS, n.ulPort)
+	if err := n.startOVS(ctx); err != nil {
+		return nil, err
+	}
+	// The underlay address must sit on an OVS bridge for userspace-datapath tunnels to find
+	// their route and neighbour (OVS native tunnelling).
+	if _, err := n.Vsctl(ctx, "--may-exist", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", "datapath_type=netdev",
+		fmt.Sprintf(`other_config:hwaddr="02:00:00:00:00:%02x"`, idx), "--", "--may-exist", "add-port", "br-phy", "eth0"); err != nil {
+		return nil, err
+	}
+	if err := waitFor(ctx, 20*time.Second, func() bool {
+		_, err := n.Exec(ctx, "ip", "link", "show", "br-phy")
+		return err == nil
+	}); err != nil {
+		return nil, fmt.Errorf("%s: br-phy did not appear: %w", n.Name, err)
+	}
+	for _, s := range [][]string{
+		{"ip", "addr", "add", n.IP + "/24", "dev", "br-phy"},
+		{"ip", "link", "set", "br-phy", "up"},
+	} {
+		if _, err := n.Exec(ctx, s...); err != nil {
+			return nil, err
+		}
+	}
+	// The local API forwarder: agents reach https://127.0.0.1:<port> inside their namespace,
+	// the same URL the admin kubeconfig uses outside.
+	fwd, err := startForwarder(n.NS, c.apiHostPort, c.apiHostPort)
+	if err != nil {
+		return nil, fmt.Errorf("%s: API forwarder: %w", n.Name, err)
+	}
+	n.fwd = fwd
+
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: map[string]string{"kubernetes.io/hostname": n.Name}}}
+	if err := c.Client.Create(ctx, node); err != nil {
+		return nil, err
+	}
+	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.IP}, {Type: corev1.NodeHostName, Address: n.Name}}
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "Harness", LastHeartbeatTime: metav1.Now()}}
+	if err := c.Client.Status().Update(ctx, node); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// startOVS creates the node's database and starts ovsdb-server and ovs-vswitchd inside the
+// node namespace (foreground children, so the harness owns their lifetime).
+func (n *Node) startOVS(ctx context.Context) error {
+	db := filepath.Join(n.Dir, "conf.db")
+	if _, err := os.Stat(db); err != nil {
+		if _, err := run(ctx, "ovsdb-tool", "create", db, vswitchSchema); err != nil {
+			return err
+		}
+	}
+	var err error
+	n.ovsdb, err = startProcess(n.Dir, "ovsdb-server", n.NS, n.ovsEnv(), "ovsdb-server", db,
+		"--remote=punix:"+n.Socket(), "--pidfile="+filepath.Join(n.Dir, "ovsdb-server.pid"),
+		"--unixctl="+filepath.Join(n.Dir, "ovsdb-server.ctl"), "--log-file="+filepath.Join(n.Dir, "ovsdb-server.log"))
+	if err != nil {
+		return err
+	}
+	if err := waitFor(ctx, 20*time.Second, func() bool { _, err := os.Stat(n.Socket()); return err == nil }); err != nil {
+		return fmt.Errorf("%s: ovsdb-server socket: %w", n.Name, err)
+	}
+	if _, err := n.Vsctl(ctx, "--no-wait", "init"); err != nil {
+		return err
+	}
+	if err := n.StartVswitchd(ctx); err != nil {
+		return err
+	}
+	_, err = n.Vsctl(ctx, "set", "Open_vSwitch", ".", "external_ids:system-id="+n.Name)
+	return err
+}
+
+// StartVswitchd starts ovs-vswitchd and waits until it has connected to the database.
+func (n *Node) StartVswitchd(ctx context.Context) error {
+	var err error
+	n.vswitchd, err = startProcess(n.Dir, "ovs-vswitchd", n.NS, n.ovsEnv(), "ovs-vswitchd", "unix:"+n.Socket(),
+		"--pidfile="+filepath.Join(n.Dir, "vswitchd.pid"), "--unixctl="+n.VswitchdCtl(),
+		"--log-file="+filepath.Join(n.Dir, "vswitchd.log"))
+	if err != nil {
+		return err
+	}
+	return waitFor(ctx, 30*time.Second, func() bool {
+		out, err := n.Appctl(ctx, "version")
+		return err == nil && strings.Contains(out, "ovs-vswitchd")
+	})
+}
+
+// StopVswitchd kills ovs-vswitchd the way a crash or an upgrade would.
+func (n *Node) StopVswitchd() { n.vswitchd.Kill() }
+
+// teardown stops the node's processes. The namespace itself is removed by the cluster.
+func (n *Node) teardown(ctx context.Context) {
+	n.StopAgent()
+	n.fwd.Close()
+	if n.vswitchd != nil && !n.vswitchd.Exited() {
+		// --cleanup removes the datapath's taps and ports with the daemon.
+		_, _ = n.Appctl(ctx, "exit", "--cleanup")
+		n.vswitchd.Stop(5 * time.Second)
+	}
+	n.ovsdb.Stop(5 * time.Second)
+}
+
+func waitFor(ctx context.Context, timeout time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
