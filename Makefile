@@ -58,6 +58,14 @@ test: testbed ## The test command: set up the test bed, check generated files, v
 	go vet ./...
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test -count=1 -p 1 -timeout 45m ./...
 
+##@ Demo
+
+DEMO_ARGS ?=
+.PHONY: demo
+demo: testbed ## The main job: a local 3-node ovsmesh cluster (netns + OVS userspace + real API server); Ctrl-C tears down. DEMO_ARGS=--once to check and exit.
+	go build -o bin/ovsmesh-demo ./cmd/ovsmesh-demo
+	KUBEBUILDER_ASSETS="$(ASSETS)" bin/ovsmesh-demo $(DEMO_ARGS)
+
 ##@ Deployment
 
 .PHONY: kustomize-render
