@@ -1,0 +1,39 @@
+package harness
+
+import "testing"
+
+func TestParseSTPShow(t *testing.T) {
+	out := `---- obr0 ----
+Root ID:
+  stp-priority    32768
+  stp-sys-id      02:00:00:00:01:01
+
+  Interface    Role       State      Cost     Pri.Nbr
+  ------------ ---------- ---------- -------- -------
+  gre-ac1e0002 designated forwarding 100      128.2
+  gre-ac1e0003 alternate  blocking   100      128.3
+  vobr0        designated forwarding 100      128.1
+`
+	got := parseSTPShow(out)
+	want := map[string]string{"gre-ac1e0002": "designated/forwarding", "gre-ac1e0003": "alternate/blocking", "vobr0": "designated/forwarding"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestParseReceived(t *testing.T) {
+	for out, want := range map[string]int{
+		"3 packets transmitted, 3 received, 0% packet loss, time 401ms": 3,
+		"3 packets transmitted, 0 received, 100% packet loss":            0,
+		"ping: connect: Network is unreachable":                          -1,
+	} {
+		if got := parseReceived(out); got != want {
+			t.Errorf("parseReceived(%q) = %d, want %d", out, got, want)
+		}
+	}
+}
