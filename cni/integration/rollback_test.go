@@ -1,0 +1,61 @@
+package integration
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestAddRollsBackWhenIPAMIsExhausted: with a /30 the range holds one pod address, so the
+// second ADD fails in IPAM, after the veth was made; the veth must be gone again.
+func TestAddRollsBackWhenIPAMIsExhausted(t *testing.T) {
+	n := newNode(t, nodeOpts{subnet: "10.244.1.0/30"})
+	l := n.list(n.input("1.1.0"))
+	first, second := n.newPod(t), n.newPod(t)
+	n.mustAdd(t, l, first)
+	t.Cleanup(func() { _ = n.del(t, l, first.rt()) })
+	before := n.vethNames()
+
+	_, err := n.add(t, l, second.rt())
+	if err == nil || !strings.Contains(err.Error(), "no IP addresses available") {
+		t.Fatalf("ADD with the range exhausted: %v, want host-local's 'no IP addresses available'", err)
+	}
+	if after := n.vethNames(); len(after) != 1 || after[0] != before[0] {
+		t.Errorf("veths after the failed ADD %v, want only the first pod's %v", after, before)
+	}
+	if podHasLink(t, second, "eth0") {
+		t.Error("the failed pod still has eth0")
+	}
+	if got := n.reservations(l.Name); len(got) != 1 {
+		t.Errorf("reservations after the failed ADD: %v, want only the first pod's", got)
+	}
+	// The runtime follows a failed ADD with DEL; that must succeed too.
+	if err := n.del(t, l, second.rt()); err != nil {
+		t.Errorf("DEL after the failed ADD: %v", err)
+	}
+}
+
+// TestAddRollsBackAfterIPAM: IPAM succeeds, then a route in the ipam section whose gateway
+// is unreachable makes configuring the pod fail. The address must be released and the
+// veth deleted.
+func TestAddRollsBackAfterIPAM(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	l := editPlugin(t, n.list(n.input("1.1.0")), func(p map[string]any) {
+		ipam := p["ipam"].(map[string]any)
+		ipam["routes"] = append(ipam["routes"].([]any), map[string]any{"dst": "192.0.2.0/24", "gw": "198.51.100.1"})
+	})
+	p := n.newPod(t)
+
+	_, err := n.add(t, l, p.rt())
+	if err == nil || !strings.Contains(err.Error(), "198.51.100.1") {
+		t.Fatalf("ADD with an unreachable route gateway: %v, want an error naming the route's gateway", err)
+	}
+	if v := n.vethNames(); len(v) != 0 {
+		t.Errorf("veths left after the failed ADD: %v", v)
+	}
+	if podHasLink(t, p, "eth0") {
+		t.Error("the failed pod still has eth0")
+	}
+	if got := n.reservations(l.Name); len(got) != 0 {
+		t.Errorf("address leaked by the failed ADD: %v", got)
+	}
+}

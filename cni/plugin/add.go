@@ -1,0 +1,99 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+
+	"github.com/ovsmesh/ovsmesh/cni/config"
+)
+
+// Add attaches the pod: veth pair, IPAM, addresses and routes. Every step registers its
+// undo; if a later step fails the undos run in reverse, so a failed ADD leaves no veth and
+// no reserved address behind.
+func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
+	ctx := context.TODO()
+	conf, err := config.Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	br, err := lookupBridge(conf.Bridge)
+	if err != nil {
+		return err
+	}
+	podNS, err := openNetNS(args.Netns)
+	if err != nil {
+		return err
+	}
+	defer podNS.Close()
+	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	if err != nil {
+		return err
+	}
+
+	var undo []func() error
+	defer func() {
+		if err == nil {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](); uerr != nil {
+				p.Log.Error(uerr, "rollback after failed ADD", "containerID", args.ContainerID, "ifname", args.IfName)
+			}
+		}
+	}()
+
+	att := attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
+	hostName := HostVethName(args.ContainerID, args.IfName)
+	// A host veth of this very attachment can only be left over from an ADD that died half
+	// way (the runtime never repeats ADD without DEL), so it is removed, not reported.
+	if err := removeHostVeth(att); err != nil {
+		return err
+	}
+	mtu := podMTU(conf, br)
+	host, err := createVeth(br, podNS, hostName, args.IfName, att.Alias(), mtu)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() error { return deleteLink(hostName) })
+
+	ipamRes, err := ipamPl.Add(ctx, args.StdinData, args)
+	if err != nil {
+		return err
+	}
+	undo = append(undo, func() error { return ipamPl.Del(ctx, args.StdinData, args) })
+
+	var podMAC string
+	err = podNS.Do(func(ns.NetNS) error {
+		l, err := netlinksafe.LinkByName(args.IfName)
+		if err != nil {
+			return fmt.Errorf("looking up %s in the pod netns: %w", args.IfName, err)
+		}
+		podMAC = l.Attrs().HardwareAddr.String()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	brNow, err := netlinksafe.LinkByName(conf.Bridge) // its MAC can change when the first port joins
+	if err != nil {
+		return fmt.Errorf("looking up bridge %s: %w", conf.Bridge, err)
+	}
+	res, err := buildResult(ipamRes, attachedLinks{
+		Bridge: conf.Bridge, BridgeMAC: brNow.Attrs().HardwareAddr.String(),
+		Host: hostName, HostMAC: host.Attrs().HardwareAddr.String(),
+		Pod: args.IfName, PodMAC: podMAC, Sandbox: args.Netns, MTU: mtu,
+	})
+	if err != nil {
+		return err
+	}
+	if err := podNS.Do(func(ns.NetNS) error { return ipam.ConfigureIface(args.IfName, res) }); err != nil {
+		return fmt.Errorf("configuring %s in the pod netns: %w", args.IfName, err)
+	}
+	return types.PrintResult(res, conf.CNIVersion)
+}

@@ -1,0 +1,69 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
+	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
+
+	"github.com/ovsmesh/ovsmesh/cni/config"
+)
+
+// Del detaches the pod. It is idempotent, as the spec requires: a netns that is gone, links
+// that are gone and a DEL repeated any number of times all succeed. The links are found
+// without the netns (the host veth's name is derived from the attachment), and IPAM DEL is
+// issued unconditionally so the address is released even if the links vanished with the
+// netns.
+func (p *Plugin) Del(args *skel.CmdArgs) error {
+	ctx := context.TODO()
+	conf, err := config.Parse(args.StdinData)
+	if err != nil {
+		return err
+	}
+	att := attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
+	var errs []error
+
+	if args.Netns != "" {
+		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error { return deletePodVeth(args.IfName) })
+		var notExist ns.NSPathNotExistErr
+		if err != nil && !errors.As(err, &notExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := removeHostVeth(att); err != nil {
+		// Only a link that is not ours (see removeHostVeth) ends up here: keep it, say why.
+		p.Log.Error(err, "host veth not removed", "containerID", args.ContainerID, "ifname", args.IfName)
+	}
+
+	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	if err := ipamPl.Del(ctx, args.StdinData, args); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// deletePodVeth removes the pod end (and so the pair) in the current netns, if it is there
+// and is a veth.
+func deletePodVeth(ifName string) error {
+	l, err := netlinksafe.LinkByName(ifName)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("looking up %s in the pod netns: %w", ifName, err)
+	}
+	if _, ok := l.(*netlink.Veth); !ok {
+		return nil // not something ovsmesh created
+	}
+	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+		return fmt.Errorf("deleting %s in the pod netns: %w", ifName, err)
+	}
+	return nil
+}
