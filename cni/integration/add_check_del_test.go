@@ -2,6 +2,8 @@ package integration
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -144,6 +146,15 @@ func TestDelIsIdempotent(t *testing.T) {
 	if err := n.del(t, l, noNS); err != nil {
 		t.Errorf("DEL without CNI_NETNS: %v", err)
 	}
+	// Runtimes may leave the netns path behind as a plain file once it is unmounted.
+	unmounted := p.rt()
+	unmounted.NetNS = filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(unmounted.NetNS, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.del(t, l, unmounted); err != nil {
+		t.Errorf("DEL with an unmounted netns path: %v", err)
+	}
 	ghost := &pod{name: "never", path: "/run/netns/" + prefix() + "-never", id: "ctr-" + prefix() + "-never"}
 	if err := n.del(t, l, ghost.rt()); err != nil {
 		t.Errorf("DEL of an attachment that never existed: %v", err)
@@ -166,3 +177,37 @@ func TestPodsPingEachOther(t *testing.T) {
 }
 
 func ip4(s string) net.IP { return net.ParseIP(s).To4() }
+
+// TestMTUDefaultsToTheBridge: without "mtu" in the config both veth ends take the bridge's
+// MTU (the agent sets it to underlay minus tunnel overhead).
+func TestMTUDefaultsToTheBridge(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	n.do(func() error {
+		br, err := netlink.LinkByName(n.bridge)
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetMTU(br, 1400)
+	})
+	in := n.input("1.1.0")
+	in.MTU = 0
+	l := n.list(in)
+	p := n.newPod(t)
+	r := n.mustAdd(t, l, p)
+	t.Cleanup(func() { _ = n.del(t, l, p.rt()) })
+
+	host, err := n.link(r.Interfaces[1].Name)
+	if err != nil || host.Attrs().MTU != 1400 {
+		t.Errorf("host veth MTU: %v (%v), want 1400", host, err)
+	}
+	inPod(t, p, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err == nil && l.Attrs().MTU != 1400 {
+			t.Errorf("pod eth0 MTU %d, want 1400", l.Attrs().MTU)
+		}
+		return err
+	})
+	if err := n.check(t, l, p.rt()); err != nil {
+		t.Errorf("CHECK: %v", err)
+	}
+}

@@ -39,7 +39,7 @@ func TestGCRemovesOnlyInvalidAttachments(t *testing.T) {
 		return netlink.LinkSetAlias(foreign, "ovsmesh/othernet/"+stale1.id+"/eth0")
 	})
 
-	forgetful := libcni.NewCNIConfigWithCacheDir([]string{binDir}, t.TempDir(), nil)
+	forgetful := newCNI([]string{binDir}, t.TempDir())
 	err := n.try(func() error {
 		return forgetful.GCNetworkList(ctx(t), l, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: keep.id, IfName: "eth0"}}})
 	})

@@ -19,8 +19,10 @@ import (
 	"time"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ns"
 	"github.com/vishvananda/netlink"
 
@@ -87,6 +89,15 @@ func run(m *testing.M) int {
 			_ = exec.Command("ip", "netns", "del", n).Run()
 		}
 		code = 1
+	}
+	// Nothing may reach the root namespace: no bridge or tagged veth of this run there.
+	if links, err := netlink.LinkList(); err == nil {
+		for _, l := range links {
+			if a := l.Attrs(); strings.Contains(a.Name, runID) || strings.Contains(a.Alias, runID) {
+				fmt.Fprintf(os.Stderr, "FAIL: link %s (alias %q) of this run is in the root network namespace\n", a.Name, a.Alias)
+				code = 1
+			}
+		}
 	}
 	return code
 }
@@ -161,7 +172,7 @@ func newNode(t *testing.T, o nodeOpts) *node {
 	n.gw = n.subnet.Addr().Next()
 	n.name, n.path = addNetns(t, "node")
 	n.bridge = fmt.Sprintf("kbr%s%d", runID, seq.Add(1)%1000) // at most 12 characters
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{binDir}, n.cacheDir, nil)
+	n.cni = newCNI([]string{binDir}, n.cacheDir)
 	n.do(func() error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
@@ -411,4 +422,11 @@ func podIP(t *testing.T, r *current.Result) net.IP {
 func addrOf(ip net.IP) netip.Addr {
 	a, _ := netip.AddrFromSlice(ip.To4())
 	return a
+}
+
+// newCNI is libcni as a runtime sets it up. The exec is passed explicitly: libcni fills in a
+// missing one lazily without locking, a data race when one CNIConfig serves concurrent ADDs.
+func newCNI(path []string, cacheDir string) *libcni.CNIConfig {
+	exec := &invoke.DefaultExec{RawExec: &invoke.RawExec{Stderr: os.Stderr}, PluginDecoder: version.PluginDecoder{}}
+	return libcni.NewCNIConfigWithCacheDir(path, cacheDir, exec)
 }

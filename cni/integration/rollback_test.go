@@ -3,6 +3,8 @@ package integration
 import (
 	"strings"
 	"testing"
+
+	"github.com/vishvananda/netlink"
 )
 
 // TestAddRollsBackWhenIPAMIsExhausted: with a /30 the range holds one pod address, so the
@@ -54,6 +56,35 @@ func TestAddRollsBackAfterIPAM(t *testing.T) {
 	}
 	if podHasLink(t, p, "eth0") {
 		t.Error("the failed pod still has eth0")
+	}
+	if got := n.reservations(l.Name); len(got) != 0 {
+		t.Errorf("address leaked by the failed ADD: %v", got)
+	}
+}
+
+// TestAddFailsWhenTheInterfaceExists: the pod netns already has an eth0 (not ovsmesh's). ADD
+// must fail without touching it and without leaving a veth or an address behind.
+func TestAddFailsWhenTheInterfaceExists(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	l := n.list(n.input("1.1.0"))
+	p := n.newPod(t)
+	inPod(t, p, func() error {
+		return netlink.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}})
+	})
+
+	_, err := n.add(t, l, p.rt())
+	if err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("ADD into a netns that has eth0: %v, want an 'already exists' error", err)
+	}
+	inPod(t, p, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err == nil && l.Type() != "bridge" {
+			t.Errorf("eth0 is now a %s", l.Type())
+		}
+		return err
+	})
+	if v := n.vethNames(); len(v) != 0 {
+		t.Errorf("veths left after the failed ADD: %v", v)
 	}
 	if got := n.reservations(l.Name); len(got) != 0 {
 		t.Errorf("address leaked by the failed ADD: %v", got)

@@ -79,7 +79,7 @@ func TestUpstreamHostLocalAtSpec11(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := newNode(t, nodeOpts{})
-	n.cni = libcni.NewCNIConfigWithCacheDir([]string{path}, n.cacheDir, nil)
+	n.cni = newCNI([]string{path}, n.cacheDir)
 	l := n.list(n.input("1.1.0"))
 
 	var versions []string
@@ -105,7 +105,7 @@ func TestUpstreamHostLocalAtSpec11(t *testing.T) {
 		t.Errorf("STATUS: %v", err)
 	}
 
-	forgetful := libcni.NewCNIConfigWithCacheDir([]string{path}, t.TempDir(), nil)
+	forgetful := newCNI([]string{path}, t.TempDir())
 	err := n.try(func() error {
 		return forgetful.GCNetworkList(ctx(t), l, &libcni.GCArgs{ValidAttachments: []types.GCAttachment{{ContainerID: keep.id, IfName: "eth0"}}})
 	})

@@ -29,8 +29,11 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 	if args.Netns != "" {
 		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error { return deletePodVeth(args.IfName) })
+		// A path that is gone, or left as a plain file after the runtime unmounted the
+		// netns, means the pod end went with the namespace.
 		var notExist ns.NSPathNotExistErr
-		if err != nil && !errors.As(err, &notExist) {
+		var notNS ns.NSPathNotNSErr
+		if err != nil && !errors.As(err, &notExist) && !errors.As(err, &notNS) {
 			errs = append(errs, err)
 		}
 	}
@@ -41,12 +44,12 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 
 	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return joinErrors(append(errs, err))
 	}
 	if err := ipamPl.Del(ctx, args.StdinData, args); err != nil {
 		errs = append(errs, err)
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // deletePodVeth removes the pod end (and so the pair) in the current netns, if it is there

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/containernetworking/cni/pkg/skel"
@@ -33,7 +32,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 
 	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return joinErrors(append(errs, err))
 	}
 	forward, readStore := gcPlan(conf.IPAM.Type, ipamPl.SupportsStatusAndGC())
 	if forward {
@@ -48,7 +47,7 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 		p.Log.Info("ipam plugin has no GC and its store is unknown to ovsmesh; stale reservations stay until DEL",
 			"ipam", conf.IPAM.Type, "versions", ipamPl.Info)
 	}
-	return errors.Join(errs...)
+	return joinErrors(errs)
 }
 
 // gcPlan decides how GC reaches the IPAM plugin: forward GC when it speaks 1.1.0, and for

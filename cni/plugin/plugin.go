@@ -34,7 +34,11 @@
 package plugin
 
 import (
+	"errors"
+	"fmt"
+
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/go-logr/logr"
 )
@@ -50,4 +54,17 @@ type Plugin struct {
 // Funcs returns the skel callbacks for all verbs; VERSION is answered by skel itself.
 func (p *Plugin) Funcs() skel.CNIFuncs {
 	return skel.CNIFuncs{Add: p.Add, Del: p.Del, Check: p.Check, Status: p.Status, GC: p.GC}
+}
+
+// joinErrors reports the errors of a verb that keeps going after a failure (DEL, GC). One
+// error is returned as is, keeping its CNI code; several become one code-999 error listing
+// them all, because skel would print only the first CNI error found in a joined error.
+func joinErrors(errs []error) error {
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return types.NewError(types.ErrInternal, fmt.Sprintf("%d errors", len(errs)), errors.Join(errs...).Error())
 }

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -187,5 +188,20 @@ func TestGCPlan(t *testing.T) {
 		if f != tc.forward || r != tc.readStore {
 			t.Errorf("gcPlan(%s, %v) = %v, %v; want %v, %v", tc.ipam, tc.supports11, f, r, tc.forward, tc.readStore)
 		}
+	}
+}
+
+func TestJoinErrors(t *testing.T) {
+	if joinErrors(nil) != nil {
+		t.Error("no errors is not nil")
+	}
+	one := types.NewError(types.ErrTryAgainLater, "busy", "")
+	if joinErrors([]error{one}) != one {
+		t.Error("a single error lost its identity")
+	}
+	var te *types.Error
+	err := joinErrors([]error{one, os.ErrNotExist})
+	if !errors.As(err, &te) || te.Code != types.ErrInternal || !strings.Contains(te.Details, "busy") || !strings.Contains(te.Details, "not exist") {
+		t.Errorf("joinErrors = %v", err)
 	}
 }
