@@ -67,4 +67,3 @@ func (h *Host) Cleanup(n Names) ([]string, error) {
 	}
 	return ch, errors.Join(errs...)
 }
-

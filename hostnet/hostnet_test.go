@@ -10,9 +10,9 @@ import (
 
 func testState() State {
 	return State{
-		Bridge: Bridge{Name: "kbr0", Address: netip.MustParsePrefix("10.244.1.1/24"), MTU: 1450},
-		Veth:   VethPair{Name: "vobr0", PeerName: "vkbr0", Master: "kbr0", MTU: 1450, DisableOffloads: true},
-		Route:  Route{Dst: netip.MustParsePrefix("10.244.0.0/16"), Dev: "kbr0"},
+		Bridge:     Bridge{Name: "kbr0", Address: netip.MustParsePrefix("10.244.1.1/24"), MTU: 1450},
+		Veth:       VethPair{Name: "vobr0", PeerName: "vkbr0", Master: "kbr0", MTU: 1450, DisableOffloads: true},
+		Route:      Route{Dst: netip.MustParsePrefix("10.244.0.0/16"), Dev: "kbr0"},
 		Masquerade: Masquerade{Enabled: true, ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")},
 	}
 }

@@ -120,4 +120,3 @@ func nftTables(t *testing.T, ns string) []string {
 	}
 	return s
 }
-
