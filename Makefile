@@ -29,10 +29,10 @@ manifests: ## Generate CRDs and RBAC from the API types and kubebuilder markers.
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
 .PHONY: verify-generated
-verify-generated: generate manifests ## Fail when committed generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config ovs/model bundle)" ]; then \
-		echo "generated files are stale; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config ovs/model bundle; git --no-pager diff --stat -- api config ovs/model bundle; exit 1; fi
+verify-generated: generate manifests bundle ## Fail when committed generated files are stale.
+	@if [ -n "$$(git status --porcelain -- api config ovs/model bundle bundle.Dockerfile)" ]; then \
+		echo "generated files are stale; run 'make generate manifests bundle' and commit:"; \
+		git status --porcelain -- api config ovs/model bundle bundle.Dockerfile; git --no-pager diff --stat -- api config ovs/model bundle bundle.Dockerfile; exit 1; fi
 
 .PHONY: vet
 vet: ## go vet.
@@ -71,3 +71,20 @@ demo: testbed ## The main job: a local 3-node ovsmesh cluster (netns + OVS users
 .PHONY: kustomize-render
 kustomize-render: ## Render config/default with kubectl kustomize.
 	$(KUBECTL) kustomize config/default
+
+##@ Bundle and images
+
+CONTAINER_TOOL ?= docker
+
+.PHONY: bundle
+bundle: manifests ## Generate the OLM bundle (bundle/, bundle.Dockerfile) from config/manifests with hack/bundlegen.
+	go run ./hack/bundlegen -config config/manifests -out bundle -dockerfile bundle.Dockerfile
+
+.PHONY: bundle-build
+bundle-build: bundle ## Build the bundle image $(BUNDLE_IMG) (needs a container engine; none runs on the build machine).
+	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+
+.PHONY: docker-build
+docker-build: ## Build the operator and agent images $(OPERATOR_IMG), $(AGENT_IMG) (needs a container engine).
+	$(CONTAINER_TOOL) build -f Dockerfile.operator -t $(OPERATOR_IMG) .
+	$(CONTAINER_TOOL) build -f Dockerfile.agent -t $(AGENT_IMG) .
