@@ -1,0 +1,207 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/hostnet"
+)
+
+// OVSSide is the OVS half of the node state. ovsside.go implements it on the ovs package's
+// client; it is an interface only so the reconcile loop can be built before OVS is reachable
+// (the agent dials lazily and reports OVSUnavailable instead of crash-looping).
+type OVSSide interface {
+	// Apply makes the bridge (with STP/RSTP and its timers configured before any tunnel
+	// exists), its veth port and the whole tunnel mesh match s. The mesh is one transaction.
+	// It returns how many OVSDB operations it committed: 0 when OVS already matched.
+	Apply(ctx context.Context, s OVSState) (ops int, err error)
+	// Peers reports each desired tunnel with its BFD and STP/RSTP state, and how many
+	// ovsmesh tunnel ports the bridge has.
+	Peers(ctx context.Context, s OVSState) (peers []v1alpha1.PeerStatus, tunnelCount int, err error)
+	// DeleteBridge removes the bridge with its ports if ovsmesh owns it; a missing bridge is
+	// not an error. It returns the number of operations committed.
+	DeleteBridge(ctx context.Context, bridge string) (ops int, err error)
+}
+
+// Applier applies a NodeState to the node: host side, then OVS side, then the CNI config.
+// The order matters: the veth must exist before OVS can add it as a port, and the CNI config
+// (which tells the kubelet the network is ready) is written only once the data path is.
+type Applier struct {
+	Host       hostnet.Interface
+	OVS        OVSSide
+	CNIConfDir string
+	// CNIIPAMDataDir is host-local's dataDir in the CNI config ("" = its default).
+	CNIIPAMDataDir string
+	Log            logr.Logger
+}
+
+// Result is what one Apply did and saw.
+type Result struct {
+	HostChanges []string
+	OVSOps      int
+	CNIWritten  bool
+	Peers       []v1alpha1.PeerStatus
+	TunnelCount int
+	Duration    time.Duration
+}
+
+// Changed reports whether Apply changed anything on the node.
+func (r Result) Changed() bool { return len(r.HostChanges) > 0 || r.OVSOps > 0 || r.CNIWritten }
+
+// Reasons of the Ready condition (and of Apply's errors).
+const (
+	ReasonApplied        = "Applied"
+	ReasonNoUnderlay     = "NoUnderlay"
+	ReasonInvalidConfig  = "InvalidConfig"
+	ReasonHostConflict   = "HostConflict"
+	ReasonHostError      = "HostError"
+	ReasonOVSUnavailable = "OVSUnavailable"
+	ReasonOVSError       = "OVSError"
+	ReasonCNIConfigError = "CNIConfigError"
+	ReasonTornDown       = "TornDown"
+	ReasonCleanedUp      = "CleanedUp"
+	ReasonCleanupFailed  = "CleanupFailed"
+)
+
+// ReasonError carries the Ready condition reason of a failure.
+type ReasonError struct {
+	Reason string
+	Err    error
+}
+
+func (e *ReasonError) Error() string { return e.Err.Error() }
+func (e *ReasonError) Unwrap() error { return e.Err }
+
+func withReason(reason string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ReasonError{Reason: reason, Err: err}
+}
+
+// ReasonOf returns the condition reason for err.
+func ReasonOf(err error) string {
+	var re *ReasonError
+	if errors.As(err, &re) {
+		return re.Reason
+	}
+	return ReasonHostError
+}
+
+// Apply makes the node match s. It is idempotent: on a node that already matches it changes
+// nothing and commits zero OVSDB operations.
+func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
+	start := time.Now()
+	var r Result
+	var err error
+	r.HostChanges, err = hostnet.Apply(a.Host, s.Host)
+	for _, c := range r.HostChanges {
+		a.Log.Info("host changed", "change", c)
+	}
+	if err != nil {
+		var ce *hostnet.ConflictError
+		if errors.As(err, &ce) {
+			return r, withReason(ReasonHostConflict, err)
+		}
+		return r, withReason(ReasonHostError, err)
+	}
+
+	if a.OVS == nil {
+		return r, withReason(ReasonOVSUnavailable, errors.New("not connected to ovsdb-server"))
+	}
+	r.OVSOps, err = a.OVS.Apply(ctx, s.OVS)
+	if r.OVSOps > 0 {
+		a.Log.Info("OVS changed", "operations", r.OVSOps, "bridge", s.OVS.Bridge, "tunnels", len(s.OVS.Peers))
+	}
+	if err != nil {
+		return r, withReason(ReasonOVSError, err)
+	}
+
+	conf, err := renderCNI(s.CNI, a.CNIIPAMDataDir)
+	if err != nil {
+		return r, withReason(ReasonCNIConfigError, err)
+	}
+	if r.CNIWritten, err = writeFileAtomic(a.CNIConfDir, CNIConfFile, conf); err != nil {
+		return r, withReason(ReasonCNIConfigError, fmt.Errorf("writing CNI config in %s: %w", a.CNIConfDir, err))
+	}
+	if r.CNIWritten {
+		a.Log.Info("CNI config written", "dir", a.CNIConfDir, "file", CNIConfFile, "mtu", s.CNI.MTU)
+	}
+
+	if r.Peers, r.TunnelCount, err = a.OVS.Peers(ctx, s.OVS); err != nil {
+		return r, withReason(ReasonOVSError, err)
+	}
+	r.Duration = time.Since(start)
+	return r, nil
+}
+
+// CleanupTarget names what Cleanup removes.
+type CleanupTarget struct {
+	OVSBridge   string
+	Host        hostnet.Names
+	CNIConfFile string // file name inside the Applier's CNIConfDir
+}
+
+// TargetOf returns the cleanup target for a node state (Desired's output, or a partial one
+// built from bridge names when the API cannot be read).
+func TargetOf(s NodeState) CleanupTarget {
+	return CleanupTarget{
+		OVSBridge: s.OVS.Bridge,
+		Host: hostnet.Names{Bridge: s.Host.Bridge.Name, Veth: s.Host.Veth.Name, VethPeer: s.Host.Veth.PeerName,
+			RouteDst: s.Host.Route.Dst},
+		CNIConfFile: CNIConfFile,
+	}
+}
+
+// TargetForSpec returns the cleanup target for a NetworkCluster spec: its bridge names and
+// cluster route.
+func TargetForSpec(spec v1alpha1.NetworkClusterSpec) CleanupTarget {
+	t := TargetFor(or(spec.Bridges.OVS, defaultOVSBridge), or(spec.Bridges.Linux, defaultLinuxBridge))
+	if cidr, err := parsePrefix(or(spec.ClusterCIDR, defaultClusterCIDR)); err == nil {
+		t.Host.RouteDst = cidr
+	}
+	return t
+}
+
+// TargetFor returns the cleanup target for the given bridge names alone.
+func TargetFor(ovsBridge, linuxBridge string) CleanupTarget {
+	v, p := VethNames(ovsBridge, linuxBridge)
+	return CleanupTarget{OVSBridge: ovsBridge, Host: hostnet.Names{Bridge: linuxBridge, Veth: v, VethPeer: p},
+		CNIConfFile: CNIConfFile}
+}
+
+// Cleanup removes everything ovsmesh put on the node: first the CNI config (so no new pod is
+// wired to a data path that is going away), then the OVS bridge, then the host side (veth,
+// route, bridge, masquerade table). It is idempotent and tries every step even when one
+// fails, returning all errors. With no OVS connection (a.OVS == nil) the bridge is left and
+// an error says so.
+func (a *Applier) Cleanup(ctx context.Context, t CleanupTarget) ([]string, error) {
+	var ch []string
+	var errs []error
+	if removed, err := removeFile(a.CNIConfDir, t.CNIConfFile); err != nil {
+		errs = append(errs, fmt.Errorf("removing CNI config: %w", err))
+	} else if removed {
+		ch = append(ch, "removed "+t.CNIConfFile)
+	}
+	if a.OVS == nil {
+		errs = append(errs, withReason(ReasonOVSUnavailable, fmt.Errorf("not connected to ovsdb-server: %s not removed", t.OVSBridge)))
+	} else if n, err := a.OVS.DeleteBridge(ctx, t.OVSBridge); err != nil {
+		errs = append(errs, fmt.Errorf("deleting OVS bridge %s: %w", t.OVSBridge, err))
+	} else if n > 0 {
+		ch = append(ch, "deleted OVS bridge "+t.OVSBridge)
+	}
+	hc, err := a.Host.Cleanup(t.Host)
+	ch = append(ch, hc...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, c := range ch {
+		a.Log.Info("cleanup", "change", c)
+	}
+	return ch, errors.Join(errs...)
+}
