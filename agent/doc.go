@@ -1,0 +1,37 @@
+// Package agent is the ovsmesh node agent: one level-triggered reconcile loop per node that
+// makes the node's data path equal to what the API says.
+//
+//	pod netns        node (root netns)
+//	eth0 ──veth──▶ kbr0 (Linux bridge, gateway/prefix, MTU = underlay − tunnel overhead)
+//	                 │ vkbr0
+//	                 │ veth pair (kernel-owned: survives ovs-vswitchd restarts)
+//	                 │ vobr0
+//	               obr0 (OVS bridge, STP or RSTP, datapath system|netdev)
+//	                 ├── gre-<peer IP hex> / vxlan-<peer IP hex> → every other node
+//	route <cluster CIDR> dev kbr0 ; ip_forward=1 ; table ip ovsmesh: masquerade pod → outside
+//
+// The loop (Reconciler) is fetch → compute → apply → report:
+//
+//   - fetch: the NetworkCluster "default", every NodeSubnet and this node's Node, from a
+//     cache limited to exactly those by field selectors (NewManager);
+//   - compute: Desired, a pure function of (cluster spec, NodeSubnets, node name, underlay
+//     MTU) → NodeState;
+//   - apply (Applier): the host side through hostnet (netlink, nftables, /proc/sys), the
+//     OVS side through package ovs (bridge with spanning tree first, then the veth port,
+//     then the whole tunnel mesh in one transaction), then the CNI config, written
+//     atomically and only when its bytes change;
+//   - report: this node's NodeSubnet status (Ready with a reason, tunnel count, peers with
+//     BFD and STP/RSTP state, MTU, observedGeneration of the NetworkCluster applied).
+//
+// Every step is diff-based, so a pass over a node that is already right changes nothing:
+// zero OVSDB operations, no link deleted or recreated, no file rewritten. That is what makes
+// the agent safe to restart under traffic; it also never tears anything down on exit.
+// Teardown happens only when the operator sets NodeSubnet spec.teardown (uninstall) or an
+// administrator runs `ovsmesh-agent cleanup`; the agent then reports CleanedUp.
+//
+// Errors never crash the agent: a missing OVS socket, a node IP on no interface or a kbr0
+// that belongs to something else become Ready=False with a reason and message, and the pass
+// is retried with exponential backoff (0.5 s to 30 s). OVS change and reconnect
+// notifications arrive through a source.Channel, so an ovsdb-server or ovs-vswitchd restart
+// triggers a reapply, and spanning-tree or BFD transitions refresh the status.
+package agent
