@@ -1,9 +1,12 @@
 package main
 
-import ctrl "sigs.k8s.io/controller-runtime"
+import (
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/ovsmesh/ovsmesh/controllers"
+)
 
 // setupControllers registers the reconcilers of controllers/ with the manager.
-func setupControllers(mgr ctrl.Manager) error {
-	_ = mgr
-	return nil
+func setupControllers(mgr ctrl.Manager, opts controllers.Options) error {
+	return controllers.Setup(mgr, opts)
 }

@@ -15,6 +15,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	networkv1alpha1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/controllers"
 	"github.com/ovsmesh/ovsmesh/internal/logging"
 )
 
@@ -23,7 +24,14 @@ func main() {
 		metricsAddr, probeAddr string
 		leaderElect            bool
 		logOpts                logging.Options
+		opts                   controllers.Options
 	)
+	defaultNS := os.Getenv("POD_NAMESPACE")
+	if defaultNS == "" {
+		defaultNS = controllers.DefaultNamespace
+	}
+	flag.StringVar(&opts.Namespace, "agent-namespace", defaultNS, "namespace of the agent DaemonSet, its ServiceAccount and the subnet claims (default $POD_NAMESPACE)")
+	flag.DurationVar(&opts.CleanupTimeout, "cleanup-timeout", controllers.DefaultCleanupTimeout, "how long uninstall waits for every agent to report CleanedUp before it proceeds")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so only one replica reconciles at a time")
@@ -47,12 +55,13 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "ovsmesh-operator.network.ovsmesh.io",
+		Cache:                  controllers.CacheOptions(opts.Namespace),
 	})
 	if err != nil {
 		log.Error(err, "unable to create manager")
 		os.Exit(1)
 	}
-	if err := setupControllers(mgr); err != nil {
+	if err := setupControllers(mgr, opts); err != nil {
 		log.Error(err, "unable to set up controllers")
 		os.Exit(1)
 	}

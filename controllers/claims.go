@@ -1,0 +1,111 @@
+package controllers
+
+// Why subnet claims exist
+//
+// The API server is the only place IPAM state lives, and it offers exactly one atomic
+// "first writer wins" primitive across objects: the uniqueness of an object's name. A
+// NodeSubnet is named after its node (the API enforces it), so two allocators racing for two
+// different nodes could both create a NodeSubnet with the same CIDR, and no listing before
+// creating can prevent it (two operator replicas, or a stale cache, both see the CIDR free).
+//
+// So every allocated CIDR is first claimed by creating a Lease (coordination.k8s.io) in the
+// operator's namespace whose NAME is derived from the CIDR: ovsmesh-subnet-10-244-3-0-24. The
+// API server lets only one create of that name succeed; the loser gets AlreadyExists, counts
+// the CIDR as used and tries the next one. Only the winner goes on to create the NodeSubnet.
+// Hence one CIDR can never be handed to two nodes, whatever the number of replicas, caches or
+// restarts, and the allocation needs no leader election, no lock with an expiry and no
+// in-memory state. (A single reconcile key additionally serialises allocation inside one
+// process, so one replica never collides with itself.)
+//
+// The claim's lifecycle, all decided from what the API server says (planClaims):
+//
+//	created (holder = node, no owner)  →  NodeSubnet created with that CIDR
+//	  →  claim gets an ownerReference to the NodeSubnet ("adopted")
+//	  →  NodeSubnet deleted  →  claim deleted by the GC (owner gone) or by the reconciler.
+//
+// A claim without an owner is "pending": an allocation in flight, or one whose allocator died
+// between the two creates. A restarted operator resumes it (the node gets the claimed CIDR;
+// nothing leaks). A pending claim whose node already got a NodeSubnet with another CIDR lost a
+// race between replicas and is released. A pending claim whose node is gone is released after
+// a grace period; because that is time-based, the allocator re-reads its claim after creating
+// the NodeSubnet and deletes the NodeSubnet again if the claim is no longer its own (the fence
+// in allocate), so even an allocator stalled for longer than the grace period cannot leave two
+// NodeSubnets with one CIDR behind.
+
+import (
+	"net/netip"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+)
+
+const (
+	// LabelSubnetClaim marks the claim Leases (value "true").
+	LabelSubnetClaim = "network.ovsmesh.io/subnet-claim"
+	// AnnotationClaimCIDR holds the claimed CIDR in its usual notation.
+	AnnotationClaimCIDR = "network.ovsmesh.io/cidr"
+	claimNamePrefix     = "ovsmesh-subnet-"
+)
+
+// claimName is the claim's object name for a subnet: the uniqueness key.
+func claimName(s netip.Prefix) string {
+	r := strings.NewReplacer(".", "-", "/", "-")
+	return claimNamePrefix + r.Replace(s.String())
+}
+
+// claim is a parsed claim Lease.
+type claim struct {
+	Name    string
+	UID     types.UID
+	Created time.Time
+	CIDR    netip.Prefix
+	Holder  string    // node name
+	Owner   types.UID // UID of the owning NodeSubnet; empty while pending
+	Lease   *coordinationv1.Lease
+}
+
+// parseClaim reads a claim Lease; ok is false for a Lease that is not a well-formed claim.
+func parseClaim(l *coordinationv1.Lease) (claim, bool) {
+	p, err := netip.ParsePrefix(l.Annotations[AnnotationClaimCIDR])
+	if err != nil || claimName(p) != l.Name || l.Spec.HolderIdentity == nil {
+		return claim{}, false
+	}
+	c := claim{Name: l.Name, UID: l.UID, Created: l.CreationTimestamp.Time, CIDR: p, Holder: *l.Spec.HolderIdentity, Lease: l}
+	for _, o := range l.OwnerReferences {
+		if o.Kind == "NodeSubnet" && o.APIVersion == v1.GroupVersion.String() {
+			c.Owner = o.UID
+		}
+	}
+	return c, true
+}
+
+// newClaim builds the claim Lease of subnet s for node; owner is set when the NodeSubnet
+// already exists (backfilling a claim for a NodeSubnet that has none).
+func newClaim(namespace string, s netip.Prefix, node string, owner *v1.NodeSubnet) *coordinationv1.Lease {
+	l := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        claimName(s),
+			Namespace:   namespace,
+			Labels:      managedLabels(),
+			Annotations: map[string]string{AnnotationClaimCIDR: s.String()},
+		},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &node},
+	}
+	l.Labels[LabelSubnetClaim] = "true"
+	if owner != nil {
+		l.OwnerReferences = []metav1.OwnerReference{subnetOwnerRef(owner)}
+	}
+	return l
+}
+
+// subnetOwnerRef makes a NodeSubnet the owner of its claim, so that the garbage collector
+// releases the claim once the NodeSubnet is gone (a namespaced dependent may have a
+// cluster-scoped owner).
+func subnetOwnerRef(s *v1.NodeSubnet) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: v1.GroupVersion.String(), Kind: "NodeSubnet", Name: s.Name, UID: s.UID}
+}

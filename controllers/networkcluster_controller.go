@@ -1,0 +1,149 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+)
+
+// NetworkClusterReconciler turns the NetworkCluster into the running agents (DaemonSet,
+// ServiceAccount, ClusterRole and binding, all server-side applied), aggregates the agents'
+// NodeSubnet reports into the NetworkCluster status, and runs uninstall behind the cleanup
+// finalizer (uninstall.go). Shape after cluster-api: fetch, act, and compute + patch the
+// status in a deferred block, so every exit path (errors included) reports.
+type NetworkClusterReconciler struct {
+	Client    client.Client
+	APIReader client.Reader
+	Recorder  recorder.EventRecorder
+	Options   Options
+}
+
+// SetupWithManager watches the NetworkCluster, what it owns, Nodes (totals) and NodeSubnets
+// (agent reports).
+func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Options = r.Options.withDefaults()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("networkcluster").
+		For(&v1.NetworkCluster{}).
+		Owns(&appsv1.DaemonSet{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.ClusterRole{}).
+		Owns(&rbacv1.ClusterRoleBinding{}).
+		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
+		Watches(&v1.NodeSubnet{}, toCluster).
+		Complete(r)
+}
+
+// Reconcile brings the agents and the status in line with the NetworkCluster.
+func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	nc := &v1.NetworkCluster{}
+	if err := r.Client.Get(ctx, req.NamespacedName, nc); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	in := statusInput{Generation: nc.Generation, Selector: nodeSelector(nc)}
+	defer func() {
+		if nc.DeletionTimestamp != nil && !controllerutil.ContainsFinalizer(nc, v1.FinalizerCleanup) {
+			return // released: the object is gone
+		}
+		if err := r.observe(ctx, nc, &in); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+			return
+		}
+		if err := patchStatus(ctx, r.Client, nc, computeStatus(in, nc.Status, metaNow(r.Options.Now()))); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+	}()
+
+	if nc.DeletionTimestamp != nil {
+		in.Deleting = true
+		return r.reconcileDelete(ctx, nc, &in)
+	}
+	if !controllerutil.ContainsFinalizer(nc, v1.FinalizerCleanup) {
+		patch := client.MergeFromWithOptions(nc.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		controllerutil.AddFinalizer(nc, v1.FinalizerCleanup)
+		if err := r.Client.Patch(ctx, nc, patch); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	pool, err := NewPool(nc.Spec.ClusterCIDR, int(nc.Spec.NodeSubnetPrefixLength))
+	if err != nil {
+		in.PoolErr = err
+	} else {
+		in.Pool = &pool
+	}
+	if err := r.applyAgent(ctx, nc); err != nil {
+		in.ApplyErr = err
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{}, nil
+}
+
+// applyAgent server-side applies the agent objects. Applying what is already there is a no-op
+// on the API server (no write, same resourceVersion), so every pass may apply.
+func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1.NetworkCluster) error {
+	ns := r.Options.Namespace
+	objs := []runtime.ApplyConfiguration{
+		agentServiceAccount(nc, ns),
+		agentClusterRole(nc),
+		agentClusterRoleBinding(nc, ns),
+		agentDaemonSet(nc, ns),
+	}
+	for _, o := range objs {
+		if err := r.Client.Apply(ctx, o, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// observe lists what the status is computed from (from the cache: the status is eventually
+// consistent by nature, and every change of these objects triggers a new pass).
+func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1.NetworkCluster, in *statusInput) error {
+	if in.Pool == nil && in.PoolErr == nil {
+		if p, err := NewPool(nc.Spec.ClusterCIDR, int(nc.Spec.NodeSubnetPrefixLength)); err == nil {
+			in.Pool = &p
+		} else {
+			in.PoolErr = err
+		}
+	}
+	var nodes corev1.NodeList
+	var subnets v1.NodeSubnetList
+	if err := errors.Join(r.Client.List(ctx, &nodes), r.Client.List(ctx, &subnets)); err != nil {
+		return err
+	}
+	in.Nodes, in.Subnets = nodes.Items, subnets.Items
+	return nil
+}
+
+// deleteAgent removes the agent objects (their owner reference would let the garbage
+// collector do it too, but uninstall must not depend on it, and it must happen before the
+// finalizer goes).
+func (r *NetworkClusterReconciler) deleteAgent(ctx context.Context) error {
+	ns := r.Options.Namespace
+	bg := client.PropagationPolicy("Background")
+	var errs []error
+	for _, o := range []client.Object{
+		&appsv1.DaemonSet{ObjectMeta: objMeta(AgentName, ns)},
+		&rbacv1.ClusterRoleBinding{ObjectMeta: objMeta(AgentName, "")},
+		&rbacv1.ClusterRole{ObjectMeta: objMeta(AgentName, "")},
+		&corev1.ServiceAccount{ObjectMeta: objMeta(AgentName, ns)},
+	} {
+		if err := r.Client.Delete(ctx, o, bg); err != nil && !apierrors.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	return kerrors.NewAggregate(errs)
+}

@@ -1,0 +1,194 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+)
+
+// Condition reasons of the NetworkCluster.
+const (
+	ReasonAllNodesReady         = "AllNodesReady"
+	ReasonNodesNotReady         = "NodesNotReady"
+	ReasonNoNodes               = "NoNodes"
+	ReasonInvalidSpec           = "InvalidSpec"
+	ReasonAgentDeployFailed     = "AgentDeploymentFailed"
+	ReasonAllocatingSubnets     = "AllocatingSubnets"
+	ReasonRollingOut            = "RollingOut"
+	ReasonWaitingForAgents      = "WaitingForAgents"
+	ReasonWaitingForNodeAddress = "WaitingForNodeAddress"
+	ReasonAsExpected            = "AsExpected"
+	ReasonUninstalling          = "Uninstalling"
+	// ReasonSubnetsExhausted (shared with the IPAM event) is in nodesubnet_controller.go.
+)
+
+// statusInput is what the NetworkCluster status is computed from.
+type statusInput struct {
+	Generation int64
+	Pool       *Pool // nil when the spec cannot be turned into a pool (PoolErr)
+	PoolErr    error
+	Selector   labels.Selector
+	Nodes      []corev1.Node
+	Subnets    []v1.NodeSubnet
+	ApplyErr   error // the agent objects could not be applied
+	Deleting   bool
+	// CleanupPending are the nodes whose agent has not reported CleanedUp (when Deleting).
+	CleanupPending []string
+}
+
+// subnetReady: the agent reports Ready for the current generation of the NetworkCluster.
+func subnetReady(s *v1.NodeSubnet, generation int64) bool {
+	return isTrue(s.Status.Conditions, v1.ConditionReady) && s.Status.ObservedGeneration == generation
+}
+
+// computeStatus is the NetworkCluster status as a pure function of the observed world. prev is
+// the current status: conditions keep their lastTransitionTime while their status holds.
+//
+//   - nodesTotal: selected nodes; nodesReady: those whose agent reports Ready=True for this
+//     generation; subnetsUsed/Free: NodeSubnets in the cluster CIDR and what is left.
+//   - Available: every selected node's agent reports Ready (for any generation: while a spec
+//     change rolls out the old configuration still carries traffic; Progressing says so).
+//   - Progressing: something is on its way: subnets being allocated, agents applying the
+//     current generation or not reporting yet, uninstall.
+//   - Degraded: something needs a person: invalid spec, the agent objects cannot be applied,
+//     the cluster CIDR is exhausted, or agents report Ready=False.
+func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time) v1.NetworkClusterStatus {
+	st := v1.NetworkClusterStatus{ObservedGeneration: in.Generation}
+	st.Conditions = append([]metav1.Condition(nil), prev.Conditions...)
+	set := func(t string, ok bool, reason, msg string) {
+		s := metav1.ConditionFalse
+		if ok {
+			s = metav1.ConditionTrue
+		}
+		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: t, Status: s, Reason: reason, Message: msg, ObservedGeneration: in.Generation, LastTransitionTime: now,
+		})
+	}
+
+	subnetOf := map[string]*v1.NodeSubnet{}
+	used := map[int]bool{}
+	for i := range in.Subnets {
+		s := &in.Subnets[i]
+		subnetOf[s.Name] = s
+		if in.Pool != nil {
+			if idx, ok := in.Pool.ParseIndex(s.Spec.CIDR); ok {
+				used[idx] = true
+			}
+		}
+	}
+	var (
+		total, ready, up                        int
+		noSubnet, noAddress, stale, notReported []string
+		failing                                 []string
+	)
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
+		if in.Selector == nil || !nodeInMesh(n, in.Selector) {
+			continue
+		}
+		total++
+		s := subnetOf[n.Name]
+		switch {
+		case s == nil:
+			if _, ok := internalIPv4(n); ok {
+				noSubnet = append(noSubnet, n.Name)
+			} else {
+				noAddress = append(noAddress, n.Name)
+			}
+			continue
+		case subnetReady(s, in.Generation):
+			ready++
+		}
+		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
+		switch {
+		case c == nil:
+			notReported = append(notReported, n.Name)
+		case c.Status == metav1.ConditionTrue:
+			up++
+			if s.Status.ObservedGeneration != in.Generation {
+				stale = append(stale, n.Name)
+			}
+		default:
+			failing = append(failing, fmt.Sprintf("%s (%s)", n.Name, c.Reason))
+		}
+	}
+	st.NodesTotal, st.NodesReady = int32(total), int32(ready)
+	free := 0
+	if in.Pool != nil {
+		free = in.Pool.Free(used)
+		st.SubnetsUsed, st.SubnetsFree = int32(in.Pool.Size()-free), int32(free)
+	}
+	sort.Strings(failing)
+
+	// Degraded.
+	switch {
+	case in.PoolErr != nil:
+		set(v1.ConditionDegraded, true, ReasonInvalidSpec, in.PoolErr.Error())
+	case in.ApplyErr != nil:
+		set(v1.ConditionDegraded, true, ReasonAgentDeployFailed, "applying the agent DaemonSet and RBAC: "+in.ApplyErr.Error())
+	case len(noSubnet) > 0 && free == 0:
+		set(v1.ConditionDegraded, true, ReasonSubnetsExhausted, fmt.Sprintf(
+			"no free /%d subnet left in %s (%d used); nodes without a subnet: %s",
+			in.Pool.prefixLen, in.Pool.cluster, in.Pool.Size(), nameList(noSubnet)))
+	case len(failing) > 0:
+		set(v1.ConditionDegraded, true, ReasonNodesNotReady, "agents report not ready on: "+nameList(failing))
+	default:
+		set(v1.ConditionDegraded, false, ReasonAsExpected, "")
+	}
+
+	// Available.
+	switch {
+	case in.Deleting:
+		set(v1.ConditionAvailable, false, ReasonUninstalling, "the NetworkCluster is being deleted")
+	case in.PoolErr != nil:
+		set(v1.ConditionAvailable, false, ReasonInvalidSpec, in.PoolErr.Error())
+	case total == 0:
+		set(v1.ConditionAvailable, false, ReasonNoNodes, "no node matches the node selector")
+	case up == total:
+		set(v1.ConditionAvailable, true, ReasonAllNodesReady, fmt.Sprintf("all %d nodes report Ready", total))
+	default:
+		set(v1.ConditionAvailable, false, ReasonNodesNotReady, fmt.Sprintf("%d of %d nodes report Ready", up, total))
+	}
+
+	// Progressing.
+	switch {
+	case in.Deleting && len(in.CleanupPending) > 0:
+		set(v1.ConditionProgressing, true, ReasonUninstalling, "waiting for the agents to clean up: "+nameList(in.CleanupPending))
+	case in.Deleting:
+		set(v1.ConditionProgressing, true, ReasonUninstalling, "removing the agents and the NodeSubnets")
+	case len(noSubnet) > 0 && free > 0:
+		set(v1.ConditionProgressing, true, ReasonAllocatingSubnets, "allocating subnets for: "+nameList(noSubnet))
+	case len(stale) > 0:
+		set(v1.ConditionProgressing, true, ReasonRollingOut, fmt.Sprintf(
+			"%d of %d nodes applied generation %d; still applying: %s", ready, total, in.Generation, nameList(stale)))
+	case len(notReported) > 0:
+		set(v1.ConditionProgressing, true, ReasonWaitingForAgents, "waiting for the agents on: "+nameList(notReported))
+	case len(noAddress) > 0:
+		set(v1.ConditionProgressing, true, ReasonWaitingForNodeAddress, "waiting for an IPv4 InternalIP on: "+nameList(noAddress))
+	case total == 0:
+		set(v1.ConditionProgressing, false, ReasonNoNodes, "no node matches the node selector")
+	default:
+		set(v1.ConditionProgressing, false, ReasonAsExpected, fmt.Sprintf("%d of %d nodes ready", ready, total))
+	}
+	return st
+}
+
+// patchStatus writes st if it differs from what is stored, so that a pass with nothing new
+// does not write (an operator restart leaves every resourceVersion as it was).
+func patchStatus(ctx context.Context, c client.Client, nc *v1.NetworkCluster, st v1.NetworkClusterStatus) error {
+	if equality.Semantic.DeepEqual(nc.Status, st) {
+		return nil
+	}
+	patch := client.MergeFrom(nc.DeepCopy())
+	nc.Status = st
+	return client.IgnoreNotFound(c.Status().Patch(ctx, nc, patch))
+}

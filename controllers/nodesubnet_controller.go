@@ -1,0 +1,327 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+)
+
+// Event reasons of the IPAM reconciler.
+const (
+	ReasonSubnetsExhausted   = "SubnetsExhausted"
+	ReasonNodeAddressMissing = "NodeAddressMissing"
+	ReasonSubnetAllocated    = "SubnetAllocated"
+	ReasonSubnetReleased     = "SubnetReleased"
+)
+
+// NodeSubnetReconciler is the IPAM: it gives every selected Node exactly one NodeSubnet, named
+// after it, owned by it, with a CIDR no other node has, and removes NodeSubnets of nodes that
+// left. Every pass looks at the whole cluster under one key (see toCluster), reads what is
+// allocated straight from the API server, plans (subnet_plan.go, pure) and carries the plan
+// out. The collision-proof part is the claim protocol described in claims.go.
+type NodeSubnetReconciler struct {
+	Client    client.Client
+	APIReader client.Reader // uncached: allocation decisions are never made on a stale cache
+	Recorder  recorder.EventRecorder
+	Options   Options
+}
+
+// SetupWithManager watches the NetworkCluster, Nodes and NodeSubnets, all mapped to one key.
+func (r *NodeSubnetReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.Options = r.Options.withDefaults()
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("nodesubnet-ipam").
+		For(&v1.NetworkCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
+		// Status writes of agents do not change allocation.
+		Watches(&v1.NodeSubnet{}, toCluster, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Claims released by the garbage collector (or by another replica) free subnets
+		// that nodes left out by exhaustion are waiting for.
+		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(isClaim)).
+		Complete(r)
+}
+
+// isClaim filters the Lease watch down to subnet claims (leader election Leases are renewed
+// every few seconds).
+var isClaim = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	return o.GetLabels()[LabelSubnetClaim] == "true"
+})
+
+// Reconcile runs one IPAM pass.
+func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	nc := &v1.NetworkCluster{}
+	if err := r.Client.Get(ctx, clusterKey, nc); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		return ctrl.Result{}, r.removeLeftovers(ctx, log)
+	}
+	if nc.DeletionTimestamp != nil {
+		// Uninstall (uninstall.go) owns the NodeSubnets now; no new ones.
+		return ctrl.Result{}, nil
+	}
+	pool, err := NewPool(nc.Spec.ClusterCIDR, int(nc.Spec.NodeSubnetPrefixLength))
+	if err != nil {
+		// The API validates both fields, so this is a spec the API server let through
+		// without defaults (for example an older CRD); the status reconciler reports it.
+		log.Error(err, "cannot allocate node subnets")
+		return ctrl.Result{}, nil
+	}
+
+	// Claims are listed before NodeSubnets: a claim that is adopted after our list of claims
+	// then has its NodeSubnet in our list of NodeSubnets, so no live claim looks orphaned.
+	claims, err := r.listClaims(ctx)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	var subnets v1.NodeSubnetList
+	if err := r.APIReader.List(ctx, &subnets); err != nil {
+		return ctrl.Result{}, err
+	}
+	var nodes corev1.NodeList
+	if err := r.Client.List(ctx, &nodes); err != nil {
+		return ctrl.Result{}, err
+	}
+	plan := planSubnets(planInput{
+		Pool: pool, Selector: nodeSelector(nc), Nodes: nodes.Items, Subnets: subnets.Items,
+		Claims: claims, Now: r.Options.Now(), Grace: r.Options.ClaimGracePeriod,
+	})
+
+	var errs []error
+	for _, d := range plan.DeleteSubnets {
+		log.Info("removing NodeSubnet", "nodeSubnet", d.Subnet.Name, "cidr", d.Subnet.Spec.CIDR, "reason", d.Reason)
+		if err := r.Client.Delete(ctx, d.Subnet, client.Preconditions{UID: &d.Subnet.UID}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
+			errs = append(errs, err)
+			continue
+		}
+		r.Recorder.Eventf(nc, nil, corev1.EventTypeNormal, ReasonSubnetReleased, "Release",
+			"released %s of node %s: %s", d.Subnet.Spec.CIDR, d.Subnet.Spec.NodeName, d.Reason)
+	}
+	for _, d := range plan.DeleteClaims {
+		log.Info("releasing subnet claim", "claim", d.Claim.Name, "holder", d.Claim.Holder, "reason", d.Reason)
+		if err := r.deleteClaim(ctx, d.Claim); err != nil {
+			errs = append(errs, err)
+		} else if idx, ok := pool.Index(d.Claim.CIDR); ok && !plan.SubnetUsed[idx] {
+			delete(plan.Used, idx) // free for the allocations below
+		}
+	}
+	for _, a := range plan.AdoptClaims {
+		errs = append(errs, r.adopt(ctx, a.Claim, a.Subnet))
+	}
+	for _, s := range plan.BackfillClaims {
+		errs = append(errs, r.backfill(ctx, log, s))
+	}
+	for _, u := range plan.UpdateNodeIP {
+		patch := client.MergeFromWithOptions(u.Subnet.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		u.Subnet.Spec.NodeIP = u.IP.String()
+		log.Info("node IP changed", "nodeSubnet", u.Subnet.Name, "nodeIP", u.Subnet.Spec.NodeIP)
+		errs = append(errs, client.IgnoreNotFound(r.Client.Patch(ctx, u.Subnet, patch)))
+	}
+
+	var exhausted []string
+	for _, a := range plan.Allocate {
+		cidr, err := r.allocate(ctx, log, pool, plan.Used, a)
+		switch {
+		case errors.Is(err, ErrExhausted):
+			exhausted = append(exhausted, a.Node.Name)
+		case err != nil:
+			errs = append(errs, fmt.Errorf("allocating a subnet for node %s: %w", a.Node.Name, err))
+		case cidr.IsValid():
+			r.Recorder.Eventf(a.Node, nc, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
+				"node %s got pod subnet %s", a.Node.Name, cidr)
+		}
+	}
+	if len(exhausted) > 0 {
+		log.Info("cluster CIDR exhausted", "nodesLeftOut", exhausted)
+		r.Recorder.Eventf(nc, nil, corev1.EventTypeWarning, ReasonSubnetsExhausted, "Allocate",
+			"no free /%d subnet left in %s (%d in use); nodes left out of the mesh: %s",
+			pool.prefixLen, pool.cluster, pool.Size(), nameList(exhausted))
+	}
+	for _, name := range plan.NoAddress {
+		for i := range nodes.Items {
+			if n := &nodes.Items[i]; n.Name == name {
+				r.Recorder.Eventf(n, nc, corev1.EventTypeWarning, ReasonNodeAddressMissing, "Allocate",
+					"node %s has no IPv4 InternalIP address: it gets a pod subnet once it has one", name)
+			}
+		}
+	}
+	subnetsAllocated.Set(float64(pool.Size() - pool.Free(plan.Used)))
+	subnetsFree.Set(float64(pool.Free(plan.Used)))
+	nodesWithoutSubnet.Set(float64(len(exhausted) + len(plan.NoAddress)))
+
+	if err := kerrors.NewAggregate(errs); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: plan.RecheckAfter}, nil
+}
+
+// allocate gives node a.Node a NodeSubnet: claim a CIDR (or resume an earlier claim), create
+// the NodeSubnet, then check the claim is still ours (the fence, see claims.go). used is
+// updated with what this pass learnt. Returns the CIDR, or an invalid prefix if another
+// replica created the node's NodeSubnet first.
+func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pool Pool, used map[int]bool, a allocation) (netip.Prefix, error) {
+	var cl *coordinationv1.Lease
+	var cidr netip.Prefix
+	if a.Resume != nil {
+		cl, cidr = a.Resume.Lease, a.Resume.CIDR
+		log.Info("resuming an earlier subnet claim", "node", a.Node.Name, "cidr", cidr)
+	} else {
+		for {
+			idx, next, err := pool.Next(used)
+			if err != nil {
+				return netip.Prefix{}, err
+			}
+			used[idx] = true
+			l := newClaim(r.Options.Namespace, next, a.Node.Name, nil)
+			err = r.Client.Create(ctx, l)
+			if apierrors.IsAlreadyExists(err) {
+				// Another allocator holds this CIDR: it stays used, try the next one.
+				continue
+			}
+			if err != nil {
+				return netip.Prefix{}, err
+			}
+			cl, cidr = l, next
+			break
+		}
+	}
+
+	ns := &v1.NodeSubnet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:   a.Node.Name,
+			Labels: managedLabels(),
+			// The Node owns its NodeSubnet: the garbage collector removes it with the node
+			// even when the operator is not running.
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.Node.Name, UID: a.Node.UID}},
+		},
+		Spec: v1.NodeSubnetSpec{
+			NodeName: a.Node.Name,
+			CIDR:     cidr.String(),
+			Gateway:  Gateway(cidr).String(),
+			NodeIP:   a.IP.String(),
+		},
+	}
+	if err := r.Client.Create(ctx, ns); err != nil {
+		if !apierrors.IsAlreadyExists(err) {
+			return netip.Prefix{}, err
+		}
+		// Another replica created this node's NodeSubnet first. Never overwrite it; our claim
+		// is released by the next pass (planClaims: "got another CIDR instead").
+		log.Info("NodeSubnet created concurrently by another allocator", "node", a.Node.Name)
+		return netip.Prefix{}, nil
+	}
+
+	// The fence: the claim must still be the one we took. If it was released meanwhile (only
+	// possible after a stall longer than the claim grace period), another node may hold this
+	// CIDR now, so take the NodeSubnet back and let the next pass allocate afresh.
+	cur := &coordinationv1.Lease{}
+	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cl), cur)
+	if err == nil && cur.UID == cl.UID {
+		if err := r.adopt(ctx, claim{Name: cur.Name, Lease: cur}, ns); err != nil {
+			log.Error(err, "adopting the claim failed; the next pass retries", "claim", cur.Name)
+		}
+		log.Info("allocated node subnet", "node", a.Node.Name, "cidr", cidr, "gateway", ns.Spec.Gateway, "nodeIP", ns.Spec.NodeIP)
+		return cidr, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return netip.Prefix{}, err
+	}
+	log.Info("subnet claim lost while creating the NodeSubnet; taking it back", "node", a.Node.Name, "cidr", cidr)
+	if derr := r.Client.Delete(ctx, ns, client.Preconditions{UID: &ns.UID}); client.IgnoreNotFound(derr) != nil {
+		return netip.Prefix{}, derr
+	}
+	return netip.Prefix{}, fmt.Errorf("claim for %s was released during allocation", cidr)
+}
+
+// adopt sets the NodeSubnet as the owner of its claim (optimistic concurrency: a conflict
+// means someone else changed the claim, and the next pass decides again).
+func (r *NodeSubnetReconciler) adopt(ctx context.Context, c claim, s *v1.NodeSubnet) error {
+	l := c.Lease.DeepCopy()
+	l.OwnerReferences = append(l.OwnerReferences, subnetOwnerRef(s))
+	err := r.Client.Update(ctx, l)
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// backfill creates the claim of a NodeSubnet that has none.
+func (r *NodeSubnetReconciler) backfill(ctx context.Context, log logr.Logger, s *v1.NodeSubnet) error {
+	p, err := netip.ParsePrefix(s.Spec.CIDR)
+	if err != nil {
+		return nil
+	}
+	log.Info("creating the missing claim of a NodeSubnet", "nodeSubnet", s.Name, "cidr", p)
+	err = r.Client.Create(ctx, newClaim(r.Options.Namespace, p, s.Name, s))
+	if apierrors.IsAlreadyExists(err) {
+		return nil // the next pass sees it
+	}
+	return err
+}
+
+func (r *NodeSubnetReconciler) deleteClaim(ctx context.Context, c claim) error {
+	err := r.Client.Delete(ctx, c.Lease, client.Preconditions{UID: &c.UID})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+func (r *NodeSubnetReconciler) listClaims(ctx context.Context) ([]claim, error) {
+	return listClaims(ctx, r.APIReader, r.Options.Namespace)
+}
+
+func listClaims(ctx context.Context, c client.Reader, namespace string) ([]claim, error) {
+	var leases coordinationv1.LeaseList
+	if err := c.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{LabelSubnetClaim: "true"}); err != nil {
+		return nil, err
+	}
+	out := make([]claim, 0, len(leases.Items))
+	for i := range leases.Items {
+		if c, ok := parseClaim(&leases.Items[i]); ok {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// removeLeftovers: there is no NetworkCluster (confirmed uncached, so a cache that has not
+// seen a new one yet cannot wipe the network), so no NodeSubnet or claim should exist. They
+// can only be left by an allocation that raced with the end of an uninstall.
+func (r *NodeSubnetReconciler) removeLeftovers(ctx context.Context, log logr.Logger) error {
+	if err := r.APIReader.Get(ctx, clusterKey, &v1.NetworkCluster{}); !apierrors.IsNotFound(err) {
+		return err
+	}
+	var subnets v1.NodeSubnetList
+	if err := r.APIReader.List(ctx, &subnets); err != nil {
+		return err
+	}
+	var errs []error
+	for i := range subnets.Items {
+		log.Info("removing a NodeSubnet left without a NetworkCluster", "nodeSubnet", subnets.Items[i].Name)
+		errs = append(errs, client.IgnoreNotFound(r.Client.Delete(ctx, &subnets.Items[i])))
+	}
+	errs = append(errs, deleteAllClaims(ctx, r.Client, r.Options.Namespace))
+	return kerrors.NewAggregate(errs)
+}
+
+func deleteAllClaims(ctx context.Context, c client.Client, namespace string) error {
+	return client.IgnoreNotFound(c.DeleteAllOf(ctx, &coordinationv1.Lease{},
+		client.InNamespace(namespace), client.MatchingLabels{LabelSubnetClaim: "true"}))
+}

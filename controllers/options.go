@@ -1,0 +1,120 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Names and labels of what the operator creates. The agent objects have fixed names: there is
+// one NetworkCluster, so there is one agent DaemonSet, and the admission policy in
+// config/policy matches the agent ServiceAccount by this name.
+const (
+	AgentName = "ovsmesh-agent" // DaemonSet, ServiceAccount, ClusterRole, ClusterRoleBinding
+
+	// FieldManager is the server-side apply field manager of the operator.
+	FieldManager = "ovsmesh-operator"
+
+	LabelName      = "app.kubernetes.io/name"
+	LabelComponent = "app.kubernetes.io/component"
+	LabelPartOf    = "app.kubernetes.io/part-of"
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+
+	// DefaultNamespace is used when neither --agent-namespace nor $POD_NAMESPACE is set.
+	DefaultNamespace = "ovsmesh-system"
+	// DefaultCleanupTimeout bounds how long uninstall waits for agents to report CleanedUp.
+	DefaultCleanupTimeout = 2 * time.Minute
+	// DefaultClaimGracePeriod is how long an unfinished subnet claim of a node that is gone is
+	// kept before it is released (see claims.go).
+	DefaultClaimGracePeriod = time.Minute
+)
+
+// managedLabels are put on every object the operator creates, so that they can be found (and
+// the cache can be limited to them).
+func managedLabels() map[string]string {
+	return map[string]string{LabelPartOf: "ovsmesh", LabelManagedBy: FieldManager}
+}
+
+// Options configure the reconcilers.
+type Options struct {
+	// Namespace holds the agent DaemonSet and ServiceAccount and the subnet claims: the
+	// operator's own namespace.
+	Namespace string
+	// CleanupTimeout bounds the wait for agents' CleanedUp reports on uninstall.
+	CleanupTimeout time.Duration
+	// ClaimGracePeriod: see DefaultClaimGracePeriod.
+	ClaimGracePeriod time.Duration
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Namespace == "" {
+		o.Namespace = DefaultNamespace
+	}
+	if o.CleanupTimeout <= 0 {
+		o.CleanupTimeout = DefaultCleanupTimeout
+	}
+	if o.ClaimGracePeriod <= 0 {
+		o.ClaimGracePeriod = DefaultClaimGracePeriod
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Setup registers the IPAM (NodeSubnet) and NetworkCluster reconcilers with the manager.
+func Setup(mgr ctrl.Manager, opts Options) error {
+	opts = opts.withDefaults()
+	ipam := &NodeSubnetReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("ovsmesh-ipam"),
+		Options:   opts,
+	}
+	if err := ipam.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the NodeSubnet reconciler: %w", err)
+	}
+	nc := &NetworkClusterReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("ovsmesh-operator"),
+		Options:   opts,
+	}
+	if err := nc.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up the NetworkCluster reconciler: %w", err)
+	}
+	return nil
+}
+
+// CacheOptions limits the manager's cache to what the operator owns: DaemonSets,
+// ServiceAccounts and subnet claims of its namespace and ClusterRoles/Bindings it labelled.
+// Without this, the watches would cache every DaemonSet, ServiceAccount and Lease (one per
+// node in kube-node-lease) of the cluster.
+func CacheOptions(namespace string) cache.Options {
+	if namespace == "" {
+		namespace = DefaultNamespace
+	}
+	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
+	claims := cache.ByObject{
+		Namespaces: map[string]cache.Config{namespace: {}},
+		Label:      labels.SelectorFromSet(map[string]string{LabelSubnetClaim: "true"}),
+	}
+	managed := cache.ByObject{Label: labels.SelectorFromSet(map[string]string{LabelManagedBy: FieldManager})}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&appsv1.DaemonSet{}:          inNS,
+		&corev1.ServiceAccount{}:     inNS,
+		&coordinationv1.Lease{}:      claims,
+		&rbacv1.ClusterRole{}:        managed,
+		&rbacv1.ClusterRoleBinding{}: managed,
+	}}
+}
