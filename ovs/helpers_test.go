@@ -1,0 +1,77 @@
+package ovs
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+
+	"github.com/ovsmesh/ovsmesh/ovs/internal/ovstest"
+)
+
+// testCtx bounds a test's OVSDB calls.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// startDB starts a private ovsdb-server and dials it.
+func startDB(t *testing.T) (*ovstest.Server, *Client) {
+	t.Helper()
+	srv := ovstest.StartServer(t, ovstest.Schema)
+	c, err := Dial(testCtx(t), Options{Socket: srv.Sock, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 0})})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return srv, c
+}
+
+// commit transacts ops and fails the test on error.
+func commit(t *testing.T, c *Client, ops []ovsdb.Operation, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("building operations: %v", err)
+	}
+	if err := c.Transact(testCtx(t), ops...); err != nil {
+		t.Fatalf("Transact: %v", err)
+	}
+}
+
+// get reads one column of a record with ovs-vsctl, unquoted.
+func get(t *testing.T, srv *ovstest.Server, table, record, column string) string {
+	t.Helper()
+	return strings.Trim(strings.TrimSpace(srv.Vsctl("get", table, record, column)), `"`)
+}
+
+// lines splits ovs-vsctl output into non-empty lines.
+func lines(s string) []string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func mustSync(t *testing.T, c *Client, bridge string, desired []TunnelSpec) SyncResult {
+	t.Helper()
+	res, err := c.SyncTunnels(testCtx(t), bridge, desired)
+	if err != nil {
+		t.Fatalf("SyncTunnels: %v", err)
+	}
+	return res
+}
+
+func ensureBridge(t *testing.T, c *Client, spec BridgeSpec) {
+	t.Helper()
+	ops, err := c.EnsureBridgeOps(testCtx(t), spec)
+	commit(t, c, ops, err)
+}
+
+func key(k int64) *int64 { return &k }

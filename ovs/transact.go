@@ -1,0 +1,168 @@
+package ovs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/ovn-kubernetes/libovsdb/ovsdb"
+)
+
+// TxnError is the error of a transaction ovsdb-server rejected. It names the operation
+// that failed, so a caller batching many operations learns which one and why.
+type TxnError struct {
+	// Index of the failed operation in the transaction, or -1 when every operation
+	// succeeded but the commit failed (constraint checks such as duplicate names or
+	// referential integrity run at commit time).
+	Index int
+	// Total is the number of operations in the transaction.
+	Total int
+	// Op describes the failed operation ("insert into Interface (name=gre-0af40001)");
+	// empty when Index is -1.
+	Op string
+	// Err is the OVSDB error tag ("constraint violation", "referential integrity
+	// violation", ...) and Details ovsdb-server's explanation.
+	Err, Details string
+}
+
+func (e *TxnError) Error() string {
+	var b strings.Builder
+	if e.Index < 0 {
+		fmt.Fprintf(&b, "ovs: transaction of %d operations failed at commit: %s", e.Total, e.Err)
+	} else {
+		fmt.Fprintf(&b, "ovs: operation %d of %d failed (%s): %s", e.Index, e.Total, e.Op, e.Err)
+	}
+	if e.Details != "" {
+		b.WriteString(": " + e.Details)
+	}
+	return b.String()
+}
+
+// Transact commits ops as one OVSDB transaction: all of them or none. It returns nil at
+// once for no operations. A rejected transaction yields a *TxnError naming the failing
+// operation. While the client reconnects, Transact waits (bounded by ctx).
+//
+// Operations that target one row by _uuid (as the ...Ops builders produce from the
+// cache) must match it: if that row vanished between reading the cache and committing,
+// the rest of the transaction has been committed and Transact reports the stale
+// operation, so a level-triggered caller simply runs again.
+func (c *Client) Transact(ctx context.Context, ops ...ovsdb.Operation) error {
+	_, err := c.transact(ctx, ops)
+	return err
+}
+
+func (c *Client) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.OperationResult, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	// libovsdb validates too, but only says "validation failed"; check op by op to say
+	// which.
+	schema := c.ovs.Schema()
+	for i, op := range ops {
+		if !schema.ValidateOperations(op) {
+			return nil, &TxnError{Index: i, Total: len(ops), Op: describeOp(op),
+				Err: "invalid operation", Details: "does not match the Open_vSwitch schema"}
+		}
+	}
+	res, err := c.ovs.Transact(ctx, ops...)
+	if err != nil {
+		return nil, fmt.Errorf("ovs: transaction of %d operations: %w", len(ops), err)
+	}
+	if err := resultError(ops, res); err != nil {
+		return res, err
+	}
+	return res, unmatchedError(ops, res)
+}
+
+// resultError maps OVSDB's per-operation results (RFC 7047 §4.1.3) back to the operation
+// that failed.
+func resultError(ops []ovsdb.Operation, res []ovsdb.OperationResult) error {
+	for i, r := range res {
+		if r.Error == "" {
+			continue
+		}
+		if i >= len(ops) {
+			return &TxnError{Index: -1, Total: len(ops), Err: r.Error, Details: r.Details}
+		}
+		return &TxnError{Index: i, Total: len(ops), Op: describeOp(ops[i]), Err: r.Error, Details: r.Details}
+	}
+	if len(res) < len(ops) {
+		return fmt.Errorf("ovs: transaction of %d operations returned only %d results", len(ops), len(res))
+	}
+	return nil
+}
+
+func unmatchedError(ops []ovsdb.Operation, res []ovsdb.OperationResult) error {
+	for i, op := range ops {
+		switch op.Op {
+		case ovsdb.OperationUpdate, ovsdb.OperationMutate, ovsdb.OperationDelete:
+		default:
+			continue
+		}
+		if targetUUID(op) != "" && i < len(res) && res[i].Count == 0 {
+			return &TxnError{Index: i, Total: len(ops), Op: describeOp(op), Err: "no row matched",
+				Details: "the row was deleted after the cache was read; the other operations were committed, run again"}
+		}
+	}
+	return nil
+}
+
+// targetUUID returns X when op's condition is exactly `_uuid == X`.
+func targetUUID(op ovsdb.Operation) string {
+	if len(op.Where) != 1 {
+		return ""
+	}
+	w := op.Where[0]
+	if w.Column != "_uuid" || w.Function != ovsdb.ConditionEqual {
+		return ""
+	}
+	switch v := w.Value.(type) {
+	case ovsdb.UUID:
+		return v.GoUUID
+	case string:
+		return v
+	}
+	return ""
+}
+
+// describeOp renders an operation for error messages: kind, table, and what identifies
+// the row (its name, uuid-name or condition).
+func describeOp(op ovsdb.Operation) string {
+	var b strings.Builder
+	switch op.Op {
+	case ovsdb.OperationInsert:
+		fmt.Fprintf(&b, "insert into %s", op.Table)
+	case ovsdb.OperationSelect, ovsdb.OperationDelete:
+		fmt.Fprintf(&b, "%s from %s", op.Op, op.Table)
+	default:
+		fmt.Fprintf(&b, "%s %s", op.Op, op.Table)
+	}
+	var id []string
+	if name, ok := op.Row["name"].(string); ok {
+		id = append(id, "name="+name)
+	}
+	if op.UUIDName != "" {
+		id = append(id, "uuid-name="+op.UUIDName)
+	}
+	for _, w := range op.Where {
+		id = append(id, fmt.Sprintf("%s %s %v", w.Column, w.Function, condValue(w.Value)))
+	}
+	if len(op.Mutations) > 0 {
+		var ms []string
+		for _, m := range op.Mutations {
+			ms = append(ms, m.Column+" "+string(m.Mutator))
+		}
+		id = append(id, "mutate "+strings.Join(ms, ", "))
+	}
+	if len(id) > 0 {
+		b.WriteString(" (" + strings.Join(id, "; ") + ")")
+	}
+	return b.String()
+}
+
+func condValue(v any) any {
+	if u, ok := v.(ovsdb.UUID); ok {
+		return u.GoUUID
+	}
+	return v
+}
