@@ -63,7 +63,7 @@ func (r *Reconciler) LastResult() (Result, error) {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
-	log := r.Log.WithValues("node", r.NodeName)
+	log := r.Log // main names the node in every line already
 
 	var list v1alpha1.NodeSubnetList
 	if err := r.Client.List(ctx, &list); err != nil {
