@@ -1,0 +1,183 @@
+package agent
+
+import (
+	"context"
+	"sync"
+
+	"github.com/go-logr/logr"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/ovs"
+)
+
+// ovsSide implements OVSSide on the ovs package.
+type ovsSide struct {
+	c *ovs.Client
+}
+
+// NewOVSSide wraps a connected ovs.Client.
+func NewOVSSide(c *ovs.Client) OVSSide { return &ovsSide{c: c} }
+
+func bridgeSpec(s OVSState) ovs.BridgeSpec {
+	return ovs.BridgeSpec{
+		Name: s.Bridge, DatapathType: s.DatapathType, Protocol: s.Protocol,
+		Priority: s.Priority, HelloTime: s.HelloTime, MaxAge: s.MaxAge, ForwardDelay: s.ForwardDelay,
+		// standalone: obr0 is a plain learning switch with no controller; it also keeps
+		// forwarding if anyone ever sets a controller that then goes away.
+		FailMode: "standalone",
+	}
+}
+
+func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
+	out := make([]ovs.TunnelSpec, 0, len(s.Peers))
+	for _, p := range s.Peers {
+		out = append(out, ovs.TunnelSpec{
+			PeerName: p.NodeName, RemoteIP: p.NodeIP.String(), Type: s.TunnelType,
+			Key: s.Key, DstPort: s.DstPort, BFD: s.BFD,
+		})
+	}
+	return out
+}
+
+// Apply implements OVSSide: three transactions at most, each skipped when empty — the
+// bridge with spanning tree (before any tunnel can close a loop), the veth port (the port
+// builder needs the bridge in the cache), then the whole mesh at once. A tunnel-type switch
+// is one mesh transaction that deletes the old ports and adds the new ones; the bridge row
+// is not touched.
+func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
+	n := 0
+	ops, err := o.c.EnsureBridgeOps(ctx, bridgeSpec(s))
+	if err != nil {
+		return n, err
+	}
+	if err := o.c.Transact(ctx, ops...); err != nil {
+		return n, err
+	}
+	n += len(ops)
+	ops, err = o.c.EnsurePortOps(ctx, s.Bridge, s.VethPort, ovs.PortSystem)
+	if err != nil {
+		return n, err
+	}
+	if err := o.c.Transact(ctx, ops...); err != nil {
+		return n, err
+	}
+	n += len(ops)
+	res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
+	n += res.Ops
+	return n, err
+}
+
+// Peers implements OVSSide. The tunnel count is what is on the bridge (ovsmesh's tunnel
+// ports), which can differ from the desired peers while a change is in flight.
+func (o *ovsSide) Peers(ctx context.Context, s OVSState) ([]v1alpha1.PeerStatus, int, error) {
+	states, err := o.c.PortStates(ctx, s.Bridge)
+	if err != nil {
+		return nil, 0, err
+	}
+	byName := map[string]ovs.PortState{}
+	tunnels := 0
+	for _, st := range states {
+		byName[st.Name] = st
+		if st.Owned && st.Peer != "" {
+			tunnels++
+		}
+	}
+	peers := make([]v1alpha1.PeerStatus, 0, len(s.Peers))
+	for _, spec := range tunnelSpecs(s) {
+		name := ovs.PortName(spec)
+		ps := v1alpha1.PeerStatus{NodeName: spec.PeerName, NodeIP: spec.RemoteIP, Port: name, State: v1alpha1.PeerUnknown}
+		if st, ok := byName[name]; ok {
+			ps.STPState = st.STPState
+			if st.RSTPState != "" {
+				ps.STPState = st.RSTPState
+			}
+			if s.BFD {
+				ps.State = bfdState(st.BFDState)
+			}
+		}
+		peers = append(peers, ps)
+	}
+	return peers, tunnels, nil
+}
+
+func bfdState(s string) v1alpha1.PeerState {
+	switch s {
+	case "up":
+		return v1alpha1.PeerUp
+	case "down", "admin_down", "init":
+		return v1alpha1.PeerDown
+	}
+	return v1alpha1.PeerUnknown
+}
+
+// DeleteBridge implements OVSSide.
+func (o *ovsSide) DeleteBridge(ctx context.Context, bridge string) (int, error) {
+	ops, err := o.c.DeleteBridgeOps(ctx, bridge)
+	if err != nil {
+		return 0, err
+	}
+	return len(ops), o.c.Transact(ctx, ops...)
+}
+
+// Connector dials ovsdb-server on first use and forwards the client's change and reconnect
+// notifications to Events, which the controller watches through source.Channel.
+type Connector struct {
+	Socket string
+	Log    logr.Logger
+	// Events receives one GenericEvent per (coalesced) OVS change.
+	Events chan event.GenericEvent
+
+	mu     sync.Mutex
+	client *ovs.Client
+	side   OVSSide
+	stop   chan struct{}
+}
+
+// NewConnector returns a Connector for the ovsdb-server socket.
+func NewConnector(socket string, log logr.Logger) *Connector {
+	return &Connector{Socket: socket, Log: log, Events: make(chan event.GenericEvent, 1)}
+}
+
+// Connect implements OVSConnector.
+func (c *Connector) Connect(ctx context.Context) (OVSSide, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.side != nil {
+		return c.side, nil
+	}
+	cl, err := ovs.Dial(ctx, ovs.Options{Socket: c.Socket, Logger: c.Log.WithName("ovs")})
+	if err != nil {
+		return nil, err
+	}
+	c.client, c.side, c.stop = cl, NewOVSSide(cl), make(chan struct{})
+	go c.forward(cl, c.stop)
+	c.Log.Info("connected to ovsdb-server", "socket", c.Socket)
+	return c.side, nil
+}
+
+func (c *Connector) forward(cl *ovs.Client, stop <-chan struct{}) {
+	ev := event.GenericEvent{Object: &v1alpha1.NodeSubnet{}}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-cl.Changes():
+		}
+		select {
+		case c.Events <- ev:
+		default: // one pending event is enough: the reconcile re-reads everything
+		}
+	}
+}
+
+// Close closes the OVS connection, if any.
+func (c *Connector) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.client != nil {
+		close(c.stop)
+		c.client.Close()
+		c.client, c.side = nil, nil
+	}
+}
