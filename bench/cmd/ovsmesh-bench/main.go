@@ -1,0 +1,119 @@
+// Command ovsmesh-bench runs ovsmesh's benchmarks at full size and prints every figure as a
+// ratio against its reference, measured in the same run (see package bench). `make bench`
+// runs it; BENCHMARKS.md records its output.
+//
+//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,datapath] [-json results.json]
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ovsmesh/ovsmesh/bench"
+)
+
+type suite struct {
+	name string
+	run  func(ctx context.Context, e *bench.Env) ([]bench.Figure, error)
+}
+
+func main() {
+	only := flag.String("only", "", "comma-separated benchmarks to run (default all): "+names())
+	jsonOut := flag.String("json", "", "also write the figures and the machine as JSON to this file")
+	flag.Parse()
+	want := map[string]bool{}
+	for _, n := range strings.Split(*only, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			want[n] = true
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	m := bench.ThisMachine()
+	fmt.Printf("machine: nproc=%d cpu=%q kernel=%s date=%s loadavg=%s\n\n", m.NProc, m.CPU, m.Kernel, m.Date, m.Load)
+	type result struct {
+		Suite   string         `json:"suite"`
+		Figures []bench.Figure `json:"figures"`
+		Error   string         `json:"error,omitempty"`
+		Took    string         `json:"took"`
+	}
+	var results []result
+	failed := false
+	for _, s := range suites {
+		if len(want) > 0 && !want[s.name] {
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "=== %s\n", s.name)
+		t0 := time.Now()
+		e, err := bench.NewEnv(os.Stderr)
+		var figs []bench.Figure
+		if err == nil {
+			figs, err = s.run(ctx, e)
+			e.Close()
+		}
+		r := result{Suite: s.name, Figures: figs, Took: time.Since(t0).Round(time.Second).String()}
+		if err != nil {
+			r.Error = err.Error()
+			failed = true
+			fmt.Fprintf(os.Stderr, "=== %s FAILED: %v\n", s.name, err)
+		}
+		results = append(results, r)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	fmt.Println("| figure | ovsmesh | reference | ratio | target | |")
+	fmt.Println("|---|---|---|---|---|---|")
+	for _, r := range results {
+		for _, f := range r.Figures {
+			fmt.Println(f.Row())
+		}
+		if r.Error != "" {
+			fmt.Printf("| %s | error: %s | | | | ❌ |\n", r.Suite, r.Error)
+		}
+	}
+	for _, r := range results {
+		for _, f := range r.Figures {
+			if f.Note != "" {
+				fmt.Printf("\n- %s: %s", f.Name, f.Note)
+			}
+		}
+	}
+	fmt.Println()
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(struct {
+			Machine bench.Machine `json:"machine"`
+			Results []result      `json:"results"`
+		}{m, results}, "", "  ")
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			failed = true
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func names() string {
+	var n []string
+	for _, s := range suites {
+		n = append(n, s.name)
+	}
+	return strings.Join(n, ",")
+}
+
+var suites = []suite{
+	{"ovs", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		r, err := bench.OVSProgramming(ctx, e, bench.OVSProgOptions{Peers: 1000, Reps: 5})
+		return r.Figures(), err
+	}},
+}

@@ -1,0 +1,229 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Env is one benchmark's scratch space: a per-run name prefix, a temp dir and a stack of
+// cleanups run in reverse by Close (also after a failure half-way).
+type Env struct {
+	Prefix string    // per-run unique; starts every namespace, link and dir name
+	Dir    string    // temp dir (short: unix socket paths must fit in 108 bytes)
+	Log    io.Writer // progress; never nil
+
+	mu       sync.Mutex
+	cleanups []func()
+}
+
+// NewEnv makes a prefix and a temp dir under /tmp.
+func NewEnv(log io.Writer) (*Env, error) {
+	if log == nil {
+		log = io.Discard
+	}
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	prefix := "ob" + hex.EncodeToString(b)
+	dir, err := os.MkdirTemp("/tmp", prefix+"-")
+	if err != nil {
+		return nil, err
+	}
+	e := &Env{Prefix: prefix, Dir: dir, Log: log}
+	e.Defer(func() { os.RemoveAll(dir) })
+	return e, nil
+}
+
+// Defer registers fn to run at Close (last registered runs first).
+func (e *Env) Defer(fn func()) {
+	e.mu.Lock()
+	e.cleanups = append(e.cleanups, fn)
+	e.mu.Unlock()
+}
+
+// Close runs the cleanups. Safe to call twice.
+func (e *Env) Close() {
+	e.mu.Lock()
+	cs := e.cleanups
+	e.cleanups = nil
+	e.mu.Unlock()
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i]()
+	}
+}
+
+// Logf prints one progress line.
+func (e *Env) Logf(format string, args ...any) {
+	fmt.Fprintf(e.Log, format+"\n", args...)
+}
+
+// run executes a set-up or inspection tool and returns its stdout; the error carries stderr.
+func run(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %w: %s", name, shortArgs(args), err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+func shortArgs(args []string) string {
+	s := strings.Join(args, " ")
+	if len(s) > 300 {
+		s = s[:300] + fmt.Sprintf("... (%d args)", len(args))
+	}
+	return s
+}
+
+// inNS runs a command inside a named network namespace.
+func inNS(ctx context.Context, ns string, args ...string) (string, error) {
+	return run(ctx, "ip", append([]string{"netns", "exec", ns}, args...)...)
+}
+
+// AddNetns creates a named network namespace with lo up, deleted at Close (after killing
+// whatever of ours still runs inside it).
+func (e *Env) AddNetns(ctx context.Context, name string) error {
+	if _, err := run(ctx, "ip", "netns", "add", name); err != nil {
+		return err
+	}
+	e.Defer(func() { delNetns(name) })
+	_, err := inNS(ctx, name, "ip", "link", "set", "lo", "up")
+	return err
+}
+
+func delNetns(name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if pids, err := run(ctx, "ip", "netns", "pids", name); err == nil {
+		for _, p := range strings.Fields(pids) {
+			_, _ = run(ctx, "kill", "-9", p) // only ever processes this benchmark started there
+		}
+	}
+	_, _ = run(ctx, "ip", "netns", "del", name)
+}
+
+// Proc is a long-running child process with its output in a log file.
+type Proc struct {
+	Name string
+	Log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start starts argv (inside netns ns when not empty) as a child in its own process group
+// that dies with this process; it is stopped by PID at Close.
+func (e *Env) Start(name, ns string, env []string, argv ...string) (*Proc, error) {
+	if ns != "" {
+		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
+	}
+	logPath := e.Dir + "/" + name + ".log"
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	e.Defer(func() { p.Stop(5 * time.Second) })
+	return p, nil
+}
+
+// Pid is the child's process id (`ip netns exec` execs, so it is the command's own).
+func (p *Proc) Pid() int { return p.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stop sends SIGTERM to the process group, SIGKILL after grace, and waits.
+func (p *Proc) Stop(grace time.Duration) {
+	if p == nil || p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+// Wait waits for the process to end, at most timeout, and returns its log.
+func (p *Proc) Wait(timeout time.Duration) (string, error) {
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.Stop(time.Second)
+		b, _ := os.ReadFile(p.Log)
+		return string(b), fmt.Errorf("%s did not finish within %s", p.Name, timeout)
+	}
+	b, err := os.ReadFile(p.Log)
+	return string(b), err
+}
+
+// Tail is the end of the process's log, for error messages.
+func (p *Proc) Tail(n int) string {
+	b, _ := os.ReadFile(p.Log)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// RequireTools fails with the testbed hint when a tool is missing (never a silent skip).
+func RequireTools(names ...string) error {
+	var errs []error
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			errs = append(errs, fmt.Errorf("%s not found: run `make testbed`", n))
+		}
+	}
+	if os.Geteuid() != 0 {
+		errs = append(errs, errors.New("the benchmarks create network namespaces and must run as root"))
+	}
+	return errors.Join(errs...)
+}
+
+// waitFor polls cond every interval until it is true, ctx ends or timeout passes.
+func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("timed out after %s", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(interval):
+		}
+	}
+}

@@ -1,0 +1,58 @@
+package bench
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The smoke tests run every benchmark at a small size so that none of them rots: each must
+// complete, produce its figures, and every ratio must be a positive number. The targets are
+// not asserted here (a size-10 run says nothing about them); `make bench` measures them.
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func newEnv(t *testing.T) *Env {
+	t.Helper()
+	e, err := NewEnv(testWriter{t})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func smokeCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func checkFigures(t *testing.T, figs []Figure) {
+	t.Helper()
+	if len(figs) == 0 {
+		t.Fatal("no figures")
+	}
+	for _, f := range figs {
+		t.Log(f.Row())
+		if math.IsNaN(f.Ratio) || math.IsInf(f.Ratio, 0) || f.Ratio <= 0 {
+			t.Errorf("%s: ratio %v is not a positive number", f.Name, f.Ratio)
+		}
+	}
+}
+
+func TestSmokeOVSProgramming(t *testing.T) {
+	e := newEnv(t)
+	r, err := OVSProgramming(smokeCtx(t, time.Minute), e, OVSProgOptions{Peers: 10, Reps: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, r.Figures())
+}
