@@ -24,7 +24,7 @@ type Pod struct {
 // runtimeConf is what a container runtime passes to CNI for this pod.
 func (p *Pod) runtimeConf() *libcni.RuntimeConf {
 	return &libcni.RuntimeConf{ContainerID: p.ContainerID, NetNS: NSPath(p.NS), IfName: "eth0",
-		Args: [][2]string{{"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", p.Name}}}
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "default"}, {"K8S_POD_NAME", p.Name}}}
 }
 
 func (c *Cluster) cni(n *Node) (*libcni.CNIConfig, *libcni.NetworkConfigList, error) {
