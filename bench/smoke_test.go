@@ -56,3 +56,15 @@ func TestSmokeOVSProgramming(t *testing.T) {
 	}
 	checkFigures(t, r.Figures())
 }
+
+func TestSmokeCNILatency(t *testing.T) {
+	e := newEnv(t)
+	r, err := CNILatency(smokeCtx(t, 2*time.Minute), e, CNIOptions{Pods: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.OursAdd) != 10 || len(r.RefDel) != 10 {
+		t.Fatalf("samples: %d ovsmesh ADD, %d reference DEL, want 10 each", len(r.OursAdd), len(r.RefDel))
+	}
+	checkFigures(t, r.Figures())
+}

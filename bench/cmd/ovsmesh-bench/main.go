@@ -116,4 +116,10 @@ var suites = []suite{
 		r, err := bench.OVSProgramming(ctx, e, bench.OVSProgOptions{Peers: 1000, Reps: 5})
 		return r.Figures(), err
 	}},
+	{"cni", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		r, err := bench.CNILatency(ctx, e, bench.CNIOptions{Pods: *cniPods})
+		return r.Figures(), err
+	}},
 }
+
+var cniPods = flag.Int("cni-pods", 300, "pods per side in the CNI latency benchmark")
