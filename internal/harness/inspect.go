@@ -37,7 +37,9 @@ func (n *Node) BridgeUUID(ctx context.Context, br string) string {
 }
 
 // SpanningTree returns port → "role/state" from `ovs-appctl stp/show` (or rstp/show), e.g.
-// "designated/forwarding", "alternate/blocking", "Alternate/Discarding".
+// "designated/forwarding", "alternate/blocking", "alternate/discarding". The show commands cut
+// interface names to 10 characters (so "gre-ac1e0002" and "gre-ac1e0003" read alike); the
+// key is therefore "<shown name>@<port number>", unique per port.
 func (n *Node) SpanningTree(ctx context.Context, protocol, br string) (map[string]string, error) {
 	cmd := "stp/show"
 	if protocol == "RSTP" {
@@ -62,7 +64,7 @@ func parseSTPShow(out string) map[string]string {
 			inTable = true
 		case !inTable || len(f) < 3 || strings.HasPrefix(f[0], "---"):
 		default:
-			ports[f[0]] = strings.ToLower(f[1] + "/" + f[2])
+			ports[f[0]+"@"+f[len(f)-1]] = strings.ToLower(f[1] + "/" + f[2])
 		}
 		if len(f) == 0 {
 			inTable = false

@@ -10,12 +10,12 @@ Root ID:
 
   Interface    Role       State      Cost     Pri.Nbr
   ------------ ---------- ---------- -------- -------
-  gre-ac1e0002 designated forwarding 100      128.2
-  gre-ac1e0003 alternate  blocking   100      128.3
+  gre-ac1e00   designated forwarding 100      128.2
+  gre-ac1e00   alternate  blocking   100      128.3
   vobr0        designated forwarding 100      128.1
 `
 	got := parseSTPShow(out)
-	want := map[string]string{"gre-ac1e0002": "designated/forwarding", "gre-ac1e0003": "alternate/blocking", "vobr0": "designated/forwarding"}
+	want := map[string]string{"gre-ac1e00@128.2": "designated/forwarding", "gre-ac1e00@128.3": "alternate/blocking", "vobr0@128.1": "designated/forwarding"}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
