@@ -1,17 +1,18 @@
 package controllers
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -39,6 +40,7 @@ type opEnv struct {
 	c      client.Client
 	ns     string // the operator's namespace
 	prefix string // per-run unique prefix for node names
+	logs   *syncBuffer
 }
 
 func runID() string {
@@ -50,22 +52,41 @@ func runID() string {
 // newOpEnv starts a control plane for one test and creates the operator namespace.
 func newOpEnv(t *testing.T) *opEnv {
 	t.Helper()
-	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(testWriter{t})))
+	setGlobalLoggerOnce.Do(func() { ctrl.SetLogger(logr.Discard()) })
+	logs := &syncBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("operator logs:\n%s", logs.String())
+		}
+	})
 	env := testenv.StartT(t)
 	id := runID()
-	e := &opEnv{Env: env, t: t, c: env.Client, ns: "ovsmesh-" + id, prefix: "n" + id}
+	e := &opEnv{Env: env, t: t, c: env.Client, ns: "ovsmesh-" + id, prefix: "n" + id, logs: logs}
 	if err := e.c.Create(e.ctx(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
-// testWriter sends the managers' logs to the test log (shown on failure or with -v).
-type testWriter struct{ t *testing.T }
+var setGlobalLoggerOnce sync.Once
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// syncBuffer collects the managers' logs; they are printed when the test fails. (Writing to
+// t.Log directly would panic when a goroutine of a stopping manager logs after the test.)
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func (e *opEnv) ctx() context.Context {
@@ -76,7 +97,8 @@ func (e *opEnv) ctx() context.Context {
 
 // manager is a running operator replica.
 type manager struct {
-	stop func()
+	stop    func()
+	elected <-chan struct{}
 }
 
 // startManager starts an operator replica (a ctrl.Manager with the reconcilers, metrics and
@@ -86,6 +108,7 @@ func (e *opEnv) startManager(opts Options, mutate ...func(*ctrl.Options)) *manag
 	opts.Namespace = e.ns
 	mo := ctrl.Options{
 		Scheme:                 testenv.Scheme(),
+		Logger:                 zap.New(zap.UseDevMode(true), zap.WriteTo(e.logs)),
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  CacheOptions(e.ns),
@@ -106,7 +129,7 @@ func (e *opEnv) startManager(opts Options, mutate ...func(*ctrl.Options)) *manag
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
 	var once sync.Once
-	m := &manager{stop: func() {
+	m := &manager{elected: mgr.Elected(), stop: func() {
 		once.Do(func() {
 			cancel()
 			select {

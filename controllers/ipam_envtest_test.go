@@ -14,7 +14,10 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
@@ -116,13 +119,26 @@ func TestIPAMTwoReplicasFiftyNodesThenRestart(t *testing.T) {
 		return nil
 	})
 
+	logs := e.logs.String()
+	t.Logf("claim collisions between the replicas: %d for another node, %d for the same node; NodeSubnet create races: %d",
+		strings.Count(logs, "subnet already claimed by another allocator"),
+		strings.Count(logs, "subnet already claimed for this node by another allocator"),
+		strings.Count(logs, "NodeSubnet created concurrently by another allocator"))
+
 	a.stop()
 	b.stop()
 	before := e.resourceVersions()
+	ipamPasses, ncPasses := reconcileCount("nodesubnet-ipam"), reconcileCount("networkcluster")
 	e.startManager(Options{})
-	// The new replica has done its first passes once its status writes would have landed;
-	// give it a few seconds, then nothing may have changed.
-	time.Sleep(4 * time.Second)
+	// Wait until the new replica has run full passes of both reconcilers, then nothing may
+	// have changed.
+	e.eventually(20*time.Second, "passes of the new replica", func() error {
+		if reconcileCount("nodesubnet-ipam") <= ipamPasses || reconcileCount("networkcluster") <= ncPasses {
+			return fmt.Errorf("no pass yet")
+		}
+		return nil
+	})
+	time.Sleep(time.Second)
 	after := e.resourceVersions()
 	if len(before) != len(after) {
 		t.Errorf("restart changed the set of objects: %d → %d", len(before), len(after))
@@ -383,4 +399,156 @@ func TestIPAMNodeSelector(t *testing.T) {
 	}
 	e.waitSubnets(30*time.Second, in0.Name, out.Name)
 	e.checkAllocation(defaultPool)
+}
+
+// reconcileCount is controller-runtime's count of finished passes of a controller (over every
+// manager of this test process).
+func reconcileCount(controller string) float64 {
+	mfs, err := metrics.Registry.Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "controller_runtime_reconcile_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "controller" && l.GetValue() == controller {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// TestIPAMReplicasWithLeaderElectionFailover: the shipped deployment runs replicas with leader
+// election. The leader is stopped mid-allocation; the other takes over and finishes, with no
+// duplicates and no leaked claims.
+func TestIPAMReplicasWithLeaderElectionFailover(t *testing.T) {
+	e := newOpEnv(t)
+	le := func(o *ctrl.Options) {
+		o.LeaderElection = true
+		o.LeaderElectionID = "ovsmesh-operator.network.ovsmesh.io"
+		o.LeaderElectionNamespace = e.ns
+		o.LeaderElectionReleaseOnCancel = true
+		o.LeaseDuration = ptr.To(3 * time.Second)
+		o.RenewDeadline = ptr.To(2 * time.Second)
+		o.RetryPeriod = ptr.To(200 * time.Millisecond)
+	}
+	replicas := []*manager{e.startManager(Options{}, le), e.startManager(Options{}, le)}
+	var leader, follower *manager
+	e.eventually(20*time.Second, "a leader", func() error {
+		for i, m := range replicas {
+			select {
+			case <-m.elected:
+				leader, follower = m, replicas[1-i]
+				return nil
+			default:
+			}
+		}
+		return fmt.Errorf("none elected")
+	})
+	select {
+	case <-follower.elected:
+		t.Fatal("both replicas are leaders")
+	default:
+	}
+	e.createCluster(nil)
+	const n = 30
+	var names []string
+	for i := 0; i < n; i++ {
+		names = append(names, e.nodeName(i))
+	}
+	go func() {
+		for i, name := range names {
+			if _, err := e.createNode(e.ctx(), name, fmt.Sprintf("10.2.0.%d", 1+i), nil); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	e.eventually(30*time.Second, "the leader to be mid-way", func() error {
+		if k := len(e.subnets()); k < 5 {
+			return fmt.Errorf("%d NodeSubnets", k)
+		}
+		return nil
+	})
+	leader.stop()
+	t.Logf("leader stopped after %d of %d NodeSubnets", len(e.subnets()), n)
+	e.eventually(20*time.Second, "the follower to take over", func() error {
+		select {
+		case <-follower.elected:
+			return nil
+		default:
+			return fmt.Errorf("not elected")
+		}
+	})
+	e.waitSubnets(60*time.Second, names...)
+	e.eventually(20*time.Second, "every claim adopted", func() error {
+		for _, c := range e.claims() {
+			if c.Owner == "" {
+				return fmt.Errorf("claim %s still pending", c.Name)
+			}
+		}
+		return nil
+	})
+	e.checkAllocation(defaultPool)
+}
+
+// TestAllocateCollisionAndFence drives one allocation step directly against the API server
+// with the views a racing replica would have:
+//   - its list was taken before another replica claimed 10.244.0.0/24 for another node: the
+//     claim create fails and it takes the next subnet, never the claimed one;
+//   - its claim was released while it stalled (the fence): the NodeSubnet it created is taken
+//     back and the step fails, to be retried from a fresh view.
+func TestAllocateCollisionAndFence(t *testing.T) {
+	e := newOpEnv(t)
+	r := &NodeSubnetReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
+	log := ctrl.Log
+	x := netip.MustParsePrefix("10.244.0.0/24")
+	if err := e.c.Create(e.ctx(), newClaim(e.ns, x, "someone-else", nil)); err != nil {
+		t.Fatal(err)
+	}
+	n := e.mustNode(e.nodeName(0), "192.168.10.10", nil)
+	stale := map[int]bool{} // does not know about the claim on 10.244.0.0/24
+	got, err := r.allocate(e.ctx(), log, defaultPool, stale, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != "10.244.1.0/24" {
+		t.Fatalf("allocated %s, want the next free 10.244.1.0/24", got)
+	}
+	s, err := e.subnet(n.Name)
+	if err != nil || s.Spec.CIDR != "10.244.1.0/24" {
+		t.Fatalf("NodeSubnet %+v (%v)", s, err)
+	}
+	for _, c := range e.claims() {
+		if c.CIDR == x && c.Holder != "someone-else" {
+			t.Errorf("the other allocator's claim was overwritten: %+v", c)
+		}
+		if c.CIDR == got && c.Owner != s.UID {
+			t.Errorf("own claim not adopted: %+v", c)
+		}
+	}
+
+	// The fence: resume a claim that is deleted before the NodeSubnet is created.
+	n2 := e.mustNode(e.nodeName(1), "192.168.10.11", nil)
+	y := netip.MustParsePrefix("10.244.7.0/24")
+	l := newClaim(e.ns, y, n2.Name, nil)
+	if err := e.c.Create(e.ctx(), l); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Delete(e.ctx(), l); err != nil { // released by another replica meanwhile
+		t.Fatal(err)
+	}
+	c := claim{Name: l.Name, UID: l.UID, CIDR: y, Holder: n2.Name, Lease: l}
+	if _, err := r.allocate(e.ctx(), log, defaultPool, map[int]bool{}, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11"), Resume: &c}); err == nil {
+		t.Fatal("allocation on a released claim succeeded")
+	}
+	e.eventually(10*time.Second, "the unfenced NodeSubnet to be taken back", func() error {
+		_, err := e.subnet(n2.Name)
+		return isGone(err)
+	})
 }

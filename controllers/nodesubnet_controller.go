@@ -191,7 +191,16 @@ func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, po
 			l := newClaim(r.Options.Namespace, next, a.Node.Name, nil)
 			err = r.Client.Create(ctx, l)
 			if apierrors.IsAlreadyExists(err) {
-				// Another allocator holds this CIDR: it stays used, try the next one.
+				// Another allocator holds this CIDR. If it claimed it for this same node
+				// (two replicas working through the same new nodes), join that claim rather
+				// than take a second subnet: both then create the same NodeSubnet and one
+				// create wins. Otherwise the CIDR stays used: try the next one.
+				if other, ok := r.claimFor(ctx, l); ok && other.Holder == a.Node.Name {
+					log.V(1).Info("subnet already claimed for this node by another allocator, joining it", "node", a.Node.Name, "cidr", next)
+					cl, cidr = other.Lease, next
+					break
+				}
+				log.V(1).Info("subnet already claimed by another allocator, trying the next", "node", a.Node.Name, "cidr", next)
 				continue
 			}
 			if err != nil {
@@ -247,6 +256,15 @@ func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, po
 		return netip.Prefix{}, derr
 	}
 	return netip.Prefix{}, fmt.Errorf("claim for %s was released during allocation", cidr)
+}
+
+// claimFor reads the claim Lease named like l, uncached.
+func (r *NodeSubnetReconciler) claimFor(ctx context.Context, l *coordinationv1.Lease) (claim, bool) {
+	cur := &coordinationv1.Lease{}
+	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(l), cur); err != nil {
+		return claim{}, false
+	}
+	return parseClaim(cur)
 }
 
 // adopt sets the NodeSubnet as the owner of its claim (optimistic concurrency: a conflict

@@ -1,0 +1,143 @@
+package controllers
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+)
+
+// installed brings up a cluster with n nodes and the agent objects, and returns the node names.
+func (e *opEnv) installed(n int) []string {
+	e.t.Helper()
+	e.createCluster(nil)
+	var names []string
+	for i := 0; i < n; i++ {
+		names = append(names, e.nodeName(i))
+		e.mustNode(names[i], fmt.Sprintf("192.168.8.%d", 10+i), nil)
+	}
+	e.waitSubnets(30*time.Second, names...)
+	e.eventually(20*time.Second, "the agent DaemonSet", func() error { _, err := e.daemonSet(); return err })
+	return names
+}
+
+// agentObjectsGone checks that uninstall left nothing: agent objects, NodeSubnets, claims and
+// finally the NetworkCluster itself.
+func (e *opEnv) everythingGone() error {
+	if _, err := e.daemonSet(); isGone(err) != nil {
+		return fmt.Errorf("DaemonSet: %w", isGone(err))
+	}
+	for _, o := range []client.Object{&corev1.ServiceAccount{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}} {
+		ns := ""
+		if _, ok := o.(*corev1.ServiceAccount); ok {
+			ns = e.ns
+		}
+		if err := isGone(e.c.Get(e.ctx(), client.ObjectKey{Namespace: ns, Name: AgentName}, o)); err != nil {
+			return fmt.Errorf("%T: %w", o, err)
+		}
+	}
+	if n := len(e.subnets()); n != 0 {
+		return fmt.Errorf("%d NodeSubnets left", n)
+	}
+	if n := len(e.claims()); n != 0 {
+		return fmt.Errorf("%d claims left", n)
+	}
+	return isGone(e.c.Get(e.ctx(), clusterKey, &v1.NetworkCluster{}))
+}
+
+func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
+	e := newOpEnv(t)
+	e.startManager(Options{CleanupTimeout: time.Minute})
+	names := e.installed(3)
+	if err := e.c.Delete(e.ctx(), e.cluster()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(20*time.Second, "teardown requested on every NodeSubnet", func() error {
+		for _, s := range e.subnets() {
+			if !s.Spec.Teardown {
+				return fmt.Errorf("%s: teardown not set", s.Name)
+			}
+		}
+		return nil
+	})
+	e.eventually(20*time.Second, "Progressing=Uninstalling", func() error {
+		c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionProgressing)
+		if c == nil || c.Reason != ReasonUninstalling || !strings.Contains(c.Message, names[0]) {
+			return fmt.Errorf("Progressing %+v", c)
+		}
+		return nil
+	})
+
+	// Two agents report clean: the operator keeps waiting for the third, agents keep running.
+	for _, n := range names[:2] {
+		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
+			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+		})
+	}
+	time.Sleep(2 * time.Second)
+	if _, err := e.daemonSet(); err != nil {
+		t.Fatalf("the agents were removed before every node reported clean: %v", err)
+	}
+	if n := len(e.subnets()); n != 3 {
+		t.Fatalf("%d NodeSubnets while waiting, want 3", n)
+	}
+	e.setAgentStatus(names[2], func(st *v1.NodeSubnetStatus) {
+		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+	})
+	e.eventually(30*time.Second, "uninstall to finish", e.everythingGone)
+	if _, err := e.findEvent(v1.NetworkClusterName, ReasonCleanupTimedOut); err == nil {
+		t.Errorf("a timeout was reported although every agent cleaned up")
+	}
+	e.eventually(10*time.Second, "CleanedUp event", func() error {
+		_, err := e.findEvent(v1.NetworkClusterName, ReasonCleanedUp)
+		return err
+	})
+	// Nodes stay; nothing re-creates NodeSubnets without a NetworkCluster.
+	time.Sleep(time.Second)
+	if n := len(e.subnets()); n != 0 {
+		t.Errorf("%d NodeSubnets re-created after uninstall", n)
+	}
+}
+
+func TestUninstallTimeoutProceeds(t *testing.T) {
+	e := newOpEnv(t)
+	const timeout = 3 * time.Second
+	e.startManager(Options{CleanupTimeout: timeout})
+	names := e.installed(2)
+	// Only one agent answers; the other node is dead.
+	start := time.Now()
+	if err := e.c.Delete(e.ctx(), e.cluster()); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(10*time.Second, "teardown on "+names[0], func() error {
+		s, err := e.subnet(names[0])
+		if err != nil || !s.Spec.Teardown {
+			return fmt.Errorf("teardown not set (%v)", err)
+		}
+		return nil
+	})
+	e.setAgentStatus(names[0], func(st *v1.NodeSubnetStatus) {
+		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+	})
+	e.eventually(30*time.Second, "uninstall to finish despite the silent agent", e.everythingGone)
+	if took := time.Since(start); took < timeout {
+		t.Errorf("uninstall finished after %s, before the %s timeout", took, timeout)
+	}
+	e.eventually(10*time.Second, "CleanupTimedOut event", func() error {
+		ev, err := e.findEvent(v1.NetworkClusterName, ReasonCleanupTimedOut)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(ev.Note, names[1]) || strings.Contains(ev.Note, names[0]) {
+			return fmt.Errorf("event %q should name %s only", ev.Note, names[1])
+		}
+		return nil
+	})
+}
