@@ -17,6 +17,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -105,6 +106,12 @@ type manager struct {
 // probes off) and stops it at the end of the test. Several may run at once, as replicas do.
 func (e *opEnv) startManager(opts Options, mutate ...func(*ctrl.Options)) *manager {
 	e.t.Helper()
+	return e.startManagerAs(e.Config, opts, mutate...)
+}
+
+// startManagerAs starts a replica with the credentials of cfg.
+func (e *opEnv) startManagerAs(cfg *rest.Config, opts Options, mutate ...func(*ctrl.Options)) *manager {
+	e.t.Helper()
 	opts.Namespace = e.ns
 	mo := ctrl.Options{
 		Scheme:                 testenv.Scheme(),
@@ -118,7 +125,7 @@ func (e *opEnv) startManager(opts Options, mutate ...func(*ctrl.Options)) *manag
 	for _, m := range mutate {
 		m(&mo)
 	}
-	mgr, err := ctrl.NewManager(e.Config, mo)
+	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
 		e.t.Fatal(err)
 	}

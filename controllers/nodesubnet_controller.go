@@ -335,11 +335,23 @@ func (r *NodeSubnetReconciler) removeLeftovers(ctx context.Context, log logr.Log
 		log.Info("removing a NodeSubnet left without a NetworkCluster", "nodeSubnet", subnets.Items[i].Name)
 		errs = append(errs, client.IgnoreNotFound(r.Client.Delete(ctx, &subnets.Items[i])))
 	}
-	errs = append(errs, deleteAllClaims(ctx, r.Client, r.Options.Namespace))
+	errs = append(errs, deleteAllClaims(ctx, r.Client, r.APIReader, r.Options.Namespace))
 	return kerrors.NewAggregate(errs)
 }
 
-func deleteAllClaims(ctx context.Context, c client.Client, namespace string) error {
-	return client.IgnoreNotFound(c.DeleteAllOf(ctx, &coordinationv1.Lease{},
-		client.InNamespace(namespace), client.MatchingLabels{LabelSubnetClaim: "true"}))
+// deleteAllClaims releases every claim (one by one: the operator's role has no
+// deletecollection, and each delete is checked against the claim's UID).
+func deleteAllClaims(ctx context.Context, c client.Client, r client.Reader, namespace string) error {
+	claims, err := listClaims(ctx, r, namespace)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, cl := range claims {
+		err := c.Delete(ctx, cl.Lease, client.Preconditions{UID: &cl.UID})
+		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			errs = append(errs, err)
+		}
+	}
+	return kerrors.NewAggregate(errs)
 }

@@ -100,7 +100,7 @@ func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1.N
 			errs = append(errs, err)
 		}
 	}
-	errs = append(errs, deleteAllClaims(ctx, r.Client, r.Options.Namespace))
+	errs = append(errs, deleteAllClaims(ctx, r.Client, r.APIReader, r.Options.Namespace))
 	if err := kerrors.NewAggregate(errs); err != nil {
 		return ctrl.Result{}, err
 	}
