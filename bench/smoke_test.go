@@ -68,3 +68,12 @@ func TestSmokeCNILatency(t *testing.T) {
 	}
 	checkFigures(t, r.Figures())
 }
+
+func TestSmokeIPAM(t *testing.T) {
+	e := newEnv(t)
+	r, err := IPAM(smokeCtx(t, 3*time.Minute), e, IPAMOptions{Nodes: 10, SharedAPI: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, r.Figures())
+}

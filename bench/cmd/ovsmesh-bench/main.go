@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -116,10 +117,27 @@ var suites = []suite{
 		r, err := bench.OVSProgramming(ctx, e, bench.OVSProgOptions{Peers: 1000, Reps: 5})
 		return r.Figures(), err
 	}},
+	{"ipam", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		var figs []bench.Figure
+		for _, f := range strings.Split(*ipamNodes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil {
+				return figs, fmt.Errorf("-ipam-nodes: %w", err)
+			}
+			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n})
+			if err != nil {
+				return figs, err
+			}
+			figs = append(figs, r.Figures()...)
+		}
+		return figs, nil
+	}},
 	{"cni", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.CNILatency(ctx, e, bench.CNIOptions{Pods: *cniPods})
 		return r.Figures(), err
 	}},
 }
+
+var ipamNodes = flag.String("ipam-nodes", "1000,5000", "comma-separated Node counts of the IPAM benchmark")
 
 var cniPods = flag.Int("cni-pods", 300, "pods per side in the CNI latency benchmark")
