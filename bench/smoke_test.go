@@ -77,3 +77,12 @@ func TestSmokeIPAM(t *testing.T) {
 	}
 	checkFigures(t, r.Figures())
 }
+
+func TestSmokeAgentRSS(t *testing.T) {
+	e := newEnv(t)
+	r, err := AgentRSS(smokeCtx(t, 2*time.Minute), e, AgentRSSOptions{Peers: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFigures(t, r.Figures())
+}

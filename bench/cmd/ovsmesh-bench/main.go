@@ -132,6 +132,10 @@ var suites = []suite{
 		}
 		return figs, nil
 	}},
+	{"rss", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		r, err := bench.AgentRSS(ctx, e, bench.AgentRSSOptions{Peers: 1000})
+		return r.Figures(), err
+	}},
 	{"cni", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.CNILatency(ctx, e, bench.CNIOptions{Pods: *cniPods})
 		return r.Figures(), err

@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/internal/testenv"
+)
+
+// AgentRSSOptions sizes the agent memory benchmark.
+type AgentRSSOptions struct {
+	Peers int // NodeSubnets besides the agent's own (1,000 in the report)
+}
+
+// AgentRSSResult is the agent's resident memory once it has converged with Peers tunnels.
+type AgentRSSResult struct {
+	Peers     int
+	RSS       int64 // bytes, VmRSS
+	HWM       int64 // bytes, VmHWM (peak RSS)
+	Converged time.Duration
+}
+
+// agentRSSLimit is the target: 64 MiB.
+const agentRSSLimit = 64 << 20
+
+// Figures: RSS against the 64 MiB budget (the ratio is RSS / 64 MiB; target ≤ 1.0×).
+func (r AgentRSSResult) Figures() []Figure {
+	f := AtMost(fmt.Sprintf("agent RSS with %d peers (VmRSS after convergence) vs the 64 MiB budget", r.Peers),
+		mib(r.RSS), "64 MiB", Ratio(float64(r.RSS), agentRSSLimit), 1.0)
+	f.Note = fmt.Sprintf("peak (VmHWM) %s; converged %s after start", mib(r.HWM), secs(r.Converged))
+	return []Figure{f}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// AgentRSS runs the real ovsmesh-agent binary in a network namespace of its own, with a
+// private ovsdb-server and ovs-vswitchd (userspace datapath) there, against a fresh
+// kube-apiserver holding the NetworkCluster and opts.Peers+1 NodeSubnets, waits until the
+// agent reports its NodeSubnet Ready with opts.Peers tunnels, lets it settle, and reads
+// VmRSS and VmHWM from /proc/<pid>/status. The peers' NodeSubnets carry no status (no other
+// agents run), so the agent's cache holds specs only: in a real cluster every peer's status
+// lists its own peers, which the agent's NodeSubnet cache also holds (see BENCHMARKS.md).
+func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, error) {
+	r := AgentRSSResult{Peers: o.Peers}
+	if err := RequireTools("ip", "ovs-vswitchd", "ovs-appctl"); err != nil {
+		return r, err
+	}
+	bin := filepath.Join(e.Dir, "bin")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin+"/", "./cmd/ovsmesh-agent")
+	build.Dir = testenv.RepoRoot()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return r, fmt.Errorf("building the agent: %v: %s", err, out)
+	}
+	node := e.Prefix + "-agent"
+	if err := e.AddNetns(ctx, node); err != nil {
+		return r, err
+	}
+	const nodeIP = "172.31.0.1"
+	for _, c := range [][]string{
+		// No dummy module on this kernel: a veth pair inside the namespace.
+		{"ip", "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"},
+		{"ip", "link", "set", "eth0p", "up"},
+		{"ip", "addr", "add", nodeIP + "/16", "dev", "eth0"},
+		{"ip", "link", "set", "eth0", "up"},
+	} {
+		if _, err := inNS(ctx, node, c...); err != nil {
+			return r, err
+		}
+	}
+	db, err := e.StartOVSDB(ctx, "agentovs", node)
+	if err != nil {
+		return r, err
+	}
+	if _, err := startVswitchd(ctx, e, db, node); err != nil {
+		return r, err
+	}
+
+	api, err := startAPI(e, "agent")
+	if err != nil {
+		return r, err
+	}
+	u, err := url.Parse(api.env.Config.Host)
+	if err != nil {
+		return r, err
+	}
+	if err := e.forwardAPI(node, u.Host, u.Host); err != nil {
+		return r, err
+	}
+	c := api.env.Client
+	nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName},
+		Spec: v1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev",
+			Tunnel: v1.TunnelSpec{Type: "VXLAN"}}}
+	if err := c.Create(ctx, nc); err != nil {
+		return r, err
+	}
+	self := "bench-self"
+	if err := createNode(ctx, c, self, nodeIP); err != nil {
+		return r, err
+	}
+	if err := createSubnet(ctx, c, self, 0, nodeIP); err != nil {
+		return r, err
+	}
+	for i := 1; i <= o.Peers; i++ {
+		if err := createSubnet(ctx, c, fmt.Sprintf("bench-peer-%05d", i), i, fmt.Sprintf("198.18.%d.%d", i/250, 1+i%250)); err != nil {
+			return r, err
+		}
+	}
+	e.Logf("agent RSS: %d NodeSubnets created; starting the agent", o.Peers+1)
+	t0 := time.Now()
+	agent, err := e.Start("ovsmesh-agent", node, []string{"KUBECONFIG=" + api.kubeconfig},
+		filepath.Join(bin, "ovsmesh-agent"), "--node-name="+self, "--ovsdb-socket="+db.Sock,
+		"--cni-conf-dir="+filepath.Join(e.Dir, "net.d"), "--cni-ipam-data-dir="+filepath.Join(e.Dir, "ipam"))
+	if err != nil {
+		return r, err
+	}
+	err = waitFor(ctx, 5*time.Minute, 200*time.Millisecond, func() bool {
+		var s v1.NodeSubnet
+		if agent.Exited() || c.Get(ctx, client.ObjectKey{Name: self}, &s) != nil {
+			return agent.Exited()
+		}
+		return apimeta.IsStatusConditionTrue(s.Status.Conditions, "Ready") && int(s.Status.TunnelCount) == o.Peers
+	})
+	if err != nil || agent.Exited() {
+		return r, fmt.Errorf("agent did not converge with %d tunnels (%v); log:\n%s", o.Peers, err, agent.Tail(15))
+	}
+	r.Converged = time.Since(t0)
+	out, err := db.Vsctl(ctx, "--bare", "--columns=name", "find", "Interface", "type=vxlan")
+	if err != nil {
+		return r, err
+	}
+	if n := len(strings.Fields(out)); n != o.Peers {
+		return r, fmt.Errorf("agent reports Ready but OVS has %d VXLAN interfaces, want %d", n, o.Peers)
+	}
+	// Let a garbage collection or two happen: RSS right after the burst of work is not
+	// what the agent holds at rest.
+	time.Sleep(5 * time.Second)
+	r.RSS, r.HWM, err = procMem(agent.Pid())
+	if err != nil {
+		return r, err
+	}
+	e.Logf("agent RSS with %d peers: VmRSS %s, VmHWM %s, converged in %v", o.Peers, mib(r.RSS), mib(r.HWM), r.Converged)
+	return r, nil
+}
+
+// createSubnet creates the NodeSubnet of node i in 10.0.0.0/8 as the operator would.
+func createSubnet(ctx context.Context, c client.Client, name string, i int, nodeIP string) error {
+	cidr := fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)
+	gw := fmt.Sprintf("10.%d.%d.1", i/256, i%256)
+	s := &v1.NodeSubnet{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.NodeSubnetSpec{NodeName: name, CIDR: cidr, Gateway: gw, NodeIP: nodeIP}}
+	return c.Create(ctx, s)
+}
+
+// startVswitchd starts ovs-vswitchd on db inside netns ns and waits until it answers.
+func startVswitchd(ctx context.Context, e *Env, db *OVSDB, ns string) (string, error) {
+	ctl := filepath.Join(db.Dir, "vswitchd.ctl")
+	p, err := e.Start(filepath.Base(db.Dir)+"-vswitchd", ns, db.env(), "ovs-vswitchd", "unix:"+db.Sock,
+		"--pidfile="+filepath.Join(db.Dir, "vswitchd.pid"), "--unixctl="+ctl, "--no-chdir",
+		"--log-file="+filepath.Join(db.Dir, "vswitchd.log"))
+	if err != nil {
+		return "", err
+	}
+	// exit --cleanup removes the datapath's taps; registered after Start, so it runs first.
+	e.Defer(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = run(cctx, "ovs-appctl", "-t", ctl, "exit", "--cleanup")
+	})
+	err = waitFor(ctx, 30*time.Second, 100*time.Millisecond, func() bool {
+		out, err := run(ctx, "ovs-appctl", "-t", ctl, "version")
+		return (err == nil && strings.Contains(out, "ovs-vswitchd")) || p.Exited()
+	})
+	if err != nil || p.Exited() {
+		return "", fmt.Errorf("ovs-vswitchd did not come up (%v): %s", err, p.Tail(5))
+	}
+	return ctl, nil
+}
+
+// procMem reads VmRSS and VmHWM (bytes) of a process.
+func procMem(pid int) (rss, hwm int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(l, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n << 10
+		case "VmHWM":
+			hwm = n << 10
+		}
+	}
+	if rss == 0 {
+		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	}
+	return rss, hwm, nil
+}
