@@ -1,4 +1,20 @@
 // Package controllers holds the ovsmesh operator's reconcilers: subnet IPAM (one NodeSubnet per
 // selected Node), the NetworkCluster reconciler (agent DaemonSet, its RBAC, status aggregation)
 // and uninstall orchestration behind a finalizer.
+//
+// Where things are:
+//
+//	ipam.go                     Pool: the pure allocator (cluster CIDR, prefix, used set → next subnet)
+//	claims.go                   why and how a CIDR is claimed (collision-proof across replicas)
+//	subnet_plan.go              the IPAM pass as a pure function of nodes, NodeSubnets and claims
+//	nodesubnet_controller.go    carries the plan out (the only place IPAM writes)
+//	agent_resources.go          the agent DaemonSet, ServiceAccount, ClusterRole/Binding
+//	networkcluster_controller.go applies them; status computed in networkcluster_status.go
+//	uninstall.go                teardown → wait for CleanedUp (bounded) → remove → finalizer off
+//	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml)
+//
+// Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
+// whole cluster in every pass: level-triggered, restart-safe, and with no state outside the
+// API server. The admission policy that keeps each agent to its own NodeSubnet is in
+// config/policy.
 package controllers
