@@ -136,6 +136,41 @@ var suites = []suite{
 		r, err := bench.AgentRSS(ctx, e, bench.AgentRSSOptions{Peers: 1000})
 		return r.Figures(), err
 	}},
+	{"converge", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		var figs []bench.Figure
+		for _, proto := range []string{"RSTP", "STP"} {
+			for _, fast := range []bool{false, true} {
+				timers := "default"
+				if fast {
+					timers = "fast"
+				}
+				// One cluster per setting: a clean spanning tree for each.
+				ce, err := bench.NewEnv(os.Stderr)
+				if err != nil {
+					return figs, err
+				}
+				c, err := bench.StartCluster(ctx, ce, bench.ClusterOptions{Nodes: *clusterSz, Tunnel: "GRE", Protocol: proto, FastTimers: fast})
+				if err == nil {
+					var r bench.ConvergeResult
+					r, err = bench.Converge(ctx, ce, c, proto, timers, bench.ConvergeOptions{Joins: *joins})
+					figs = append(figs, r.Figures()...)
+				}
+				ce.Close()
+				if err != nil {
+					return figs, fmt.Errorf("%s, %s timers: %w", proto, timers, err)
+				}
+			}
+		}
+		return figs, nil
+	}},
+	{"datapath", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		c, err := bench.StartCluster(ctx, e, bench.ClusterOptions{Nodes: 2, Tunnel: "GRE", Protocol: "RSTP", FastTimers: true})
+		if err != nil {
+			return nil, err
+		}
+		r, err := bench.Datapath(ctx, e, c, bench.DatapathOptions{Duration: time.Duration(*iperfSecs) * time.Second, Knobs: true})
+		return r.Figures(), err
+	}},
 	{"cni", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.CNILatency(ctx, e, bench.CNIOptions{Pods: *cniPods})
 		return r.Figures(), err
@@ -143,5 +178,11 @@ var suites = []suite{
 }
 
 var ipamNodes = flag.String("ipam-nodes", "1000,5000", "comma-separated Node counts of the IPAM benchmark")
+
+var (
+	joins     = flag.Int("joins", 10, "node joins measured per protocol in the convergence benchmark")
+	iperfSecs = flag.Int("iperf-seconds", 10, "duration of each iperf3 run")
+	clusterSz = flag.Int("cluster-nodes", 3, "nodes of the convergence cluster before each join")
+)
 
 var cniPods = flag.Int("cni-pods", 300, "pods per side in the CNI latency benchmark")
