@@ -88,3 +88,15 @@ bundle-build: bundle ## Build the bundle image $(BUNDLE_IMG) (needs a container 
 docker-build: ## Build the operator and agent images $(OPERATOR_IMG), $(AGENT_IMG) (needs a container engine).
 	$(CONTAINER_TOOL) build -f Dockerfile.operator -t $(OPERATOR_IMG) .
 	$(CONTAINER_TOOL) build -f Dockerfile.agent -t $(AGENT_IMG) .
+
+##@ Benchmarks
+
+BENCH_ARGS ?=
+.PHONY: bench
+bench: testbed ## Run every benchmark at full size (~30 min; see BENCHMARKS.md). BENCH_ARGS="-only ovs,cni" to pick.
+	go build -o bin/ovsmesh-bench ./bench/cmd/ovsmesh-bench
+	KUBEBUILDER_ASSETS="$(ASSETS)" bin/ovsmesh-bench -json bin/bench-results.json $(BENCH_ARGS)
+
+.PHONY: bench-smoke
+bench-smoke: testbed ## Run every benchmark at a small size (also part of `make test`).
+	KUBEBUILDER_ASSETS="$(ASSETS)" go test -count=1 -v -run TestSmoke ./bench/

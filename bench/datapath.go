@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -324,5 +326,33 @@ func jumboUnderlay(ctx context.Context, c *harness.Cluster, under []endpoint, mt
 			return err
 		}
 	}
+	// The NetworkCluster stays Available throughout (its generation does not change), so
+	// wait for what matters: every agent has rewritten its CNI config with the larger MTU.
+	for _, n := range c.Nodes {
+		if err := waitFor(ctx, 2*time.Minute, 200*time.Millisecond, func() bool { return confMTU(n) > 1500 }); err != nil {
+			return fmt.Errorf("%s: the CNI config's MTU did not follow the 9000-byte underlay: %w", n.Name, err)
+		}
+	}
 	return WaitAvailable(ctx, c, 2*time.Minute)
+}
+
+// confMTU reads the pod MTU from the conflist the node's agent wrote (0 if none).
+func confMTU(n *harness.Node) int {
+	m, _ := filepath.Glob(filepath.Join(n.CNIConfDir(), "*.conflist"))
+	if len(m) == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(m[0])
+	if err != nil {
+		return 0
+	}
+	var l struct {
+		Plugins []struct {
+			MTU int `json:"mtu"`
+		} `json:"plugins"`
+	}
+	if json.Unmarshal(b, &l) != nil || len(l.Plugins) == 0 {
+		return 0
+	}
+	return l.Plugins[0].MTU
 }
