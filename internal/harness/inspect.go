@@ -100,32 +100,49 @@ func (c *Cluster) UnderlayPackets(ctx context.Context) (uint64, error) {
 	return sum, nil
 }
 
-// Outside is a host beyond the cluster: a namespace on the underlay with an address that is
-// not in the cluster CIDR, for egress tests.
+// Outside is a host beyond the cluster: behind a router on the underlay, on a network that is
+// neither the underlay nor the cluster CIDR, for egress tests. The router knows no route to
+// the cluster CIDR, so only masqueraded pod traffic can get an answer.
 type Outside struct {
 	NS, IP string
 }
 
-// AddOutsideHost attaches an "outside" namespace to the underlay at 172.30.0.250.
+// AddOutsideHost creates a router namespace on the underlay (172.30.0.254) with an "outside"
+// host behind it (198.51.100.10, TEST-NET-2), and gives every current node a default route
+// through the router, as a node's default gateway would be.
 func (c *Cluster) AddOutsideHost(ctx context.Context) (*Outside, error) {
-	o := &Outside{NS: c.Prefix + "-out", IP: "172.30.0.250"}
+	rt := c.Prefix + "-rt"
+	o := &Outside{NS: c.Prefix + "-out", IP: "198.51.100.10"}
 	c.mu.Lock()
-	c.namespaces = append(c.namespaces, o.NS)
+	c.namespaces = append(c.namespaces, rt, o.NS)
 	c.mu.Unlock()
-	if err := addNS(ctx, o.NS); err != nil {
-		return nil, err
+	for _, ns := range []string{rt, o.NS} {
+		if err := addNS(ctx, ns); err != nil {
+			return nil, err
+		}
 	}
-	for _, s := range [][]string{
-		{"ip", "link", "add", c.Prefix + "-uo", "netns", c.underlayNS, "type", "veth", "peer", "name", "eth0", "netns", o.NS},
-		{"ip", "-n", c.underlayNS, "link", "set", c.Prefix + "-uo", "master", "ulbr", "up"},
+	steps := [][]string{
+		{"ip", "link", "add", c.Prefix + "-ur", "netns", c.underlayNS, "type", "veth", "peer", "name", "eth0", "netns", rt},
+		{"ip", "-n", c.underlayNS, "link", "set", c.Prefix + "-ur", "master", "ulbr", "up"},
+		{"ip", "-n", rt, "addr", "add", "172.30.0.254/24", "dev", "eth0"},
+		{"ip", "-n", rt, "link", "set", "eth0", "up"},
+		{"ip", "link", "add", "eth1", "netns", rt, "type", "veth", "peer", "name", "eth0", "netns", o.NS},
+		{"ip", "-n", rt, "addr", "add", "198.51.100.1/24", "dev", "eth1"},
+		{"ip", "-n", rt, "link", "set", "eth1", "up"},
+		{"ip", "netns", "exec", rt, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
 		{"ip", "-n", o.NS, "addr", "add", o.IP + "/24", "dev", "eth0"},
 		{"ip", "-n", o.NS, "link", "set", "eth0", "up"},
-	} {
+		{"ip", "-n", o.NS, "route", "add", "default", "via", "198.51.100.1"},
+	}
+	for _, n := range c.Nodes {
+		steps = append(steps, []string{"ip", "-n", n.NS, "route", "replace", "default", "via", "172.30.0.254", "dev", "br-phy"})
+	}
+	for _, s := range steps {
 		if _, err := run(ctx, s[0], s[1:]...); err != nil {
 			return nil, err
 		}
 	}
-	offloadsOff(ctx, o.NS, "eth0")
+	offloadsOff(ctx, rt, "eth0")
 	return o, nil
 }
 

@@ -69,6 +69,23 @@ func TestMeshLifecycle(t *testing.T) {
 					t.Errorf("outside host saw %s from pod %s (%s), want its node's address %s", src, p.Name, p.IP, p.Node.IP)
 				}
 			}
+			// Without masquerade the router beyond the underlay has no way back to the pod:
+			// the same connection must fail, which shows the check above depends on the rule.
+			if _, err := c.Kubectl(ctx, "patch", "networkcluster", "default", "--type=merge", "-p", `{"spec":{"masquerade":false}}`); err != nil {
+				t.Fatal(err)
+			}
+			waitAvailable(t, c, time.Minute)
+			if src, err := out.SourceSeenFrom(ctx, pods[0]); err == nil {
+				t.Errorf("with masquerade off the outside host still answered (saw %s)", src)
+			}
+			if _, err := c.Kubectl(ctx, "patch", "networkcluster", "default", "--type=merge", "-p", `{"spec":{"masquerade":true}}`); err != nil {
+				t.Fatal(err)
+			}
+			waitAvailable(t, c, time.Minute)
+			eventually(t, 20*time.Second, "egress after masquerade is back", func() error {
+				_, err := out.SourceSeenFrom(ctx, pods[0])
+				return err
+			})
 		}},
 		{"agent restart during continuous ping: 0 packets lost", func(t *testing.T) {
 			from, to := pods[0], pods[len(pods)-1]
