@@ -55,17 +55,19 @@ func (r Result) Changed() bool { return len(r.HostChanges) > 0 || r.OVSOps > 0 |
 
 // Reasons of the Ready condition (and of Apply's errors).
 const (
-	ReasonApplied        = "Applied"
-	ReasonNoUnderlay     = "NoUnderlay"
-	ReasonInvalidConfig  = "InvalidConfig"
-	ReasonHostConflict   = "HostConflict"
-	ReasonHostError      = "HostError"
-	ReasonOVSUnavailable = "OVSUnavailable"
-	ReasonOVSError       = "OVSError"
-	ReasonCNIConfigError = "CNIConfigError"
-	ReasonTornDown       = "TornDown"
-	ReasonCleanedUp      = "CleanedUp"
-	ReasonCleanupFailed  = "CleanupFailed"
+	ReasonApplied = "Applied"
+	// ReasonSpanningTreeConverging: programmed, but some tunnel ports are not forwarding yet.
+	ReasonSpanningTreeConverging = "SpanningTreeConverging"
+	ReasonNoUnderlay             = "NoUnderlay"
+	ReasonInvalidConfig          = "InvalidConfig"
+	ReasonHostConflict           = "HostConflict"
+	ReasonHostError              = "HostError"
+	ReasonOVSUnavailable         = "OVSUnavailable"
+	ReasonOVSError               = "OVSError"
+	ReasonCNIConfigError         = "CNIConfigError"
+	ReasonTornDown               = "TornDown"
+	ReasonCleanedUp              = "CleanedUp"
+	ReasonCleanupFailed          = "CleanupFailed"
 )
 
 // ReasonError carries the Ready condition reason of a failure.

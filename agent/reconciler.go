@@ -107,6 +107,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 				if perr := r.patchStatus(ctx, own, readyStatus(own.Status, nc.Generation, s, res)); perr != nil {
 					return ctrl.Result{}, perr
 				}
+				if converging(res.Peers) > 0 {
+					// Port state changes arrive through OVSDB too; polling is the safety net
+					// that turns Ready on within a second of convergence.
+					return ctrl.Result{RequeueAfter: time.Second}, nil
+				}
 				return ctrl.Result{RequeueAfter: r.Resync}, nil
 			}
 		}

@@ -31,12 +31,35 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 	if known > 0 {
 		msg += fmt.Sprintf(", BFD: %d/%d peers up", up, len(r.Peers))
 	}
-	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
+	cond := metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied,
 		Message: msg, ObservedGeneration: generation,
-	})
+	}
+	// Everything is programmed, but a tunnel port that spanning tree has not yet moved to a
+	// stable state drops traffic: Ready (and so the NetworkCluster's Available, and
+	// `kubectl wait`) must not claim pods can talk before they can.
+	if n := converging(r.Peers); n > 0 {
+		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonSpanningTreeConverging
+		cond.Message = fmt.Sprintf("%s; spanning tree is still converging on %d of %d tunnel ports", msg, n, len(r.Peers))
+	}
+	meta.SetStatusCondition(&st.Conditions, cond)
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionCleanedUp)
 	return st
+}
+
+// converging counts the tunnel ports in a transitional spanning-tree state: STP's listening
+// and learning (2 × forward delay after a port appears), RSTP's learning, or no state yet
+// (ovs-vswitchd has not reported the new port). Blocking and discarding are stable: they are
+// how the loop is broken.
+func converging(peers []v1alpha1.PeerStatus) int {
+	n := 0
+	for _, p := range peers {
+		switch p.STPState {
+		case "", "listening", "learning":
+			n++
+		}
+	}
+	return n
 }
 
 // notReadyStatus returns st with Ready=False, the reason taken from err. The rest of the

@@ -50,6 +50,35 @@ func TestReadyStatus(t *testing.T) {
 	}
 }
 
+func TestReadyWaitsForSpanningTree(t *testing.T) {
+	s, err := Desired(defaultSpec(), threeNodes(), "n1", 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		states []string
+		ready  metav1.ConditionStatus
+	}{
+		{[]string{"forwarding", "blocking"}, metav1.ConditionTrue},
+		{[]string{"forwarding", "discarding"}, metav1.ConditionTrue},
+		{[]string{"forwarding", "learning"}, metav1.ConditionFalse},
+		{[]string{"listening", "listening"}, metav1.ConditionFalse},
+		{[]string{"forwarding", ""}, metav1.ConditionFalse},
+	} {
+		r := Result{TunnelCount: 2, Peers: []v1alpha1.PeerStatus{
+			{NodeName: "n2", NodeIP: "172.30.0.2", Port: "gre-ac1e0002", State: v1alpha1.PeerUnknown, STPState: tc.states[0]},
+			{NodeName: "n3", NodeIP: "172.30.0.3", Port: "gre-ac1e0003", State: v1alpha1.PeerUnknown, STPState: tc.states[1]},
+		}}
+		c := meta.FindStatusCondition(readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, r).Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != tc.ready {
+			t.Errorf("ports %v: Ready = %+v, want %s", tc.states, c, tc.ready)
+		}
+		if tc.ready == metav1.ConditionFalse && c.Reason != ReasonSpanningTreeConverging {
+			t.Errorf("ports %v: reason %q, want %s", tc.states, c.Reason, ReasonSpanningTreeConverging)
+		}
+	}
+}
+
 func TestNotReadyStatusCarriesReason(t *testing.T) {
 	for _, tc := range []struct {
 		err    error
