@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -149,10 +150,29 @@ func podToPod(ctx context.Context, e *Env, c *harness.Cluster, tag string, d tim
 	}
 	mtu, _ := strconv.Atoi(trimNL(out))
 	if err := waitPing(ctx, a.NS, b.IP); err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("%w\n%s", err, diagnose(ctx, c, a, b))
 	}
 	bps, err := iperf(ctx, e, a.NS, endpoint{ns: b.NS, ip: b.IP}, d)
 	return bps, mtu, err
+}
+
+// diagnose collects what explains a pod pair that does not ping: spanning tree, MAC tables,
+// tunnel ports, the pods' neighbour tables.
+func diagnose(ctx context.Context, c *harness.Cluster, pods ...*harness.Pod) string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		for _, args := range [][]string{{"rstp/show", "obr0"}, {"stp/show", "obr0"}, {"fdb/show", "obr0"}} {
+			out, err := n.Appctl(ctx, args...)
+			fmt.Fprintf(&b, "--- %s ovs-appctl %s (%v)\n%s\n", n.Name, strings.Join(args, " "), err, out)
+		}
+		out, err := n.Vsctl(ctx, "show")
+		fmt.Fprintf(&b, "--- %s ovs-vsctl show (%v)\n%s\n", n.Name, err, out)
+	}
+	for _, p := range pods {
+		out, err := p.Exec(ctx, "ip", "neigh")
+		fmt.Fprintf(&b, "--- pod %s (%s on %s) ip neigh (%v)\n%s\n", p.Name, p.IP, p.Node.Name, err, out)
+	}
+	return b.String()
 }
 
 func trimNL(s string) string {
