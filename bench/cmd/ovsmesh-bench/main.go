@@ -134,7 +134,12 @@ var suites = []suite{
 	}},
 	{"rss", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.AgentRSS(ctx, e, bench.AgentRSSOptions{Peers: 1000})
-		return r.Figures(), err
+		figs := r.Figures()
+		if err != nil {
+			return figs, err
+		}
+		r, err = bench.AgentRSS(ctx, e, bench.AgentRSSOptions{Peers: 1000, PeerStatus: true})
+		return append(figs, r.Figures()...), err
 	}},
 	{"converge", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		var figs []bench.Figure
