@@ -434,9 +434,11 @@ func TestIPAMReplicasWithLeaderElectionFailover(t *testing.T) {
 		o.LeaderElectionID = "ovsmesh-operator.network.ovsmesh.io"
 		o.LeaderElectionNamespace = e.ns
 		o.LeaderElectionReleaseOnCancel = true
-		o.LeaseDuration = ptr.To(3 * time.Second)
-		o.RenewDeadline = ptr.To(2 * time.Second)
-		o.RetryPeriod = ptr.To(200 * time.Millisecond)
+		// Generous renewal (a loaded test machine must not lose the lease by accident);
+		// failover is fast anyway because a stopping leader releases the lease.
+		o.LeaseDuration = ptr.To(15 * time.Second)
+		o.RenewDeadline = ptr.To(10 * time.Second)
+		o.RetryPeriod = ptr.To(500 * time.Millisecond)
 	}
 	replicas := []*manager{e.startManager(Options{}, le), e.startManager(Options{}, le)}
 	var leader, follower *manager
