@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +48,9 @@ type IPAMOptions struct {
 	// lifted (--kube-api-qps/--kube-api-burst 10000; its default is 50/100, and every
 	// allocation costs it a PATCH and an Event), for a reference not bound by that limit.
 	AlsoUnthrottledKCM bool
+	// Profile serves the manager's metrics on loopback and logs, after its side, its API
+	// requests by verb and status and its reconcile count and time: where ovsmesh's time goes.
+	Profile bool
 }
 
 // IPAMResult is the time from the first Node create until every node has its subnet, per
@@ -126,6 +132,14 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 			return r, fmt.Errorf("unthrottled kube-controller-manager side: %w", err)
 		}
 	}
+	metricsAddr := "0"
+	if o.Profile {
+		if metricsAddr, err = freeLoopbackAddr(); err != nil {
+			return r, err
+		}
+		beforeStop = func() { e.Logf("IPAM ovsmesh manager profile:\n%s", scrapeProfile(metricsAddr)) }
+		defer func() { beforeStop = nil }()
+	}
 	r.Ours, r.OursCreate, err = ipamSide(ctx, e, "ovsmesh", shared, o, func(api *apiServer) (allocated, *Proc, error) {
 		c := api.env.Client
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}}); err != nil {
@@ -137,7 +151,7 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 			return nil, nil, err
 		}
 		p, err := e.Start("manager", "", []string{"KUBECONFIG=" + api.kubeconfig, "POD_NAMESPACE=" + operatorNS},
-			filepath.Join(bin, "manager"), "--metrics-bind-address=0", "--health-probe-bind-address=0")
+			filepath.Join(bin, "manager"), "--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0")
 		return nodeSubnets, p, err
 	})
 	if err != nil {
@@ -348,7 +362,45 @@ func ipamSide(ctx context.Context, e *Env, name string, api *apiServer, o IPAMOp
 		}
 		seen[c] = node
 	}
+	if beforeStop != nil && name == "ovsmesh" {
+		beforeStop()
+	}
 	return total, create, nil
+}
+
+// beforeStop, when set, runs after a side finished and before its controller stops.
+var beforeStop func()
+
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// scrapeProfile reads the manager's metrics: client requests by verb/code and the IPAM
+// reconciler's count and total time.
+func scrapeProfile(addr string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "rest_client_requests_total{") ||
+			strings.HasPrefix(l, `controller_runtime_reconcile_total{controller="nodesubnet-ipam"`) ||
+			strings.HasPrefix(l, `controller_runtime_reconcile_time_seconds_sum{controller="nodesubnet-ipam"`) ||
+			strings.HasPrefix(l, `controller_runtime_reconcile_time_seconds_count{controller="nodesubnet-ipam"`) ||
+			strings.HasPrefix(l, "rest_client_request_duration_seconds_sum") ||
+			strings.HasPrefix(l, "rest_client_request_duration_seconds_count") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // createNode creates a Node and sets its InternalIP through the status subresource, as a

@@ -124,7 +124,7 @@ var suites = []suite{
 			if err != nil {
 				return figs, fmt.Errorf("-ipam-nodes: %w", err)
 			}
-			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n, AlsoUnthrottledKCM: true})
+			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n, AlsoUnthrottledKCM: true, Profile: true})
 			if err != nil {
 				return figs, err
 			}
