@@ -57,7 +57,7 @@ func (r Result) Changed() bool { return len(r.HostChanges) > 0 || r.OVSOps > 0 |
 const (
 	ReasonApplied = "Applied"
 	// ReasonSpanningTreeConverging: programmed, but some tunnel ports are not forwarding yet.
-	ReasonSpanningTreeConverging = "SpanningTreeConverging"
+	ReasonSpanningTreeConverging = v1alpha1.ReasonSpanningTreeConverging
 	ReasonNoUnderlay             = "NoUnderlay"
 	ReasonInvalidConfig          = "InvalidConfig"
 	ReasonHostConflict           = "HostConflict"

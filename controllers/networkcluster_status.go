@@ -17,17 +17,18 @@ import (
 
 // Condition reasons of the NetworkCluster.
 const (
-	ReasonAllNodesReady         = "AllNodesReady"
-	ReasonNodesNotReady         = "NodesNotReady"
-	ReasonNoNodes               = "NoNodes"
-	ReasonInvalidSpec           = "InvalidSpec"
-	ReasonAgentDeployFailed     = "AgentDeploymentFailed"
-	ReasonAllocatingSubnets     = "AllocatingSubnets"
-	ReasonRollingOut            = "RollingOut"
-	ReasonWaitingForAgents      = "WaitingForAgents"
-	ReasonWaitingForNodeAddress = "WaitingForNodeAddress"
-	ReasonAsExpected            = "AsExpected"
-	ReasonUninstalling          = "Uninstalling"
+	ReasonAllNodesReady          = "AllNodesReady"
+	ReasonNodesNotReady          = "NodesNotReady"
+	ReasonNoNodes                = "NoNodes"
+	ReasonInvalidSpec            = "InvalidSpec"
+	ReasonAgentDeployFailed      = "AgentDeploymentFailed"
+	ReasonAllocatingSubnets      = "AllocatingSubnets"
+	ReasonRollingOut             = "RollingOut"
+	ReasonWaitingForAgents       = "WaitingForAgents"
+	ReasonWaitingForNodeAddress  = "WaitingForNodeAddress"
+	ReasonAsExpected             = "AsExpected"
+	ReasonUninstalling           = "Uninstalling"
+	ReasonSpanningTreeConverging = v1.ReasonSpanningTreeConverging
 	// ReasonSubnetsExhausted (shared with the IPAM event) is in nodesubnet_controller.go.
 )
 
@@ -88,7 +89,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 	var (
 		total, ready, up                        int
 		noSubnet, noAddress, stale, notReported []string
-		failing                                 []string
+		failing, converging                     []string
 	)
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
@@ -117,6 +118,9 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 			if s.Status.ObservedGeneration != in.Generation {
 				stale = append(stale, n.Name)
 			}
+		case c.Reason == v1.ReasonSpanningTreeConverging:
+			// Programmed, waiting for STP/RSTP to forward: progress, not a fault.
+			converging = append(converging, n.Name)
 		default:
 			failing = append(failing, fmt.Sprintf("%s (%s)", n.Name, c.Reason))
 		}
@@ -170,6 +174,8 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 	case len(stale) > 0:
 		set(v1.ConditionProgressing, true, ReasonRollingOut, fmt.Sprintf(
 			"%d of %d nodes applied generation %d; still applying: %s", ready, total, in.Generation, nameList(stale)))
+	case len(converging) > 0:
+		set(v1.ConditionProgressing, true, ReasonSpanningTreeConverging, "spanning tree is converging on: "+nameList(converging))
 	case len(notReported) > 0:
 		set(v1.ConditionProgressing, true, ReasonWaitingForAgents, "waiting for the agents on: "+nameList(notReported))
 	case len(noAddress) > 0:

@@ -77,6 +77,13 @@ func TestComputeStatus(t *testing.T) {
 	expect(t, st, v1.ConditionAvailable, metav1.ConditionTrue, ReasonAllNodesReady)
 	expect(t, st, v1.ConditionProgressing, metav1.ConditionTrue, ReasonRollingOut)
 
+	// An agent has programmed the node and waits for spanning tree: progress, not a fault.
+	in.Subnets = []v1.NodeSubnet{reported(a, 5, "True", "Applied"), reported(b, 5, "False", v1.ReasonSpanningTreeConverging), reported(c, 5, "True", "Applied")}
+	st = computeStatus(in, st, now)
+	expect(t, st, v1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected)
+	expect(t, st, v1.ConditionProgressing, metav1.ConditionTrue, ReasonSpanningTreeConverging)
+	expect(t, st, v1.ConditionAvailable, metav1.ConditionFalse, ReasonNodesNotReady)
+
 	// An agent reports failure.
 	in.Subnets[1] = reported(b, 5, "False", "OVSUnavailable")
 	st = computeStatus(in, st, now)

@@ -11,6 +11,11 @@ const (
 	ConditionReady     = "Ready"
 	ConditionCleanedUp = "CleanedUp"
 
+	// ReasonSpanningTreeConverging is the NodeSubnet Ready=False reason while the node is
+	// fully programmed but spanning tree has not yet moved every tunnel port to a stable state.
+	// It is progress, not a fault: the operator reports it under Progressing, not Degraded.
+	ReasonSpanningTreeConverging = "SpanningTreeConverging"
+
 	// FinalizerCleanup holds a NetworkCluster until every node reports CleanedUp.
 	FinalizerCleanup = "network.ovsmesh.io/cleanup"
 
