@@ -140,15 +140,17 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 	if err != nil {
 		return r, err
 	}
+	var s v1.NodeSubnet
+	var gerr error
 	err = waitFor(ctx, 5*time.Minute, 200*time.Millisecond, func() bool {
-		var s v1.NodeSubnet
-		if agent.Exited() || c.Get(ctx, client.ObjectKey{Name: self}, &s) != nil {
+		if gerr = c.Get(ctx, client.ObjectKey{Name: self}, &s); agent.Exited() || gerr != nil {
 			return agent.Exited()
 		}
 		return apimeta.IsStatusConditionTrue(s.Status.Conditions, "Ready") && int(s.Status.TunnelCount) == o.Peers
 	})
 	if err != nil || agent.Exited() {
-		return r, fmt.Errorf("agent did not converge with %d tunnels (%v); log:\n%s", o.Peers, err, agent.Tail(15))
+		return r, fmt.Errorf("agent did not report Ready with %d tunnels (%v; exited %v; last get: %v; status: tunnelCount %d, %d peers, conditions %+v); log:\n%s",
+			o.Peers, err, agent.Exited(), gerr, s.Status.TunnelCount, len(s.Status.Peers), s.Status.Conditions, agent.Tail(15))
 	}
 	r.Converged = time.Since(t0)
 	out, err := db.Vsctl(ctx, "--bare", "--columns=name", "find", "Interface", "type=vxlan")
