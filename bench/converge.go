@@ -16,7 +16,11 @@ import (
 
 // ConvergeOptions sizes the convergence benchmark.
 type ConvergeOptions struct {
-	Joins int // node joins measured (each node leaves again before the next joins)
+	Joins int // node joins measured
+	// Leave removes each joined node again before the next joins, so the next one is given
+	// the subnet just released and its first pod the address the last one had. Without it
+	// the cluster grows by one node per join and every subnet is fresh.
+	Leave bool
 }
 
 // ConvergeResult holds per-join times: until every node has its tunnels to every other, and
@@ -24,6 +28,7 @@ type ConvergeOptions struct {
 type ConvergeResult struct {
 	Protocol string
 	Timers   string
+	Leave    bool
 	Tunnels  []time.Duration
 	Ping     []time.Duration
 }
@@ -38,12 +43,16 @@ const (
 // against 6 s with RSTP (for STP it is reported against the same 6 s, with no target).
 func (r ConvergeResult) Figures() []Figure {
 	n := len(r.Tunnels)
+	mode := "growing cluster"
+	if r.Leave {
+		mode = "join into a just-released subnet"
+	}
 	tp50, tp95 := Percentile(r.Tunnels, 50), Percentile(r.Tunnels, 95)
-	f1 := AtMost(fmt.Sprintf("convergence (%s, %s timers): node join → tunnels on every node, p50 of %d joins, vs the 1 s target", r.Protocol, r.Timers, n),
+	f1 := AtMost(fmt.Sprintf("convergence (%s, %s timers, %s): node join → tunnels on every node, p50 of %d joins, vs the 1 s target", r.Protocol, r.Timers, mode, n),
 		secs(tp50), "1 s", DurRatio(tp50, tunnelTarget), 1.0)
 	f1.Note = fmt.Sprintf("p95 %s; all: %s", secs(tp95), durList(r.Tunnels))
 	pp50, pp95 := Percentile(r.Ping, 50), Percentile(r.Ping, 95)
-	name := fmt.Sprintf("convergence (%s, %s timers): node join → first pod-to-pod ping, p50 of %d joins, vs 6 s", r.Protocol, r.Timers, len(r.Ping))
+	name := fmt.Sprintf("convergence (%s, %s timers, %s): node join → first pod-to-pod ping, p50 of %d joins, vs 6 s", r.Protocol, r.Timers, mode, len(r.Ping))
 	var f2 Figure
 	if r.Protocol == "RSTP" {
 		f2 = AtMost(name, secs(pp50), "6 s", DurRatio(pp50, rstpPingTarget), 1.0)
@@ -69,16 +78,16 @@ func durList(ds []time.Duration) string {
 // until every node's OVS holds an ovsmesh tunnel port to every other node, observed through
 // an OVSDB monitor on each node's database (no polling). Ping: as soon as the new node's agent
 // has written its CNI config a pod is attached there, and a pod on the first node pings it
-// every 50 ms; the time is that of the first reply. Then the node is removed again and the
-// cluster settles (Available) before the next join.
+// every 50 ms; the time is that of the first reply. The cluster settles (Available) before
+// the next join; with opts.Leave the node is removed first (see ConvergeOptions.Leave).
 func Converge(ctx context.Context, e *Env, c *harness.Cluster, protocol, timers string, o ConvergeOptions) (ConvergeResult, error) {
-	r := ConvergeResult{Protocol: protocol, Timers: timers}
+	r := ConvergeResult{Protocol: protocol, Timers: timers, Leave: o.Leave}
 	src, err := c.AddPod(ctx, c.Nodes[0], "src")
 	if err != nil {
 		return r, err
 	}
 	for j := 1; j <= o.Joins; j++ {
-		tun, ping, err := oneJoin(ctx, e, c, src, j)
+		tun, ping, err := oneJoin(ctx, e, c, src, j, o.Leave)
 		if err != nil {
 			return r, fmt.Errorf("join %d: %w", j, err)
 		}
@@ -88,7 +97,7 @@ func Converge(ctx context.Context, e *Env, c *harness.Cluster, protocol, timers 
 	return r, nil
 }
 
-func oneJoin(ctx context.Context, e *Env, c *harness.Cluster, src *harness.Pod, j int) (tun, ping time.Duration, err error) {
+func oneJoin(ctx context.Context, e *Env, c *harness.Cluster, src *harness.Pod, j int, leave bool) (tun, ping time.Duration, err error) {
 	// Monitors on the nodes already there are set up before the clock starts.
 	clients := map[*harness.Node]*ovs.Client{}
 	defer func() {
@@ -109,8 +118,10 @@ func oneJoin(ctx context.Context, e *Env, c *harness.Cluster, src *harness.Pod, 
 	}
 	t0 := time.Now()
 	defer func() {
-		if rerr := c.RemoveNode(ctx, n); rerr != nil && err == nil {
-			err = rerr
+		if leave {
+			if rerr := c.RemoveNode(ctx, n); rerr != nil && err == nil {
+				err = rerr
+			}
 		}
 		if aerr := WaitAvailable(ctx, c, 2*time.Minute); aerr != nil && err == nil {
 			err = aerr

@@ -142,28 +142,38 @@ var suites = []suite{
 		return append(figs, r.Figures()...), err
 	}},
 	{"converge", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		type setting struct {
+			proto string
+			fast  bool
+			joins int
+			leave bool
+		}
+		settings := []setting{
+			{"RSTP", false, *joins, false}, {"RSTP", true, *joins, false},
+			{"STP", false, *joins, false}, {"STP", true, *joins, false},
+			// A node joining into the subnet a node just left (3 joins: the effect is large).
+			{"RSTP", true, 3, true},
+		}
 		var figs []bench.Figure
-		for _, proto := range []string{"RSTP", "STP"} {
-			for _, fast := range []bool{false, true} {
-				timers := "default"
-				if fast {
-					timers = "fast"
-				}
-				// One cluster per setting: a clean spanning tree for each.
-				ce, err := bench.NewEnv(os.Stderr)
-				if err != nil {
-					return figs, err
-				}
-				c, err := bench.StartCluster(ctx, ce, bench.ClusterOptions{Nodes: *clusterSz, Tunnel: "GRE", Protocol: proto, FastTimers: fast})
-				if err == nil {
-					var r bench.ConvergeResult
-					r, err = bench.Converge(ctx, ce, c, proto, timers, bench.ConvergeOptions{Joins: *joins})
-					figs = append(figs, r.Figures()...)
-				}
-				ce.Close()
-				if err != nil {
-					return figs, fmt.Errorf("%s, %s timers: %w", proto, timers, err)
-				}
+		for _, s := range settings {
+			timers := "default"
+			if s.fast {
+				timers = "fast"
+			}
+			// One cluster per setting: a clean spanning tree for each.
+			ce, err := bench.NewEnv(os.Stderr)
+			if err != nil {
+				return figs, err
+			}
+			c, err := bench.StartCluster(ctx, ce, bench.ClusterOptions{Nodes: *clusterSz, Tunnel: "GRE", Protocol: s.proto, FastTimers: s.fast})
+			if err == nil {
+				var r bench.ConvergeResult
+				r, err = bench.Converge(ctx, ce, c, s.proto, timers, bench.ConvergeOptions{Joins: s.joins, Leave: s.leave})
+				figs = append(figs, r.Figures()...)
+			}
+			ce.Close()
+			if err != nil {
+				return figs, fmt.Errorf("%s, %s timers: %w", s.proto, timers, err)
 			}
 		}
 		return figs, nil
