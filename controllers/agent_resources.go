@@ -52,8 +52,8 @@ func agentLabels() map[string]string {
 // agentSelector is the DaemonSet's selector: immutable, so it never depends on the spec.
 func agentSelector() map[string]string { return map[string]string{LabelName: AgentName} }
 
-// agentServiceAccount is the identity of the agent pods. The admission policy in
-// config/policy restricts it to its own node's NodeSubnet status.
+// agentServiceAccount is the identity of the agent pods. The admission policy
+// (agent_policy.go) restricts it to its own node's NodeSubnet status.
 func agentServiceAccount(nc *v1.NetworkCluster, namespace string) *corev1ac.ServiceAccountApplyConfiguration {
 	return corev1ac.ServiceAccount(AgentName, namespace).
 		WithLabels(agentLabels()).WithOwnerReferences(ownerRef(nc))

@@ -9,12 +9,14 @@
 //	subnet_plan.go              the IPAM pass as a pure function of nodes, NodeSubnets and claims
 //	nodesubnet_controller.go    carries the plan out (the only place IPAM writes)
 //	agent_resources.go          the agent DaemonSet, ServiceAccount, ClusterRole/Binding
+//	agent_policy.go             the admission policy keeping each agent to its own NodeSubnet
+//	                            (policy/*.yaml, embedded: the only copy)
 //	networkcluster_controller.go applies them; status computed in networkcluster_status.go
 //	uninstall.go                teardown → wait for CleanedUp (bounded) → remove → finalizer off
 //	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml)
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
 // whole cluster in every pass: level-triggered, restart-safe, and with no state outside the
-// API server. The admission policy that keeps each agent to its own NodeSubnet is in
-// config/policy.
+// API server. The admission policy that keeps each agent to its own NodeSubnet is created by
+// the NetworkCluster reconciler with the agents (so an OLM install has it too).
 package controllers

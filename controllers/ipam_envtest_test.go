@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -128,6 +129,11 @@ func TestIPAMTwoReplicasFiftyNodesThenRestart(t *testing.T) {
 	a.stop()
 	b.stop()
 	before := e.resourceVersions()
+	for _, k := range []string{"validatingadmissionpolicy/" + AgentPolicyName, "validatingadmissionpolicybinding/" + AgentPolicyName, "daemonset/" + AgentName} {
+		if _, ok := before[k]; !ok {
+			t.Errorf("%s missing before the restart: the check below would not cover it", k)
+		}
+	}
 	ipamPasses, ncPasses := reconcileCount("nodesubnet-ipam"), reconcileCount("networkcluster")
 	e.startManager(Options{})
 	// Wait until the new replica has run full passes of both reconcilers, then nothing may
@@ -172,6 +178,8 @@ func (e *opEnv) resourceVersions() map[string]string {
 	add("serviceaccount", &corev1.ServiceAccountList{}, client.InNamespace(e.ns), client.MatchingLabels(managedLabels()))
 	add("clusterrole", &rbacv1.ClusterRoleList{}, client.MatchingLabels(managedLabels()))
 	add("clusterrolebinding", &rbacv1.ClusterRoleBindingList{}, client.MatchingLabels(managedLabels()))
+	add("validatingadmissionpolicy", &admissionregistrationv1.ValidatingAdmissionPolicyList{}, client.MatchingLabels(managedLabels()))
+	add("validatingadmissionpolicybinding", &admissionregistrationv1.ValidatingAdmissionPolicyBindingList{}, client.MatchingLabels(managedLabels()))
 	return out
 }
 

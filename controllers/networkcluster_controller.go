@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -19,10 +20,10 @@ import (
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
-// NetworkClusterReconciler turns the NetworkCluster into the running agents (DaemonSet,
-// ServiceAccount, ClusterRole and binding, all server-side applied), aggregates the agents'
-// NodeSubnet reports into the NetworkCluster status, and runs uninstall behind the cleanup
-// finalizer (uninstall.go). Shape after cluster-api: fetch, act, and compute + patch the
+// NetworkClusterReconciler turns the NetworkCluster into the running agents (the admission
+// policy that keeps each to its own NodeSubnet, DaemonSet, ServiceAccount, ClusterRole and
+// binding, all server-side applied), aggregates the agents' NodeSubnet reports into the
+// NetworkCluster status, and runs uninstall behind the cleanup finalizer (uninstall.go). Shape after cluster-api: fetch, act, and compute + patch the
 // status in a deferred block, so every exit path (errors included) reports.
 type NetworkClusterReconciler struct {
 	Client    client.Client
@@ -42,6 +43,8 @@ func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.ClusterRole{}).
 		Owns(&rbacv1.ClusterRoleBinding{}).
+		Owns(&admissionregistrationv1.ValidatingAdmissionPolicy{}).
+		Owns(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
 		Watches(&v1.NodeSubnet{}, toCluster).
 		Complete(r)
@@ -92,9 +95,23 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 }
 
 // applyAgent server-side applies the agent objects. Applying what is already there is a no-op
-// on the API server (no write, same resourceVersion), so every pass may apply.
+// on the API server (no write, same resourceVersion), so every pass may apply, and a restart
+// writes nothing. The admission policy comes first and an error stops the pass: agents never
+// get their RBAC (nor run) without the policy that limits it, on any install path. (The API
+// server enforces a new policy a moment later, once its informer has it; an agent pod takes
+// longer than that to be scheduled and start.)
 func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1.NetworkCluster) error {
 	ns := r.Options.Namespace
+	policy, binding, err := agentPolicy(nc)
+	if err != nil {
+		return err
+	}
+	if err := r.applyExclusively(ctx, nc, policy); err != nil {
+		return err
+	}
+	if err := r.applyExclusively(ctx, nc, binding); err != nil {
+		return err
+	}
 	objs := []runtime.ApplyConfiguration{
 		agentServiceAccount(nc, ns),
 		agentClusterRole(nc),
@@ -130,7 +147,8 @@ func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1.NetworkCl
 
 // deleteAgent removes the agent objects (their owner reference would let the garbage
 // collector do it too, but uninstall must not depend on it, and it must happen before the
-// finalizer goes).
+// finalizer goes). The admission policy goes last, after the agents' RBAC: until then an
+// agent credential that still works is still held to its own node.
 func (r *NetworkClusterReconciler) deleteAgent(ctx context.Context) error {
 	ns := r.Options.Namespace
 	bg := client.PropagationPolicy("Background")
@@ -140,6 +158,8 @@ func (r *NetworkClusterReconciler) deleteAgent(ctx context.Context) error {
 		&rbacv1.ClusterRoleBinding{ObjectMeta: objMeta(AgentName, "")},
 		&rbacv1.ClusterRole{ObjectMeta: objMeta(AgentName, "")},
 		&corev1.ServiceAccount{ObjectMeta: objMeta(AgentName, ns)},
+		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: objMeta(AgentPolicyName, "")},
+		&admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: objMeta(AgentPolicyName, "")},
 	} {
 		if err := r.Client.Delete(ctx, o, bg); err != nil && !apierrors.IsNotFound(err) {
 			errs = append(errs, err)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -15,8 +16,8 @@ import (
 )
 
 // Names and labels of what the operator creates. The agent objects have fixed names: there is
-// one NetworkCluster, so there is one agent DaemonSet, and the admission policy in
-// config/policy matches the agent ServiceAccount by this name.
+// one NetworkCluster, so there is one agent DaemonSet, and the admission policy
+// (policy/nodesubnet_agent_restriction.yaml) matches the agent ServiceAccount by this name.
 const (
 	AgentName = "ovsmesh-agent" // DaemonSet, ServiceAccount, ClusterRole, ClusterRoleBinding
 
@@ -97,7 +98,8 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 }
 
 // CacheOptions limits the manager's cache to what the operator owns: DaemonSets,
-// ServiceAccounts and subnet claims of its namespace and ClusterRoles/Bindings it labelled.
+// ServiceAccounts and subnet claims of its namespace and ClusterRoles/Bindings and admission
+// policies/bindings it labelled.
 // Without this, the watches would cache every DaemonSet, ServiceAccount and Lease (one per
 // node in kube-node-lease) of the cluster.
 func CacheOptions(namespace string) cache.Options {
@@ -111,10 +113,12 @@ func CacheOptions(namespace string) cache.Options {
 	}
 	managed := cache.ByObject{Label: labels.SelectorFromSet(map[string]string{LabelManagedBy: FieldManager})}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.DaemonSet{}:          inNS,
-		&corev1.ServiceAccount{}:     inNS,
-		&coordinationv1.Lease{}:      claims,
-		&rbacv1.ClusterRole{}:        managed,
-		&rbacv1.ClusterRoleBinding{}: managed,
+		&appsv1.DaemonSet{}:                                         inNS,
+		&corev1.ServiceAccount{}:                                    inNS,
+		&coordinationv1.Lease{}:                                     claims,
+		&rbacv1.ClusterRole{}:                                       managed,
+		&rbacv1.ClusterRoleBinding{}:                                managed,
+		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        managed,
+		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: managed,
 	}}
 }

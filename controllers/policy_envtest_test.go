@@ -1,20 +1,17 @@
 package controllers
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -22,42 +19,45 @@ import (
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
-// installPolicies creates every object of config/policy/*.yaml (except the kustomization).
-func (e *opEnv) installPolicies() {
-	e.t.Helper()
-	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "policy", "*.yaml"))
-	if err != nil || len(files) == 0 {
-		e.t.Fatalf("no policy files (%v)", err)
-	}
-	n := 0
-	for _, f := range files {
-		if filepath.Base(f) == "kustomization.yaml" {
-			continue
+// agentPolicyInstalled checks that the operator created the admission policy and its binding:
+// server-side applied by it, owned by the NetworkCluster, the binding denying through it.
+func (e *opEnv) agentPolicyInstalled() error {
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	for _, o := range []client.Object{p, b} {
+		if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, o); err != nil {
+			return fmt.Errorf("%T: %w", o, err)
 		}
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			e.t.Fatal(err)
+		if !appliedByOperator(o) {
+			return fmt.Errorf("%T %s has no server-side apply entry of %s: %+v", o, o.GetName(), FieldManager, o.GetManagedFields())
 		}
-		dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(raw), 4096)
-		for {
-			u := &unstructured.Unstructured{}
-			if err := dec.Decode(&u.Object); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				e.t.Fatalf("%s: %v", f, err)
-			}
-			if len(u.Object) == 0 {
-				continue
-			}
-			if err := e.c.Create(e.ctx(), u); err != nil {
-				e.t.Fatalf("%s: creating %s %s: %v", f, u.GetKind(), u.GetName(), err)
-			}
-			n++
+		if owner := metav1.GetControllerOf(o); owner == nil || owner.Kind != "NetworkCluster" || owner.Name != v1.NetworkClusterName {
+			return fmt.Errorf("%T %s: controller %+v, want the NetworkCluster", o, o.GetName(), owner)
 		}
 	}
-	if n < 2 {
-		e.t.Fatalf("expected a policy and its binding, created %d objects", n)
+	if b.Spec.PolicyName != p.Name || !slices.Equal(b.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) {
+		return fmt.Errorf("binding spec %+v", b.Spec)
 	}
+	return nil
+}
+
+// agentPolicyGone checks that neither the policy nor its binding is left.
+func (e *opEnv) agentPolicyGone() error {
+	for _, o := range []client.Object{&admissionregistrationv1.ValidatingAdmissionPolicy{}, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}} {
+		if err := isGone(e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, o)); err != nil {
+			return fmt.Errorf("%T %s: %w", o, AgentPolicyName, err)
+		}
+	}
+	return nil
+}
+
+func appliedByOperator(o client.Object) bool {
+	for _, m := range o.GetManagedFields() {
+		if m.Manager == FieldManager && m.Operation == metav1.ManagedFieldsOperationApply {
+			return true
+		}
+	}
+	return false
 }
 
 // agentClient acts as the agent ServiceAccount of the operator's namespace, with the node
@@ -80,46 +80,51 @@ func (e *opEnv) agentClient(node string) client.Client {
 }
 
 // writeReady updates a NodeSubnet's status through c (Ready=True) and returns the API error.
-func (e *opEnv) writeReady(c client.Client, name string) error {
+// With client.DryRunAll it goes through authorization and admission, the policy included,
+// and stores nothing.
+func (e *opEnv) writeReady(c client.Client, name string, opts ...client.SubResourceUpdateOption) error {
 	s := &v1.NodeSubnet{}
 	if err := c.Get(e.ctx(), client.ObjectKey{Name: name}, s); err != nil {
 		return err
 	}
 	meta.SetStatusCondition(&s.Status.Conditions, cond(v1.ConditionReady, "True", "Applied"))
 	s.Status.TunnelCount++
-	return c.Status().Update(e.ctx(), s)
+	return c.Status().Update(e.ctx(), s, opts...)
 }
 
-// TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet installs config/policy into the API server
-// and acts as agents through impersonation (user, groups and the node claim of a pod-bound
-// ServiceAccount token), with the agent RBAC the operator creates.
+// TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet: the operator creates the admission policy
+// with the agents (nothing else installs it, on any install path), and it holds: the test
+// acts as agents through impersonation (user, groups and the node claim of a pod-bound
+// ServiceAccount token), with the agent RBAC the operator creates. Then the policy is
+// tampered with, and the operator puts it back.
 func TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet(t *testing.T) {
 	e := newOpEnv(t)
 	e.startManager(Options{})
-	e.installPolicies()
+	if err := e.agentPolicyGone(); err != nil {
+		t.Fatalf("an agent policy exists before the NetworkCluster: %v", err)
+	}
 	nodeA, nodeB := e.nodeName(0)+"-a", e.nodeName(1)+"-b"
 	e.createCluster(nil)
 	e.mustNode(nodeA, "192.168.9.10", nil)
 	e.mustNode(nodeB, "192.168.9.11", nil)
 	e.waitSubnets(30*time.Second, nodeA, nodeB)
+	e.eventually(20*time.Second, "the operator's agent policy", e.agentPolicyInstalled)
 
 	agentA := e.agentClient(nodeA)
-	// The operator's RBAC and the policy both take effect asynchronously: wait until agent A
-	// can write its own status, and until writing B's is refused by the policy.
+	// The operator's RBAC and the policy both take effect asynchronously (the API server
+	// loads them from its informers): wait until agent A can write its own status, and until
+	// writing B's is refused by the policy, trying the latter as dry runs (admission runs,
+	// nothing is stored) so that B's status stays untouched while the policy loads.
 	e.eventually(30*time.Second, "agent A to write its own NodeSubnet status", func() error {
 		return e.writeReady(agentA, nodeA)
 	})
-	var denied error
-	e.eventually(30*time.Second, "the policy to refuse agent A writing node B's status", func() error {
-		denied = e.writeReady(agentA, nodeB)
-		if denied == nil {
-			return errors.New("admitted")
-		}
-		if !strings.Contains(denied.Error(), "own node") {
-			return fmt.Errorf("refused, but not by the policy yet: %v", denied)
-		}
-		return nil
+	e.eventually(30*time.Second, "the policy to refuse agent A writing node B's status (dry run)", func() error {
+		return refusedByPolicy(e.writeReady(agentA, nodeB, client.DryRunAll))
 	})
+	denied := e.writeReady(agentA, nodeB)
+	if err := refusedByPolicy(denied); err != nil {
+		t.Fatalf("agent A writing node B's status for real: %v", err)
+	}
 	if !apierrors.IsForbidden(denied) {
 		t.Errorf("denial is not Forbidden: %v", denied)
 	}
@@ -152,4 +157,74 @@ func TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet(t *testing.T) {
 	if err := e.writeReady(e.c, nodeB); err != nil {
 		t.Errorf("admin writing node B's status: %v", err)
 	}
+
+	// Tampering, each of which alone would switch the policy off. Server-side apply would
+	// keep another manager's additions, so the operator re-creates the object:
+	// 1. the policy gets an exclusion for NodeSubnet status;
+	p := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+	if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Spec.MatchConstraints.ExcludeResourceRules = []admissionregistrationv1.NamedRuleWithOperations{{
+		RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{v1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{"nodesubnets/status"}},
+		},
+	}}
+	if err := e.c.Update(e.ctx(), p); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(20*time.Second, "the policy re-created without the exclusion", func() error {
+		if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, p); err != nil {
+			return err
+		}
+		if len(p.Spec.MatchConstraints.ExcludeResourceRules) != 0 {
+			return fmt.Errorf("exclusions %+v", p.Spec.MatchConstraints.ExcludeResourceRules)
+		}
+		return e.agentPolicyInstalled()
+	})
+	// 2. the binding gets Warn next to Deny (invalid together, so merging it with the
+	// operator's Deny fails), then is deleted.
+	b := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{}
+	if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, b); err != nil {
+		t.Fatal(err)
+	}
+	uid := b.UID
+	b.Spec.ValidationActions = []admissionregistrationv1.ValidationAction{admissionregistrationv1.Warn}
+	if err := e.c.Update(e.ctx(), b); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(20*time.Second, "the binding re-created with Deny", func() error {
+		if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, b); err != nil || b.UID == uid {
+			return fmt.Errorf("still the edited binding (err %v)", err)
+		}
+		return e.agentPolicyInstalled()
+	})
+	if _, err := e.findEvent(v1.NetworkClusterName, ReasonAgentPolicyReset); err != nil {
+		t.Errorf("no event about the reset: %v", err)
+	}
+	uid = b.UID
+	if err := e.c.Delete(e.ctx(), b); err != nil {
+		t.Fatal(err)
+	}
+	e.eventually(20*time.Second, "the binding re-created", func() error {
+		if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentPolicyName}, b); err != nil || b.UID == uid {
+			return fmt.Errorf("not re-created yet (err %v)", err)
+		}
+		return e.agentPolicyInstalled()
+	})
+	e.eventually(30*time.Second, "the re-created binding to refuse agent A writing node B's status (dry run)", func() error {
+		return refusedByPolicy(e.writeReady(agentA, nodeB, client.DryRunAll))
+	})
+}
+
+// refusedByPolicy returns nil when err is the policy's refusal of writing another node's status.
+func refusedByPolicy(err error) error {
+	switch {
+	case err == nil:
+		return errors.New("admitted")
+	case !strings.Contains(err.Error(), "own node"):
+		return fmt.Errorf("refused, but not by the policy: %v", err)
+	}
+	return nil
 }

@@ -14,7 +14,8 @@ import (
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
-// installed brings up a cluster with n nodes and the agent objects, and returns the node names.
+// installed brings up a cluster with n nodes and the agent objects (the admission policy
+// included), and returns the node names.
 func (e *opEnv) installed(n int) []string {
 	e.t.Helper()
 	e.createCluster(nil)
@@ -25,11 +26,12 @@ func (e *opEnv) installed(n int) []string {
 	}
 	e.waitSubnets(30*time.Second, names...)
 	e.eventually(20*time.Second, "the agent DaemonSet", func() error { _, err := e.daemonSet(); return err })
+	e.eventually(20*time.Second, "the agent admission policy", e.agentPolicyInstalled)
 	return names
 }
 
-// agentObjectsGone checks that uninstall left nothing: agent objects, NodeSubnets, claims and
-// finally the NetworkCluster itself.
+// everythingGone checks that uninstall left nothing: agent objects and their admission policy,
+// NodeSubnets, claims and finally the NetworkCluster itself.
 func (e *opEnv) everythingGone() error {
 	if _, err := e.daemonSet(); isGone(err) != nil {
 		return fmt.Errorf("DaemonSet: %w", isGone(err))
@@ -42,6 +44,9 @@ func (e *opEnv) everythingGone() error {
 		if err := isGone(e.c.Get(e.ctx(), client.ObjectKey{Namespace: ns, Name: AgentName}, o)); err != nil {
 			return fmt.Errorf("%T: %w", o, err)
 		}
+	}
+	if err := e.agentPolicyGone(); err != nil {
+		return err
 	}
 	if n := len(e.subnets()); n != 0 {
 		return fmt.Errorf("%d NodeSubnets left", n)
@@ -75,22 +80,26 @@ func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
 		return nil
 	})
 
-	// Two agents report clean: the operator keeps waiting for the third, agents keep running.
+	// Two agents report clean, as agents (their RBAC, under the admission policy): the
+	// operator keeps waiting for the third, agents, their RBAC and the policy stay.
 	for _, n := range names[:2] {
-		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
-			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
-		})
+		e.reportCleanedUpAsAgent(n)
 	}
 	time.Sleep(2 * time.Second)
 	if _, err := e.daemonSet(); err != nil {
 		t.Fatalf("the agents were removed before every node reported clean: %v", err)
 	}
+	if err := e.agentPolicyInstalled(); err != nil {
+		t.Fatalf("the agent policy was changed or removed before every node reported clean: %v", err)
+	}
 	if n := len(e.subnets()); n != 3 {
 		t.Fatalf("%d NodeSubnets while waiting, want 3", n)
 	}
-	e.setAgentStatus(names[2], func(st *v1.NodeSubnetStatus) {
-		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
-	})
+	// An agent still may not report for another node during uninstall.
+	if err := e.writeCleanedUp(e.agentClient(names[0]), names[2]); err == nil || !strings.Contains(err.Error(), "own node") {
+		t.Errorf("agent on %s reporting CleanedUp for %s: %v, want the policy's refusal", names[0], names[2], err)
+	}
+	e.reportCleanedUpAsAgent(names[2])
 	e.eventually(30*time.Second, "uninstall to finish", e.everythingGone)
 	if _, err := e.findEvent(v1.NetworkClusterName, ReasonCleanupTimedOut); err == nil {
 		t.Errorf("a timeout was reported although every agent cleaned up")
@@ -104,6 +113,26 @@ func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
 	if n := len(e.subnets()); n != 0 {
 		t.Errorf("%d NodeSubnets re-created after uninstall", n)
 	}
+}
+
+// writeCleanedUp sets CleanedUp=True on a NodeSubnet's status through c.
+func (e *opEnv) writeCleanedUp(c client.Client, name string) error {
+	s := &v1.NodeSubnet{}
+	if err := c.Get(e.ctx(), client.ObjectKey{Name: name}, s); err != nil {
+		return err
+	}
+	meta.SetStatusCondition(&s.Status.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+	return c.Status().Update(e.ctx(), s)
+}
+
+// reportCleanedUpAsAgent reports CleanedUp for a node as its agent does: the agent
+// ServiceAccount with the node claim of its pod-bound token.
+func (e *opEnv) reportCleanedUpAsAgent(node string) {
+	e.t.Helper()
+	agent := e.agentClient(node)
+	e.eventually(10*time.Second, "CleanedUp written by the agent on "+node, func() error {
+		return e.writeCleanedUp(agent, node)
+	})
 }
 
 func TestUninstallTimeoutProceeds(t *testing.T) {

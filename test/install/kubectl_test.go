@@ -17,8 +17,8 @@ import (
 // that starts with nothing of ovsmesh:
 //
 //  1. `kubectl apply --server-side -k config/default` creates every object config/default
-//     renders — whatever it holds today (CRDs, RBAC, admission policy, namespace, Deployment)
-//     — and the CRDs are served;
+//     renders — whatever it holds today (CRDs, RBAC, namespace, Deployment; the agents'
+//     admission policy is the operator's to create, with the agents) — and the CRDs are served;
 //  2. the operator pod would be admitted in its namespace (Pod Security: it uses hostNetwork);
 //  3. applying again changes nothing and fails nothing;
 //  4. the sample NetworkCluster applies and comes back defaulted;

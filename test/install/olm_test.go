@@ -36,7 +36,8 @@ const operatorGroup = "global-operators"
 //     (ServiceAccount, ClusterRole/Binding, Role/Binding, Deployment with OLM's annotations)
 //     is applied and accepted;
 //  5. the ServiceAccount really holds every permission the CSV lists, and not more than that
-//     (a SubjectAccessReview per rule, and for something never granted);
+//     (a SubjectAccessReview per rule and name, and for something never granted: Secrets,
+//     and changing admission policies other than the operator's own);
 //  6. the operator pod is admitted in the suggested namespace, and would not be in a
 //     namespace with the baseline Pod Security level, so the template's label matters;
 //  7. every alm-example is accepted by the installed CRDs.
@@ -96,6 +97,16 @@ func TestOLMBundleInstallPath(t *testing.T) {
 	for _, sa := range serviceAccounts(csv) {
 		if allowed(t, cl, ns.Name, sa, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns.Name}) {
 			t.Errorf("ServiceAccount %s may read Secrets, which the CSV never grants: RBAC is not what the test thinks", sa)
+		}
+		// The operator creates its agents' admission policy, so it holds create on admission
+		// policies; it may change or remove only that one, not the cluster's other policies.
+		for _, v := range []string{"update", "patch", "delete"} {
+			for _, res := range []string{"validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
+				attrs := authorizationv1.ResourceAttributes{Verb: v, Group: "admissionregistration.k8s.io", Resource: res, Name: "someone-elses-policy"}
+				if allowed(t, cl, ns.Name, sa, attrs) {
+					t.Errorf("ServiceAccount %s may %s %s of other names", sa, v, res)
+				}
+			}
 		}
 	}
 
@@ -271,11 +282,18 @@ func checkRules(t *testing.T, cl client.Client, installNS string, p v1alpha1.Str
 		for _, g := range r.APIGroups {
 			for _, res := range r.Resources {
 				resource, sub, _ := strings.Cut(res, "/")
+				// A rule limited to resourceNames grants nothing without a name: ask per name.
+				names := r.ResourceNames
+				if len(names) == 0 {
+					names = []string{""}
+				}
 				for _, v := range r.Verbs {
-					n++
-					attrs := authorizationv1.ResourceAttributes{Namespace: namespace, Verb: v, Group: g, Resource: resource, Subresource: sub}
-					if !allowed(t, cl, installNS, p.ServiceAccountName, attrs) {
-						t.Errorf("ServiceAccount %s/%s may not %s %s (group %q) in %q, though the CSV grants it", installNS, p.ServiceAccountName, v, res, g, namespace)
+					for _, name := range names {
+						n++
+						attrs := authorizationv1.ResourceAttributes{Namespace: namespace, Verb: v, Group: g, Resource: resource, Subresource: sub, Name: name}
+						if !allowed(t, cl, installNS, p.ServiceAccountName, attrs) {
+							t.Errorf("ServiceAccount %s/%s may not %s %s %q (group %q) in %q, though the CSV grants it", installNS, p.ServiceAccountName, v, res, name, g, namespace)
+						}
 					}
 				}
 			}
