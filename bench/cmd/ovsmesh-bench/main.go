@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -60,6 +61,9 @@ func main() {
 			figs, err = s.run(ctx, e)
 			e.Close()
 		}
+		if err != nil {
+			figs = measured(figs)
+		}
 		r := result{Suite: s.name, Figures: figs, Took: time.Since(t0).Round(time.Second).String()}
 		if err != nil {
 			r.Error = err.Error()
@@ -104,6 +108,18 @@ func main() {
 	}
 }
 
+// measured drops the figures a failed suite computed from zero values (a failure part-way
+// keeps the figures of the parts that completed).
+func measured(figs []bench.Figure) []bench.Figure {
+	var out []bench.Figure
+	for _, f := range figs {
+		if f.Ratio > 0 && !math.IsInf(f.Ratio, 0) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 func names() string {
 	var n []string
 	for _, s := range suites {
@@ -134,10 +150,10 @@ var suites = []suite{
 	}},
 	{"rss", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.AgentRSS(ctx, e, bench.AgentRSSOptions{Peers: 1000})
-		figs := r.Figures()
 		if err != nil {
-			return figs, err
+			return nil, err
 		}
+		figs := r.Figures()
 		r, err = bench.AgentRSS(ctx, e, bench.AgentRSSOptions{Peers: 1000, PeerStatus: true})
 		return append(figs, r.Figures()...), err
 	}},
