@@ -29,18 +29,14 @@ import (
 // AgentPolicyName names both the ValidatingAdmissionPolicy that keeps each agent to its own
 // node's NodeSubnet status and its binding. The operator's RBAC may update and delete only
 // objects of this name (the resourceNames in rbac.go repeat it: markers cannot refer to a
-// constant), and it is the name the kubectl install (config/policy through config/default's
-// name prefix) gave the policy before the operator took it over, so on a cluster installed
-// that way the operator takes that policy over (re-creating it once, as kubectl co-owns its
-// spec: see applyExclusively) rather than adding a second one.
+// constant). A policy of this name that another manager co-owns (an earlier kubectl install)
+// is taken over, re-created once: see applyExclusively.
 const AgentPolicyName = "ovsmesh-nodesubnet-agent-restriction"
 
-// agentPolicyYAML is the policy and its binding: the one source of truth. It used to live in
-// config/policy, installed by `kubectl apply -k config/default`; an OLM bundle cannot carry
-// admission policies, so an OLM install had none. The operator now creates it on both install
-// paths, and config/policy holds no copy: a kubectl-applied copy would be a second policy
-// (kustomize prefixes its name) doing the same work, left behind when uninstall removes the
-// operator's, and a file to keep in sync by hand.
+// agentPolicyYAML is the policy and its binding: the one source of truth. The operator
+// creates it at run time because an OLM bundle cannot carry admission policies, and it is
+// not in config/ as well: a kubectl-applied copy would be a second policy (kustomize prefixes
+// its name) doing the same work, left behind when uninstall removes the operator's.
 //
 //go:embed policy/nodesubnet_agent_restriction.yaml
 var agentPolicyYAML []byte
