@@ -25,6 +25,15 @@ type Env struct {
 
 	mu       sync.Mutex
 	cleanups []func()
+	seq      int
+}
+
+// Next returns 1, 2, 3...: a suffix for names made more than once in one Env.
+func (e *Env) Next() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.seq++
+	return e.seq
 }
 
 // NewEnv makes a prefix and a temp dir under /tmp.
