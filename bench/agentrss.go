@@ -59,7 +59,7 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // kube-apiserver holding the NetworkCluster and opts.Peers+1 NodeSubnets, waits until the
 // agent reports opts.Peers tunnels in its NodeSubnet status (Ready, or not yet only because
 // spanning tree is still opening ports), lets it settle, and reads
-// VmRSS and VmHWM from /proc/<pid>/status. The peers' NodeSubnets carry no status (no other
+// VmRSS (median of 10 samples over 10 s) and VmHWM from /proc/<pid>/status. The peers' NodeSubnets carry no status (no other
 // agents run), so the agent's cache holds specs only: in a real cluster every peer's status
 // lists its own peers, which the agent's NodeSubnet cache also holds (see BENCHMARKS.md).
 func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, error) {
@@ -167,13 +167,20 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 	if n := len(strings.Fields(out)); n != o.Peers {
 		return r, fmt.Errorf("agent reports Ready but OVS has %d VXLAN interfaces, want %d", n, o.Peers)
 	}
-	// Let a garbage collection or two happen: RSS right after the burst of work is not
-	// what the agent holds at rest.
+	// RSS right after the burst of work is not what the agent holds at rest, and a Go
+	// process's RSS moves with its garbage collections: sample once a second for 10 s
+	// after a 5 s pause and keep the median.
 	time.Sleep(5 * time.Second)
-	r.RSS, r.HWM, err = procMem(agent.Pid())
-	if err != nil {
-		return r, err
+	var samples []time.Duration // bytes, in a Duration so Percentile applies
+	for i := 0; i < 10; i++ {
+		rss, hwm, err := procMem(agent.Pid())
+		if err != nil {
+			return r, err
+		}
+		samples, r.HWM = append(samples, time.Duration(rss)), hwm
+		time.Sleep(time.Second)
 	}
+	r.RSS = int64(Percentile(samples, 50))
 	e.Logf("agent RSS with %d peers: VmRSS %s, VmHWM %s, converged in %v", o.Peers, mib(r.RSS), mib(r.HWM), r.Converged)
 	return r, nil
 }
