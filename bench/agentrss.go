@@ -58,10 +58,10 @@ func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 // private ovsdb-server and ovs-vswitchd (userspace datapath) there, against a fresh
 // kube-apiserver holding the NetworkCluster and opts.Peers+1 NodeSubnets, waits until the
 // agent reports opts.Peers tunnels in its NodeSubnet status (Ready, or not yet only because
-// spanning tree is still opening ports), lets it settle, and reads
-// VmRSS (median of 10 samples over 10 s) and VmHWM from /proc/<pid>/status. The peers' NodeSubnets carry no status (no other
-// agents run), so the agent's cache holds specs only: in a real cluster every peer's status
-// lists its own peers, which the agent's NodeSubnet cache also holds (see BENCHMARKS.md).
+// spanning tree is still opening ports), lets it settle, and reads VmRSS (median of 10
+// samples over 10 s) and VmHWM from /proc/<pid>/status. Without opts.PeerStatus the peers'
+// NodeSubnets carry no status (no other agents run), so the agent's cache holds specs only;
+// with it, each carries what its agent would write (see fillPeerStatus), as in a real cluster.
 func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, error) {
 	r := AgentRSSResult{Peers: o.Peers, PeerStatus: o.PeerStatus}
 	if err := RequireTools("ip", "ovs-vswitchd", "ovs-appctl"); err != nil {
