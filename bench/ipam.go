@@ -45,8 +45,8 @@ type IPAMOptions struct {
 	// report always uses a fresh one per side.
 	SharedAPI bool
 	// AlsoUnthrottledKCM adds a third side: kube-controller-manager with its client rate limit
-	// lifted (--kube-api-qps/--kube-api-burst 10000; its default is 50/100, and every
-	// allocation costs it a PATCH and an Event), for a reference not bound by that limit.
+	// lifted (--kube-api-qps/--kube-api-burst 10000; its defaults are 20/30, and every
+	// allocation costs it one PATCH), for a reference not bound by that limit.
 	AlsoUnthrottledKCM bool
 	// Profile serves the manager's metrics on loopback and logs, after its side, its API
 	// requests by verb and status and its reconcile count and time: where ovsmesh's time goes.
