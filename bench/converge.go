@@ -123,8 +123,10 @@ func oneJoin(ctx context.Context, e *Env, c *harness.Cluster, src *harness.Pod, 
 				err = rerr
 			}
 		}
-		if aerr := WaitAvailable(ctx, c, 2*time.Minute); aerr != nil && err == nil {
-			err = aerr
+		// Settling is the benchmark's own pause, not a measurement: a big STP mesh can keep
+		// a node's ports in transition for minutes; say so and go on with the next join.
+		if aerr := WaitAvailable(ctx, c, 3*time.Minute); aerr != nil && err == nil {
+			e.Logf("join %d: the cluster did not settle before the next join: %v", j, aerr)
 		}
 	}()
 	cl, err := ovs.Dial(ctx, ovs.Options{Socket: n.Socket()})
