@@ -26,6 +26,9 @@ type AgentRSSOptions struct {
 	// cluster (Ready, and a peer list naming every other node), so the agent's NodeSubnet
 	// cache holds what it holds in production, not specs only.
 	PeerStatus bool
+	// Samples of VmRSS, one a second after a 5 s pause (default 10; 1 takes one at once:
+	// smoke runs).
+	Samples int
 }
 
 // AgentRSSResult is the agent's resident memory once it has converged with Peers tunnels.
@@ -168,17 +171,24 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 		return r, fmt.Errorf("agent reports Ready but OVS has %d VXLAN interfaces, want %d", n, o.Peers)
 	}
 	// RSS right after the burst of work is not what the agent holds at rest, and a Go
-	// process's RSS moves with its garbage collections: sample once a second for 10 s
-	// after a 5 s pause and keep the median.
-	time.Sleep(5 * time.Second)
+	// process's RSS moves with its garbage collections: sample once a second after a 5 s
+	// pause and keep the median.
+	if o.Samples == 0 {
+		o.Samples = 10
+	}
+	if o.Samples > 1 {
+		time.Sleep(5 * time.Second)
+	}
 	var samples []time.Duration // bytes, in a Duration so Percentile applies
-	for i := 0; i < 10; i++ {
+	for i := 0; i < o.Samples; i++ {
 		rss, hwm, err := procMem(agent.Pid())
 		if err != nil {
 			return r, err
 		}
 		samples, r.HWM = append(samples, time.Duration(rss)), hwm
-		time.Sleep(time.Second)
+		if i < o.Samples-1 {
+			time.Sleep(time.Second)
+		}
 	}
 	r.RSS = int64(Percentile(samples, 50))
 	e.Logf("agent RSS with %d peers: VmRSS %s, VmHWM %s, converged in %v", o.Peers, mib(r.RSS), mib(r.HWM), r.Converged)

@@ -80,7 +80,7 @@ func TestSmokeIPAM(t *testing.T) {
 
 func TestSmokeAgentRSS(t *testing.T) {
 	e := newEnv(t)
-	r, err := AgentRSS(smokeCtx(t, 2*time.Minute), e, AgentRSSOptions{Peers: 10, PeerStatus: true})
+	r, err := AgentRSS(smokeCtx(t, 2*time.Minute), e, AgentRSSOptions{Peers: 10, PeerStatus: true, Samples: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
