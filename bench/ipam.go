@@ -137,7 +137,9 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 		if metricsAddr, err = freeLoopbackAddr(); err != nil {
 			return r, err
 		}
-		beforeStop = func() { e.Logf("IPAM ovsmesh manager profile:\n%s", scrapeProfile(metricsAddr)) }
+		beforeStop = func() {
+			e.Logf("IPAM ovsmesh manager profile:\n%s\n%s", scrapeProfile(metricsAddr), allocationSpan(filepath.Join(e.Dir, "manager.log")))
+		}
 		defer func() { beforeStop = nil }()
 	}
 	r.Ours, r.OursCreate, err = ipamSide(ctx, e, "ovsmesh", shared, o, func(api *apiServer) (allocated, *Proc, error) {
@@ -378,6 +380,32 @@ func freeLoopbackAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// allocationSpan reports how many "allocated node subnet" lines the manager logged and the
+// first and last of them (the log's own timestamps).
+func allocationSpan(log string) string {
+	b, err := os.ReadFile(log)
+	if err != nil {
+		return err.Error()
+	}
+	var first, last string
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "allocated node subnet") {
+			if n == 0 {
+				first = l
+			}
+			last, n = l, n+1
+		}
+	}
+	cut := func(s string) string {
+		if len(s) > 160 {
+			return s[:160]
+		}
+		return s
+	}
+	return fmt.Sprintf("%d allocations logged; first: %s\nlast: %s", n, cut(first), cut(last))
 }
 
 // scrapeProfile reads the manager's metrics: client requests by verb/code and the IPAM
