@@ -93,7 +93,7 @@ docker-build: ## Build the operator and agent images $(OPERATOR_IMG), $(AGENT_IM
 
 BENCH_ARGS ?=
 .PHONY: bench
-bench: testbed ## Run every benchmark at full size (~30 min; see BENCHMARKS.md). BENCH_ARGS="-only ovs,cni" to pick.
+bench: testbed ## Run every benchmark at full size (~60 min; see BENCHMARKS.md). BENCH_ARGS="-only ovs,cni" to pick.
 	go build -o bin/ovsmesh-bench ./bench/cmd/ovsmesh-bench
 	KUBEBUILDER_ASSETS="$(ASSETS)" bin/ovsmesh-bench -json bin/bench-results.json $(BENCH_ARGS)
 
