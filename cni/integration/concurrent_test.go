@@ -73,7 +73,7 @@ func TestConcurrentAdds(t *testing.T) {
 }
 
 // TestAddLatency is the quick local measurement of ADD (libcni -> ovsmesh -> host-local
-// VERSION + ADD -> netlink), sequential, at spec 1.1.0. It logs percentiles; the
+// refuses 1.1.0, VERSION, ADD at 1.0.0 -> netlink), sequential, at spec 1.1.0: the slow path. It logs percentiles; the
 // side-by-side benchmark lives elsewhere.
 func TestAddLatency(t *testing.T) {
 	const rounds = 40

@@ -31,7 +31,7 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return err
 	}
 	defer podNS.Close()
-	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
 		return err
 	}

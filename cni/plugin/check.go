@@ -39,7 +39,7 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 		return err
 	}
 	defer podNS.Close()
-	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		p.Log.Error(err, "host veth not removed", "containerID", args.ContainerID, "ifname", args.IfName)
 	}
 
-	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
 		return joinErrors(append(errs, err))
 	}

@@ -30,11 +30,15 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 
 	errs := p.gcLinks(conf.Name, valid)
 
-	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
 		return joinErrors(append(errs, err))
 	}
-	forward, readStore := gcPlan(conf.IPAM.Type, ipamPl.SupportsStatusAndGC())
+	speaks11, err := ipamPl.SupportsStatusAndGC(ctx)
+	if err != nil {
+		return joinErrors(append(errs, err))
+	}
+	forward, readStore := gcPlan(conf.IPAM.Type, speaks11)
 	if forward {
 		if err := ipamPl.GC(ctx, args.StdinData); err != nil {
 			errs = append(errs, err)

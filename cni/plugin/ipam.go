@@ -15,34 +15,47 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 )
 
-// ipamPlugin is the delegated IPAM plugin, found once per invocation with the spec version
-// to speak to it already negotiated (see the package doc for why).
+// ipamPlugin is the delegated IPAM plugin. ADD, DEL and CHECK speak to it at the network's
+// own version first and ask it for its versions (VERSION) only when it refuses that one, so
+// the common case costs one exec, as in the reference bridge plugin; STATUS and GC need to
+// know whether it speaks 1.1.0 and ask up front (see the package doc).
 type ipamPlugin struct {
 	Type    string
 	Path    string
 	Version string   // what ovsmesh sends it: the network's version or the highest older one it supports
-	Info    []string // the versions it reports
+	Info    []string // the versions it reports, once asked
+	probed  bool     // VERSION has been asked and Version negotiated
 	cniPath string
 }
 
-// findIPAM locates the IPAM binary in CNI_PATH and asks it which versions it supports.
-// A missing binary is a configuration error (code 7).
-func findIPAM(ctx context.Context, typ, cniPath, netVersion string) (*ipamPlugin, error) {
+// findIPAM locates the IPAM binary in CNI_PATH. A missing binary is a configuration error
+// (code 7). It does not exec the binary.
+func findIPAM(typ, cniPath, netVersion string) (*ipamPlugin, error) {
 	path, err := invoke.FindInPath(typ, filepath.SplitList(cniPath))
 	if err != nil {
 		return nil, types.NewError(types.ErrInvalidNetworkConfig,
 			fmt.Sprintf("ipam plugin %q not found in CNI_PATH", typ), err.Error())
 	}
-	info, err := invoke.GetVersionInfo(ctx, path, nil)
-	if err != nil {
-		return nil, fmt.Errorf("asking ipam plugin %q for its versions: %w", typ, err)
+	return &ipamPlugin{Type: typ, Path: path, Version: netVersion, cniPath: cniPath}, nil
+}
+
+// probe asks the plugin for its versions and settles the version to speak to it.
+func (p *ipamPlugin) probe(ctx context.Context) error {
+	if p.probed {
+		return nil
 	}
+	info, err := invoke.GetVersionInfo(ctx, p.Path, nil)
+	if err != nil {
+		return fmt.Errorf("asking ipam plugin %q for its versions: %w", p.Type, err)
+	}
+	netVersion := p.Version
 	v, err := negotiateVersion(netVersion, info.SupportedVersions())
 	if err != nil {
-		return nil, types.NewError(types.ErrIncompatibleCNIVersion,
-			fmt.Sprintf("ipam plugin %q cannot be used with cniVersion %s", typ, netVersion), err.Error())
+		return types.NewError(types.ErrIncompatibleCNIVersion,
+			fmt.Sprintf("ipam plugin %q cannot be used with cniVersion %s", p.Type, netVersion), err.Error())
 	}
-	return &ipamPlugin{Type: typ, Path: path, Version: v, Info: info.SupportedVersions(), cniPath: cniPath}, nil
+	p.Version, p.Info, p.probed = v, info.SupportedVersions(), true
+	return nil
 }
 
 // negotiateVersion picks the version to speak to a delegate: the network's own version if
@@ -74,14 +87,12 @@ func negotiateVersion(netVersion string, supported []string) (string, error) {
 }
 
 // SupportsStatusAndGC says whether the delegate understands STATUS and GC (spec 1.1.0).
-func (p *ipamPlugin) SupportsStatusAndGC() bool {
+func (p *ipamPlugin) SupportsStatusAndGC(ctx context.Context) (bool, error) {
+	if err := p.probe(ctx); err != nil {
+		return false, err
+	}
 	ok, _ := version.GreaterThanOrEqualTo(p.Version, "1.1.0")
-	return ok
-}
-
-// stdin rewrites the network config for the delegate's version.
-func (p *ipamPlugin) stdin(conf []byte) ([]byte, error) {
-	return rewriteVersion(conf, p.Version)
+	return ok, nil
 }
 
 // rewriteVersion sets cniVersion to v and converts an embedded prevResult to v, keeping every
@@ -147,13 +158,9 @@ func (p *ipamPlugin) args(cmd string, a *skel.CmdArgs) *invoke.Args {
 
 // Add runs IPAM ADD and returns its result in the current (1.1.0) format.
 func (p *ipamPlugin) Add(ctx context.Context, conf []byte, a *skel.CmdArgs) (*current.Result, error) {
-	in, err := p.stdin(conf)
+	r, err := p.exec(ctx, "ADD", conf, p.args("ADD", a), true)
 	if err != nil {
 		return nil, err
-	}
-	r, err := invoke.ExecPluginWithResult(ctx, p.Path, in, p.args("ADD", a), nil)
-	if err != nil {
-		return nil, p.wrap("ADD", err)
 	}
 	res, err := current.NewResultFromResult(r)
 	if err != nil {
@@ -164,33 +171,58 @@ func (p *ipamPlugin) Add(ctx context.Context, conf []byte, a *skel.CmdArgs) (*cu
 
 // Del runs IPAM DEL for the attachment in a (GC passes synthesized args).
 func (p *ipamPlugin) Del(ctx context.Context, conf []byte, a *skel.CmdArgs) error {
-	return p.noResult(ctx, "DEL", conf, p.args("DEL", a))
+	_, err := p.exec(ctx, "DEL", conf, p.args("DEL", a), false)
+	return err
 }
 
 // Check runs IPAM CHECK.
 func (p *ipamPlugin) Check(ctx context.Context, conf []byte, a *skel.CmdArgs) error {
-	return p.noResult(ctx, "CHECK", conf, p.args("CHECK", a))
+	_, err := p.exec(ctx, "CHECK", conf, p.args("CHECK", a), false)
+	return err
 }
 
 // Status runs IPAM STATUS; callers check SupportsStatusAndGC first.
 func (p *ipamPlugin) Status(ctx context.Context, conf []byte) error {
-	return p.noResult(ctx, "STATUS", conf, &invoke.Args{Command: "STATUS", Path: p.cniPath})
+	_, err := p.exec(ctx, "STATUS", conf, &invoke.Args{Command: "STATUS", Path: p.cniPath}, false)
+	return err
 }
 
 // GC runs IPAM GC; callers check SupportsStatusAndGC first.
 func (p *ipamPlugin) GC(ctx context.Context, conf []byte) error {
-	return p.noResult(ctx, "GC", conf, &invoke.Args{Command: "GC", Path: p.cniPath})
+	_, err := p.exec(ctx, "GC", conf, &invoke.Args{Command: "GC", Path: p.cniPath}, false)
+	return err
 }
 
-func (p *ipamPlugin) noResult(ctx context.Context, cmd string, conf []byte, args *invoke.Args) error {
-	in, err := p.stdin(conf)
-	if err != nil {
-		return err
+// exec runs one verb. When the plugin refuses the version it was sent (code 1) before
+// ovsmesh asked which it supports, ovsmesh asks, and retries once at the negotiated version:
+// a plugin that refuses the version has done nothing, so the retry cannot double an ADD.
+func (p *ipamPlugin) exec(ctx context.Context, cmd string, conf []byte, args *invoke.Args, withResult bool) (types.Result, error) {
+	for {
+		in, err := rewriteVersion(conf, p.Version)
+		if err != nil {
+			return nil, err
+		}
+		var r types.Result
+		if withResult {
+			r, err = invoke.ExecPluginWithResult(ctx, p.Path, in, args, nil)
+		} else {
+			err = invoke.ExecPluginWithoutResult(ctx, p.Path, in, args, nil)
+		}
+		if err == nil {
+			return r, nil
+		}
+		var te *types.Error
+		if p.probed || !errors.As(err, &te) || te.Code != types.ErrIncompatibleCNIVersion {
+			return nil, p.wrap(cmd, err)
+		}
+		sent := p.Version
+		if perr := p.probe(ctx); perr != nil {
+			return nil, perr
+		}
+		if p.Version == sent {
+			return nil, p.wrap(cmd, err) // it supports what it refused: nothing to retry with
+		}
 	}
-	if err := invoke.ExecPluginWithoutResult(ctx, p.Path, in, args, nil); err != nil {
-		return p.wrap(cmd, err)
-	}
-	return nil
 }
 
 // wrap keeps the delegate's error code (a runtime may act on it) and says where it came from.

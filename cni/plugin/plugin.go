@@ -21,10 +21,12 @@
 // # IPAM plugins older than 1.1.0
 //
 // Debian's host-local (containernetworking-plugins 1.1.1) supports spec versions up to
-// 1.0.0 and has neither STATUS nor GC. The plugin therefore asks the IPAM binary for its
-// versions (VERSION, once per invocation) and talks to it at the highest version it
-// supports that is not newer than the network's, converting prevResult down and the IPAM
-// result up (the 1.0.0 and 1.1.0 result formats are the same). STATUS and GC are forwarded
+// 1.0.0 and has neither STATUS nor GC. ADD, DEL and CHECK are sent at the network's own
+// version; only when the IPAM plugin refuses it (code 1) does the plugin ask for its
+// versions (VERSION) and retry once at the highest version it supports that is not newer
+// than the network's, converting prevResult down and the IPAM result up (the 1.0.0 and
+// 1.1.0 result formats are the same). The agent renders the conflist at a version its
+// plugins share, so the usual ADD costs one IPAM exec. STATUS and GC ask VERSION first. STATUS and GC are forwarded
 // only when the IPAM plugin supports 1.1.0. For GC with host-local, the plugin also reads
 // host-local's store (<dataDir>/<network>/<ip>, each file holding "containerID\r\nifname")
 // and issues an IPAM DEL for every reservation whose attachment is not valid, which is

@@ -23,11 +23,15 @@ func (p *Plugin) Status(args *skel.CmdArgs) error {
 	if _, err := lookupBridge(conf.Bridge); err != nil {
 		return notAvailable(err)
 	}
-	ipamPl, err := findIPAM(ctx, conf.IPAM.Type, args.Path, conf.CNIVersion)
+	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
 	if err != nil {
 		return notAvailable(err)
 	}
-	if ipamPl.SupportsStatusAndGC() {
+	speaks11, err := ipamPl.SupportsStatusAndGC(ctx)
+	if err != nil {
+		return notAvailable(err)
+	}
+	if speaks11 {
 		return ipamPl.Status(ctx, args.StdinData)
 	}
 	return nil
