@@ -8,6 +8,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/ovsmesh/ovsmesh/internal/ipmac"
 )
 
 // FindUnderlay implements Interface.
@@ -204,17 +206,10 @@ func otherName(l netlink.Link, v VethPair) string {
 	return v.Name
 }
 
-// bridgeMAC is a locally administered unicast MAC derived from the gateway address
-// (0a:58:a.b.c.d, the convention OVN-Kubernetes uses). Without a fixed MAC a Linux bridge
+// bridgeMAC is the gateway's fixed MAC (see ipmac). Without a fixed MAC a Linux bridge
 // takes the lowest MAC of its ports, which changes as pods come and go and leaves stale
 // entries in the pods' ARP caches.
-func bridgeMAC(ip netip.Addr) net.HardwareAddr {
-	if !ip.Is4() {
-		return nil
-	}
-	b := ip.As4()
-	return net.HardwareAddr{0x0a, 0x58, b[0], b[1], b[2], b[3]}
-}
+func bridgeMAC(ip netip.Addr) net.HardwareAddr { return ipmac.FromIPv4(ip) }
 
 func prefixOf(n *net.IPNet) netip.Prefix {
 	if n == nil {

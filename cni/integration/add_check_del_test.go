@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -54,6 +55,11 @@ func TestAddCheckDel(t *testing.T) {
 				}
 				if l.Attrs().MTU != 1450 || l.Attrs().HardwareAddr.String() != r.Interfaces[2].Mac {
 					t.Errorf("eth0 MTU %d MAC %s, want 1450 and %s", l.Attrs().MTU, l.Attrs().HardwareAddr, r.Interfaces[2].Mac)
+				}
+				// The MAC is derived from the address, so a reused address keeps neighbour entries valid.
+				ip4 := ip.To4()
+				if want := fmt.Sprintf("0a:58:%02x:%02x:%02x:%02x", ip4[0], ip4[1], ip4[2], ip4[3]); l.Attrs().HardwareAddr.String() != want {
+					t.Errorf("eth0 MAC %s, want %s (0a:58 + its address %s)", l.Attrs().HardwareAddr, want, ip)
 				}
 				addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
 				if err != nil || len(addrs) != 1 || !addrs[0].IP.Equal(ip) {

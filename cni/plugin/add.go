@@ -3,14 +3,18 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
+	"github.com/vishvananda/netlink"
 
 	"github.com/ovsmesh/ovsmesh/cni/config"
+	"github.com/ovsmesh/ovsmesh/internal/ipmac"
 )
 
 // Add attaches the pod: veth pair, IPAM, addresses and routes. Every step registers its
@@ -74,6 +78,15 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		if err != nil {
 			return fmt.Errorf("looking up %s in the pod netns: %w", args.IfName, err)
 		}
+		// The pod end is still down: give it the MAC its address maps to (see ipmac), so a
+		// reused address keeps every neighbour entry in the cluster valid.
+		if mac := ipmac.FromIPv4(firstIPv4(ipamRes)); mac != nil {
+			if err := netlink.LinkSetHardwareAddr(l, mac); err != nil {
+				return fmt.Errorf("setting the MAC of %s in the pod netns to %s: %w", args.IfName, mac, err)
+			}
+			podMAC = mac.String()
+			return nil
+		}
 		podMAC = l.Attrs().HardwareAddr.String()
 		return nil
 	})
@@ -96,4 +109,14 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return fmt.Errorf("configuring %s in the pod netns: %w", args.IfName, err)
 	}
 	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// firstIPv4 is the first IPv4 address IPAM gave; the zero Addr when there is none.
+func firstIPv4(r *current.Result) netip.Addr {
+	for _, c := range r.IPs {
+		if a, ok := netip.AddrFromSlice(c.Address.IP); ok && a.Unmap().Is4() {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
 }

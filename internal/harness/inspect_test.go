@@ -29,8 +29,8 @@ Root ID:
 func TestParseReceived(t *testing.T) {
 	for out, want := range map[string]int{
 		"3 packets transmitted, 3 received, 0% packet loss, time 401ms": 3,
-		"3 packets transmitted, 0 received, 100% packet loss":            0,
-		"ping: connect: Network is unreachable":                          -1,
+		"3 packets transmitted, 0 received, 100% packet loss":           0,
+		"ping: connect: Network is unreachable":                         -1,
 	} {
 		if got := parseReceived(out); got != want {
 			t.Errorf("parseReceived(%q) = %d, want %d", out, got, want)
