@@ -49,7 +49,8 @@ type ManagerOptions struct {
 }
 
 // NewManager returns a controller-runtime manager whose cache holds only what the agent
-// reads: the NetworkCluster singleton, every NodeSubnet and this node's Node. Field selectors
+// reads: the NetworkCluster singleton, every NodeSubnet (peers without their status, see
+// trimForCache) and this node's Node, none with managedFields. Field selectors
 // make the API server filter, so a 5,000-node cluster does not stream every Node to every
 // agent. No leader election: there is one agent per node by design.
 func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
@@ -61,9 +62,10 @@ func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{
 				&v1alpha1.NetworkCluster{}: {Field: fields.OneTermEqualSelector("metadata.name", v1alpha1.NetworkClusterName)},
-				&v1alpha1.NodeSubnet{}:     {},
+				&v1alpha1.NodeSubnet{}:     {Transform: trimForCache(o.NodeName)},
 				&corev1.Node{}:             {Field: fields.OneTermEqualSelector("metadata.name", o.NodeName)},
 			},
+			DefaultTransform: cache.TransformStripManagedFields(),
 		},
 	})
 }

@@ -13,6 +13,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Names and labels of what the operator creates. The agent objects have fixed names: there is
@@ -120,5 +122,21 @@ func CacheOptions(namespace string) cache.Options {
 		&rbacv1.ClusterRoleBinding{}:                                managed,
 		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        managed,
 		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: managed,
+		// Every Node and NodeSubnet of the cluster is cached; see trimNodeSubnet.
+		&corev1.Node{}:          {Transform: cache.TransformStripManagedFields()},
+		&v1alpha1.NodeSubnet{}: {Transform: trimNodeSubnet},
 	}}
+}
+
+// trimNodeSubnet drops what the operator never reads from a cached NodeSubnet: its
+// managedFields and the per-peer list in its status. The operator aggregates conditions
+// (Ready, CleanedUp) and counts; the peer lists, one entry per other node in every
+// NodeSubnet, are O(N²) across the cluster (~1M entries at 1,000 nodes). Patches are merge
+// patches between two copies of the trimmed object, so the peers are never sent back.
+func trimNodeSubnet(in any) (any, error) {
+	out, err := cache.TransformStripManagedFields()(in)
+	if ns, ok := out.(*v1alpha1.NodeSubnet); ok {
+		ns.Status.Peers = nil
+	}
+	return out, err
 }
