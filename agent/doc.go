@@ -9,6 +9,9 @@
 //	               obr0 (OVS bridge, STP or RSTP, datapath system|netdev)
 //	                 ├── gre-<peer IP hex> / vxlan-<peer IP hex> → every other node
 //	route <cluster CIDR> dev kbr0 ; ip_forward=1 ; table ip ovsmesh: masquerade pod → outside
+//	send_redirects=0 (all, kbr0): pods always route through their gateway, so a pod whose
+//	MTU is above kbr0's (attached before a GRE→VXLAN switch) gets "fragmentation needed"
+//	instead of being redirected onto the bridge, where oversized frames vanish
 //
 // The loop (Reconciler) is fetch → compute → apply → report:
 //

@@ -34,6 +34,10 @@ type Interface interface {
 	// EnsureIPForwarding sets net.ipv4.ip_forward=1 when it is not already 1.
 	EnsureIPForwarding() ([]string, error)
 
+	// EnsureNoRedirects sets net.ipv4.conf.{all,dev}.send_redirects=0, so pods keep
+	// routing through their gateway and path MTU discovery works (see the implementation).
+	EnsureNoRedirects(dev string) ([]string, error)
+
 	// EnsureBridge makes b.Name an up Linux bridge with MTU b.MTU holding b.Address. It
 	// creates the bridge when missing (with a MAC derived from the address, so that pods'
 	// ARP caches stay valid if it is ever recreated) and adopts an existing bridge that has
@@ -67,18 +71,20 @@ type Interface interface {
 	// Cleanup removes the masquerade table, the veth pair, the route and the bridge named in
 	// n, each only when it exists and is ovsmesh's (the bridge only when it carries the
 	// ovsmesh alias). Missing objects are not errors: Cleanup is idempotent. It leaves
-	// ip_forward as it is, since other software on the node may rely on it.
+	// ip_forward and send_redirects as they are, since other software on the node may rely
+	// on them.
 	Cleanup(n Names) ([]string, error)
 }
 
-// Apply brings the host to s through h, in dependency order: ip_forward, bridge, veth (needs
-// the bridge), route (needs the bridge up), masquerade. It stops at the first error and
+// Apply brings the host to s through h, in dependency order: ip_forward, bridge, no ICMP
+// redirects on it, veth (needs the bridge), route (needs the bridge up), masquerade. It stops at the first error and
 // returns the changes made so far.
 func Apply(h Interface, s State) ([]string, error) {
 	var all []string
 	steps := []func() ([]string, error){
 		h.EnsureIPForwarding,
 		func() ([]string, error) { return h.EnsureBridge(s.Bridge) },
+		func() ([]string, error) { return h.EnsureNoRedirects(s.Bridge.Name) },
 		func() ([]string, error) { return h.EnsureVethPair(s.Veth) },
 		func() ([]string, error) { return h.EnsureRoute(s.Route) },
 		func() ([]string, error) { return h.EnsureMasquerade(s.Masquerade) },

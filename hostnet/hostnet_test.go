@@ -37,7 +37,7 @@ func snap(t *testing.T, ns string) snapshot {
 		Addrs:  addrs(t, ns, "kbr0"),
 		Routes: sh(t, "ip", "-n", ns, "route", "show"),
 		Nft:    sh(t, "ip", "netns", "exec", ns, "nft", "list", "ruleset"),
-		Fwd:    sh(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward"),
+		Fwd:    sh(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward", "net.ipv4.conf.all.send_redirects", "net.ipv4.conf.kbr0.send_redirects"),
 	}
 }
 
@@ -76,6 +76,11 @@ func TestApplyIsIdempotentAndCleanupRemovesAll(t *testing.T) {
 	}
 	if f := strings.TrimSpace(sh(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.ip_forward")); f != "1" {
 		t.Errorf("ip_forward = %s", f)
+	}
+	for _, dev := range []string{"all", "kbr0"} {
+		if f := strings.TrimSpace(sh(t, "ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.conf."+dev+".send_redirects")); f != "0" {
+			t.Errorf("net.ipv4.conf.%s.send_redirects = %s, want 0 (pods must route through the gateway)", dev, f)
+		}
 	}
 	if got := nftTables(t, ns); !reflect.DeepEqual(got, []string{"ip ovsmesh"}) {
 		t.Errorf("nft tables = %v", got)
