@@ -12,8 +12,9 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
 
 // Env is one benchmark's scratch space: a per-run name prefix, a temp dir and a stack of
@@ -123,86 +124,17 @@ func delNetns(name string) {
 }
 
 // Proc is a long-running child process with its output in a log file.
-type Proc struct {
-	Name string
-	Log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+type Proc = proc.Process
 
 // Start starts argv (inside netns ns when not empty) as a child in its own process group
 // that dies with this process; it is stopped by PID at Close.
 func (e *Env) Start(name, ns string, env []string, argv ...string) (*Proc, error) {
-	if ns != "" {
-		argv = append([]string{"ip", "netns", "exec", ns}, argv...)
-	}
-	logPath := e.Dir + "/" + name + ".log"
-	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	p, err := proc.Start(e.Dir, name, ns, env, argv...)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("starting %s: %w", name, err)
-	}
-	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); f.Close(); close(p.done) }()
 	e.Defer(func() { p.Stop(5 * time.Second) })
 	return p, nil
-}
-
-// Pid is the child's process id (`ip netns exec` execs, so it is the command's own).
-func (p *Proc) Pid() int { return p.cmd.Process.Pid }
-
-// Exited reports whether the process has ended.
-func (p *Proc) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Stop sends SIGTERM to the process group, SIGKILL after grace, and waits.
-func (p *Proc) Stop(grace time.Duration) {
-	if p == nil || p.Exited() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
-
-// Wait waits for the process to end, at most timeout, and returns its log.
-func (p *Proc) Wait(timeout time.Duration) (string, error) {
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.Stop(time.Second)
-		b, _ := os.ReadFile(p.Log)
-		return string(b), fmt.Errorf("%s did not finish within %s", p.Name, timeout)
-	}
-	b, err := os.ReadFile(p.Log)
-	return string(b), err
-}
-
-// Tail is the end of the process's log, for error messages.
-func (p *Proc) Tail(n int) string {
-	b, _ := os.ReadFile(p.Log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // RequireTools fails with the testbed hint when a tool is missing (never a silent skip).
@@ -221,18 +153,5 @@ func RequireTools(names ...string) error {
 
 // waitFor polls cond every interval until it is true, ctx ends or timeout passes.
 func waitFor(ctx context.Context, timeout, interval time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if cond() {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
+	return proc.WaitFor(ctx, timeout, interval, cond)
 }

@@ -191,14 +191,3 @@ func (p *Pod) Start(name string, argv ...string) (*Process, error) {
 	return startProcess(p.Node.Dir, p.Name+"-"+name, p.NS, nil, argv...)
 }
 
-// Output waits for the process and returns its log.
-func (p *Process) Output(timeout time.Duration) (string, error) {
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		p.Kill()
-		return "", fmt.Errorf("%s did not finish within %s", p.Name, timeout)
-	}
-	b, err := readFile(p.Log)
-	return b, err
-}
