@@ -104,12 +104,14 @@ func TestSmokeCluster(t *testing.T) {
 		t.Fatalf("%d data path runs, want 1", len(d.Runs))
 	}
 	checkFigures(t, d.Figures())
-	r, err := Converge(ctx, e, c, "RSTP", "fast", ConvergeOptions{Joins: 1})
+	// Two joins with a leave between: the second node gets the first one's subnet (the
+	// rejoin benchmark's path).
+	r, err := Converge(ctx, e, c, "RSTP", "fast", ConvergeOptions{Joins: 2, Leave: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Tunnels) != 1 || len(r.Ping) != 1 {
-		t.Fatalf("samples: %d tunnel, %d ping, want 1 each", len(r.Tunnels), len(r.Ping))
+	if len(r.Tunnels) != 2 || len(r.Ping) != 2 {
+		t.Fatalf("samples: %d tunnel, %d ping, want 2 each", len(r.Tunnels), len(r.Ping))
 	}
 	checkFigures(t, r.Figures())
 }

@@ -2,7 +2,7 @@
 // ratio against its reference, measured in the same run (see package bench). `make bench`
 // runs it; BENCHMARKS.md records its output.
 //
-//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,datapath] [-json results.json]
+//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,rejoin,datapath] [-json results.json]
 package main
 
 import (
@@ -159,43 +159,15 @@ var suites = []suite{
 		return append(figs, r.Figures()...), err
 	}},
 	{"converge", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
-		type setting struct {
-			proto string
-			fast  bool
-			joins int
-			leave bool
-		}
-		settings := []setting{
+		return convergeSettings(ctx, []convergeSetting{
 			{"RSTP", false, *joins, false}, {"RSTP", true, *joins, false},
 			{"STP", false, *joins, false}, {"STP", true, *joins, false},
-			// A node joining into the subnet a node just left (3 joins: the effect is large).
-			{"RSTP", true, 3, true},
-		}
-		var figs []bench.Figure
-		var errs []error
-		for _, s := range settings {
-			timers := "default"
-			if s.fast {
-				timers = "fast"
-			}
-			// One cluster per setting: a clean spanning tree for each.
-			ce, err := bench.NewEnv(os.Stderr)
-			if err != nil {
-				return figs, err
-			}
-			c, err := bench.StartCluster(ctx, ce, bench.ClusterOptions{Nodes: *clusterSz, Tunnel: "GRE", Protocol: s.proto, FastTimers: s.fast})
-			if err == nil {
-				var r bench.ConvergeResult
-				r, err = bench.Converge(ctx, ce, c, s.proto, timers, bench.ConvergeOptions{Joins: s.joins, Leave: s.leave})
-				figs = append(figs, r.Figures()...)
-			}
-			ce.Close()
-			if err != nil {
-				// The other settings still run; the suite reports every failure at the end.
-				errs = append(errs, fmt.Errorf("%s, %s timers (leave %v): %w", s.proto, timers, s.leave, err))
-			}
-		}
-		return measured(figs), errors.Join(errs...)
+		})
+	}},
+	{"rejoin", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		// A node joining into the subnet a node just left: its pod gets the address the
+		// departed pod had, which every other node still has a neighbour entry for.
+		return convergeSettings(ctx, []convergeSetting{{"RSTP", true, *rejoins, true}})
 	}},
 	{"datapath", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		c, err := bench.StartCluster(ctx, e, bench.ClusterOptions{Nodes: 2, Tunnel: "GRE", Protocol: "RSTP", FastTimers: true})
@@ -211,10 +183,46 @@ var suites = []suite{
 	}},
 }
 
+type convergeSetting struct {
+	proto string
+	fast  bool
+	joins int
+	leave bool
+}
+
+// convergeSettings runs each setting on a cluster of its own (a clean spanning tree each);
+// a failed setting does not stop the others, and every failure is reported at the end.
+func convergeSettings(ctx context.Context, settings []convergeSetting) ([]bench.Figure, error) {
+	var figs []bench.Figure
+	var errs []error
+	for _, s := range settings {
+		timers := "default"
+		if s.fast {
+			timers = "fast"
+		}
+		ce, err := bench.NewEnv(os.Stderr)
+		if err != nil {
+			return figs, err
+		}
+		c, err := bench.StartCluster(ctx, ce, bench.ClusterOptions{Nodes: *clusterSz, Tunnel: "GRE", Protocol: s.proto, FastTimers: s.fast})
+		if err == nil {
+			var r bench.ConvergeResult
+			r, err = bench.Converge(ctx, ce, c, s.proto, timers, bench.ConvergeOptions{Joins: s.joins, Leave: s.leave})
+			figs = append(figs, r.Figures()...)
+		}
+		ce.Close()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s, %s timers (leave %v): %w", s.proto, timers, s.leave, err))
+		}
+	}
+	return measured(figs), errors.Join(errs...)
+}
+
 var ipamNodes = flag.String("ipam-nodes", "1000,5000", "comma-separated Node counts of the IPAM benchmark")
 
 var (
 	joins     = flag.Int("joins", 10, "node joins measured per protocol in the convergence benchmark")
+	rejoins   = flag.Int("rejoins", 5, "leave-then-join rounds in the rejoin benchmark")
 	iperfSecs = flag.Int("iperf-seconds", 10, "duration of each iperf3 run")
 	clusterSz = flag.Int("cluster-nodes", 3, "nodes of the convergence cluster before each join")
 )
