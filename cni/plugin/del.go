@@ -27,8 +27,12 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 	att := attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
 	var errs []error
 
+	podVethDeleted := false
 	if args.Netns != "" {
-		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) error { return deletePodVeth(args.IfName) })
+		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) (err error) {
+			podVethDeleted, err = deletePodVeth(args.IfName)
+			return err
+		})
 		// A path that is gone, or left as a plain file after the runtime unmounted the
 		// netns, means the pod end went with the namespace.
 		var notExist ns.NSPathNotExistErr
@@ -37,9 +41,13 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := removeHostVeth(att); err != nil {
-		// Only a link that is not ours (see removeHostVeth) ends up here: keep it, say why.
-		p.Log.Error(err, "host veth not removed", "containerID", args.ContainerID, "ifname", args.IfName)
+	// Deleting the pod end took the host end with it; otherwise (no netns given, the pod end
+	// already gone) a host end may be left over and is removed by its derived name.
+	if !podVethDeleted {
+		if err := removeHostVeth(att); err != nil {
+			// Only a link that is not ours (see removeHostVeth) ends up here: keep it, say why.
+			p.Log.Error(err, "host veth not removed", "containerID", args.ContainerID, "ifname", args.IfName)
+		}
 	}
 
 	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
@@ -53,20 +61,20 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 }
 
 // deletePodVeth removes the pod end (and so the pair) in the current netns, if it is there
-// and is a veth.
-func deletePodVeth(ifName string) error {
+// and is a veth; deleted says whether it did.
+func deletePodVeth(ifName string) (deleted bool, err error) {
 	l, err := netlinksafe.LinkByName(ifName)
 	if isNotFound(err) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("looking up %s in the pod netns: %w", ifName, err)
+		return false, fmt.Errorf("looking up %s in the pod netns: %w", ifName, err)
 	}
 	if _, ok := l.(*netlink.Veth); !ok {
-		return nil // not something ovsmesh created
+		return false, nil // not something ovsmesh created
 	}
 	if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
-		return fmt.Errorf("deleting %s in the pod netns: %w", ifName, err)
+		return false, fmt.Errorf("deleting %s in the pod netns: %w", ifName, err)
 	}
-	return nil
+	return true, nil
 }
