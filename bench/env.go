@@ -14,8 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
+
+var setLogger sync.Once
 
 // Env is one benchmark's scratch space: a per-run name prefix, a temp dir and a stack of
 // cleanups run in reverse by Close (also after a failure half-way).
@@ -39,6 +44,9 @@ func (e *Env) Next() int {
 
 // NewEnv makes a prefix and a temp dir under /tmp.
 func NewEnv(log io.Writer) (*Env, error) {
+	// envtest (IPAM, and the harness's control plane) logs through controller-runtime's
+	// logger and prints a stack trace when none is set.
+	setLogger.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	if log == nil {
 		log = io.Discard
 	}

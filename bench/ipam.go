@@ -15,14 +15,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
@@ -170,11 +168,7 @@ type apiServer struct {
 	kubeconfig string
 }
 
-var setLogger sync.Once
-
 func startAPI(e *Env, name string) (*apiServer, error) {
-	// envtest logs through controller-runtime's logger and complains loudly when unset.
-	setLogger.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	env, err := testenv.Start()
 	if err != nil {
 		return nil, err

@@ -25,8 +25,19 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 		return err
 	}
 	att := attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
-	var errs []error
 
+	// IPAM DEL (an exec of the IPAM plugin) and the link deletion (which waits for the
+	// kernel to retire the veth pair) do not depend on each other, so they run side by side.
+	// The netns switch below pins its own OS thread; the exec happens on another one, in the
+	// node's namespace, where the IPAM plugin belongs.
+	ipamDone := make(chan error, 1)
+	if ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion); err != nil {
+		ipamDone <- err // the links still go
+	} else {
+		go func() { ipamDone <- ipamPl.Del(ctx, args.StdinData, args) }()
+	}
+
+	var errs []error
 	podVethDeleted := false
 	if args.Netns != "" {
 		err := ns.WithNetNSPath(args.Netns, func(ns.NetNS) (err error) {
@@ -49,12 +60,7 @@ func (p *Plugin) Del(args *skel.CmdArgs) error {
 			p.Log.Error(err, "host veth not removed", "containerID", args.ContainerID, "ifname", args.IfName)
 		}
 	}
-
-	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
-	if err != nil {
-		return joinErrors(append(errs, err))
-	}
-	if err := ipamPl.Del(ctx, args.StdinData, args); err != nil {
+	if err := <-ipamDone; err != nil {
 		errs = append(errs, err)
 	}
 	return joinErrors(errs)
