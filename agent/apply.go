@@ -26,6 +26,9 @@ type OVSSide interface {
 	// DeleteBridge removes the bridge with its ports if ovsmesh owns it; a missing bridge is
 	// not an error. It returns the number of operations committed.
 	DeleteBridge(ctx context.Context, bridge string) (ops int, err error)
+	// VswitchdAlive returns nil when ovs-vswitchd answers (or when no probe is configured).
+	// OVSDB alone cannot tell: its status columns keep what a dead ovs-vswitchd last wrote.
+	VswitchdAlive(ctx context.Context) error
 }
 
 // Applier applies a NodeState to the node: host side, then OVS side, then the CNI config.
@@ -63,6 +66,9 @@ const (
 	ReasonHostConflict           = "HostConflict"
 	ReasonHostError              = "HostError"
 	ReasonOVSUnavailable         = "OVSUnavailable"
+	// ReasonVswitchdUnavailable: the database is programmed, but ovs-vswitchd, which turns
+	// it into a data path, does not answer.
+	ReasonVswitchdUnavailable = "VswitchdUnavailable"
 	ReasonOVSError               = "OVSError"
 	ReasonCNIConfigError         = "CNIConfigError"
 	ReasonTornDown               = "TornDown"
@@ -122,6 +128,10 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	}
 	if err != nil {
 		return r, withReason(ReasonOVSError, err)
+	}
+	// Before the CNI config, which tells the kubelet the network is ready.
+	if err := a.OVS.VswitchdAlive(ctx); err != nil {
+		return r, withReason(ReasonVswitchdUnavailable, err)
 	}
 
 	conf, err := renderCNI(s.CNI, a.CNIIPAMDataDir)

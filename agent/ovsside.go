@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -14,10 +16,29 @@ import (
 // ovsSide implements OVSSide on the ovs package.
 type ovsSide struct {
 	c *ovs.Client
+	// vswitchdCtl resolves ovs-vswitchd's unixctl socket for the liveness probe; nil: no probe.
+	vswitchdCtl func() (string, error)
 }
 
-// NewOVSSide wraps a connected ovs.Client.
+// NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe.
 func NewOVSSide(c *ovs.Client) OVSSide { return &ovsSide{c: c} }
+
+// VswitchdAlive implements OVSSide.
+func (o *ovsSide) VswitchdAlive(ctx context.Context) error {
+	if o.vswitchdCtl == nil {
+		return nil
+	}
+	return probeVswitchd(ctx, o.vswitchdCtl)
+}
+
+func probeVswitchd(ctx context.Context, ctl func() (string, error)) error {
+	path, err := ctl()
+	if err != nil {
+		return err
+	}
+	_, err = ovs.VswitchdVersion(ctx, path)
+	return err
+}
 
 func bridgeSpec(s OVSState) ovs.BridgeSpec {
 	return ovs.BridgeSpec{
@@ -121,10 +142,15 @@ func (o *ovsSide) DeleteBridge(ctx context.Context, bridge string) (int, error) 
 }
 
 // Connector dials ovsdb-server on first use and forwards the client's change and reconnect
-// notifications to Events, which the controller watches through source.Channel.
+// notifications to Events, which the controller watches through source.Channel. It also
+// probes ovs-vswitchd every VswitchdProbeInterval and sends an event when the answer flips
+// (alive ↔ not), since nothing in OVSDB changes when ovs-vswitchd dies.
 type Connector struct {
 	Socket string
-	Log    logr.Logger
+	// VswitchdCtl is ovs-vswitchd's unixctl socket; empty: found from ovs-vswitchd.pid in
+	// the directory of Socket, as `ovs-appctl -t ovs-vswitchd` finds it.
+	VswitchdCtl string
+	Log         logr.Logger
 	// Events receives one GenericEvent per (coalesced) OVS change.
 	Events chan event.GenericEvent
 
@@ -150,8 +176,9 @@ func (c *Connector) Connect(ctx context.Context) (OVSSide, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.client, c.side, c.stop = cl, NewOVSSide(cl), make(chan struct{})
+	c.client, c.side, c.stop = cl, &ovsSide{c: cl, vswitchdCtl: c.vswitchdCtl}, make(chan struct{})
 	go c.forward(cl, c.stop)
+	go c.watchVswitchd(c.stop)
 	c.Log.Info("connected to ovsdb-server", "socket", c.Socket)
 	return c.side, nil
 }
@@ -167,6 +194,48 @@ func (c *Connector) forward(cl *ovs.Client, stop <-chan struct{}) {
 		select {
 		case c.Events <- ev:
 		default: // one pending event is enough: the reconcile re-reads everything
+		}
+	}
+}
+
+// VswitchdProbeInterval is how often the Connector asks ovs-vswitchd whether it is alive.
+const VswitchdProbeInterval = 5 * time.Second
+
+func (c *Connector) vswitchdCtl() (string, error) {
+	if c.VswitchdCtl != "" {
+		return c.VswitchdCtl, nil
+	}
+	return ovs.VswitchdCtlPath(filepath.Dir(c.Socket))
+}
+
+// watchVswitchd turns ovs-vswitchd's death and return into reconciles.
+func (c *Connector) watchVswitchd(stop <-chan struct{}) {
+	ev := event.GenericEvent{Object: &v1alpha1.NodeSubnet{}}
+	t := time.NewTicker(VswitchdProbeInterval)
+	defer t.Stop()
+	// The pass that connected saw it alive unless it said otherwise (and then it retries
+	// on its own), so alive is the starting point; an extra event costs one pass.
+	wasAlive := true
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), VswitchdProbeInterval)
+		err := probeVswitchd(ctx, c.vswitchdCtl)
+		cancel()
+		if alive := err == nil; alive != wasAlive {
+			if alive {
+				c.Log.Info("ovs-vswitchd answers again")
+			} else {
+				c.Log.Error(err, "ovs-vswitchd does not answer")
+			}
+			wasAlive = alive
+			select {
+			case c.Events <- ev:
+			default:
+			}
 		}
 	}
 }

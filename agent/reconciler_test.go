@@ -37,6 +37,7 @@ func startAgentWithSocket(t *testing.T, env *testenv.Env, n *nodetest.Node, name
 		t.Fatal(err)
 	}
 	conn := NewConnector(sock, testr.New(t))
+	conn.VswitchdCtl = n.Ctl()
 	r := &Reconciler{Client: mgr.GetClient(), NodeName: name, Host: n.Host(), OVS: conn,
 		CNIConfDir: filepath.Join(n.Dir, "net.d"), Log: testr.New(t)}
 	if err := SetupWithManager(mgr, r, conn.Events); err != nil {
@@ -176,6 +177,17 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	t.Logf("not ready: %s", ready(ns).Message)
 	setNodeIP(t, c, "n1", "172.30.0.1")
 	waitStatus(t, c, "n1", "Ready again", isReady(nc.Generation))
+
+	// ovs-vswitchd dies (kept status columns and all): Ready=False within a probe interval,
+	// with a reason; Ready again once it is back.
+	n.StopVswitchd(false)
+	ns = waitStatus(t, c, "n1", "VswitchdUnavailable", func(ns *v1alpha1.NodeSubnet) bool {
+		r := ready(ns)
+		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == ReasonVswitchdUnavailable
+	})
+	t.Logf("not ready: %s", ready(ns).Message)
+	n.StartVswitchd()
+	waitStatus(t, c, "n1", "Ready after ovs-vswitchd is back", isReady(nc.Generation))
 
 	// The agent stops: nothing is torn down. A new agent adopts it all without a change.
 	links := n.Links()

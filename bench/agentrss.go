@@ -98,7 +98,8 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 	if err != nil {
 		return r, err
 	}
-	if _, err := startVswitchd(ctx, e, db, node); err != nil {
+	ctl, err := startVswitchd(ctx, e, db, node)
+	if err != nil {
 		return r, err
 	}
 
@@ -140,7 +141,7 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 	e.Logf("agent RSS: %d NodeSubnets created (peer status: %v); starting the agent", o.Peers+1, o.PeerStatus)
 	t0 := time.Now()
 	agent, err := e.Start(fmt.Sprintf("ovsmesh-agent%d", k), node, []string{"KUBECONFIG=" + api.kubeconfig},
-		filepath.Join(bin, "ovsmesh-agent"), "--node-name="+self, "--ovsdb-socket="+db.Sock,
+		filepath.Join(bin, "ovsmesh-agent"), "--node-name="+self, "--ovsdb-socket="+db.Sock, "--vswitchd-ctl="+ctl,
 		"--cni-conf-dir="+filepath.Join(e.Dir, fmt.Sprintf("net.d%d", k)), "--cni-ipam-data-dir="+filepath.Join(e.Dir, "ipam"))
 	if err != nil {
 		return r, err

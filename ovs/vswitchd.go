@@ -49,7 +49,7 @@ func VswitchdVersion(ctx context.Context, ctl string) (string, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", ctl)
 	if err != nil {
-		return "", fmt.Errorf("ovs: ovs-vswitchd unixctl %s: %w", ctl, err)
+		return "", fmt.Errorf("ovs: ovs-vswitchd does not answer on %s (is it running?): %w", ctl, err)
 	}
 	c := rpc2.NewClientWithCodec(jsonrpc.NewJSONCodec(conn))
 	go c.Run()

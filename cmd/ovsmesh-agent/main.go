@@ -36,6 +36,7 @@ import (
 type options struct {
 	nodeName          string
 	ovsdbSocket       string
+	vswitchdCtl       string
 	cniConfDir        string
 	ipamDataDir       string
 	underlayInterface string
@@ -63,6 +64,7 @@ func main() {
 	}
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of this node (default $NODE_NAME)")
 	fs.StringVar(&o.ovsdbSocket, "ovsdb-socket", ovs.DefaultSocket, "ovsdb-server unix socket")
+	fs.StringVar(&o.vswitchdCtl, "vswitchd-ctl", "", "ovs-vswitchd unixctl socket for its liveness probe (default: found from ovs-vswitchd.pid beside the ovsdb socket, as ovs-appctl does)")
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory the CNI config is written to")
 	fs.StringVar(&o.ipamDataDir, "cni-ipam-data-dir", "", "host-local IPAM dataDir written into the CNI config (default: host-local's own, /var/lib/cni/networks)")
 	fs.StringVar(&o.underlayInterface, "underlay-interface", "", "interface whose MTU sizes the pod MTU (default: the one holding the node IP of this node's NodeSubnet)")
@@ -129,6 +131,7 @@ func run(log logr.Logger, o options) error {
 	}
 	defer host.Close()
 	conn := agent.NewConnector(o.ovsdbSocket, log)
+	conn.VswitchdCtl = o.vswitchdCtl
 	defer conn.Close()
 	r := &agent.Reconciler{
 		Client: mgr.GetClient(), NodeName: o.nodeName, UnderlayInterface: o.underlayInterface,
