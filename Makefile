@@ -53,8 +53,9 @@ assets-dir: ## Print the KUBEBUILDER_ASSETS directory (control-plane binaries).
 	@hack/testbed.sh assets-dir
 
 .PHONY: test
-test: testbed ## The test command: set up the test bed, check generated files, vet, and run every test (real components).
+test: testbed ## The test command: set up the test bed, check generated files and formatting, vet, and run every test (real components).
 	$(MAKE) verify-generated
+	@out="$$(gofmt -l $$(git ls-files '*.go'))"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	KUBEBUILDER_ASSETS="$(ASSETS)" go test -count=1 -p 1 -timeout 45m ./...
 

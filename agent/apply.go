@@ -69,11 +69,11 @@ const (
 	// ReasonVswitchdUnavailable: the database is programmed, but ovs-vswitchd, which turns
 	// it into a data path, does not answer.
 	ReasonVswitchdUnavailable = "VswitchdUnavailable"
-	ReasonOVSError               = "OVSError"
-	ReasonCNIConfigError         = "CNIConfigError"
-	ReasonTornDown               = "TornDown"
-	ReasonCleanedUp              = "CleanedUp"
-	ReasonCleanupFailed          = "CleanupFailed"
+	ReasonOVSError            = "OVSError"
+	ReasonCNIConfigError      = "CNIConfigError"
+	ReasonTornDown            = "TornDown"
+	ReasonCleanedUp           = "CleanedUp"
+	ReasonCleanupFailed       = "CleanupFailed"
 )
 
 // ReasonError carries the Ready condition reason of a failure.

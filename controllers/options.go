@@ -123,7 +123,7 @@ func CacheOptions(namespace string) cache.Options {
 		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        managed,
 		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: managed,
 		// Every Node and NodeSubnet of the cluster is cached; see trimNodeSubnet.
-		&corev1.Node{}:          {Transform: cache.TransformStripManagedFields()},
+		&corev1.Node{}:         {Transform: cache.TransformStripManagedFields()},
 		&v1alpha1.NodeSubnet{}: {Transform: trimNodeSubnet},
 	}}
 }

@@ -190,4 +190,3 @@ func (o *Outside) SourceSeenFrom(ctx context.Context, p *Pod) (string, error) {
 func (p *Pod) Start(name string, argv ...string) (*Process, error) {
 	return startProcess(p.Node.Dir, p.Name+"-"+name, p.NS, nil, argv...)
 }
-

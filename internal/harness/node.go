@@ -192,4 +192,3 @@ func (n *Node) teardown(ctx context.Context) {
 	}
 	n.ovsdb.Stop(5 * time.Second)
 }
-
