@@ -523,7 +523,7 @@ func TestAllocateCollisionAndFence(t *testing.T) {
 	}
 	n := e.mustNode(e.nodeName(0), "192.168.10.10", nil)
 	stale := map[int]bool{} // does not know about the claim on 10.244.0.0/24
-	got, err := r.allocate(e.ctx(), log, defaultPool, stale, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")})
+	got, err := r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: stale}, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")}, netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,11 +554,32 @@ func TestAllocateCollisionAndFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := claim{Name: l.Name, UID: l.UID, CIDR: y, Holder: n2.Name, Lease: l}
-	if _, err := r.allocate(e.ctx(), log, defaultPool, map[int]bool{}, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11"), Resume: &c}); err == nil {
+	if _, err := r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11"), Resume: &c}, netip.Prefix{}); err == nil {
 		t.Fatal("allocation on a released claim succeeded")
 	}
 	e.eventually(10*time.Second, "the unfenced NodeSubnet to be taken back", func() error {
 		_, err := e.subnet(n2.Name)
 		return isGone(err)
 	})
+}
+
+// TestIPAMOnePassConcurrentInOrder: 40 nodes exist before the operator starts, so its first
+// pass allocates all of them at once, 8 at a time. No CIDR is handed out twice, and with no
+// other allocator around each node gets the subnet a sequential pass would have given it:
+// the oldest node the lowest CIDR.
+func TestIPAMOnePassConcurrentInOrder(t *testing.T) {
+	e := newOpEnv(t)
+	e.createCluster(nil)
+	var names []string
+	for i := 0; i < 40; i++ {
+		names = append(names, e.mustNode(e.nodeName(i), fmt.Sprintf("192.168.70.%d", 10+i), nil).Name)
+	}
+	e.startManager(Options{AllocationWorkers: 8})
+	got := e.waitSubnets(60*time.Second, names...)
+	e.checkAllocation(defaultPool)
+	for i, name := range names {
+		if want := fmt.Sprintf("10.244.%d.0/24", i); got[name].Spec.CIDR != want {
+			t.Errorf("%s (created %d.) got %s, want %s", name, i+1, got[name].Spec.CIDR, want)
+		}
+	}
 }

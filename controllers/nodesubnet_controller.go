@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -134,19 +133,8 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		errs = append(errs, client.IgnoreNotFound(r.Client.Patch(ctx, u.Subnet, patch)))
 	}
 
-	var exhausted []string
-	for _, a := range plan.Allocate {
-		cidr, err := r.allocate(ctx, log, pool, plan.Used, a)
-		switch {
-		case errors.Is(err, ErrExhausted):
-			exhausted = append(exhausted, a.Node.Name)
-		case err != nil:
-			errs = append(errs, fmt.Errorf("allocating a subnet for node %s: %w", a.Node.Name, err))
-		case cidr.IsValid():
-			r.Recorder.Eventf(a.Node, nc, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
-				"node %s got pod subnet %s", a.Node.Name, cidr)
-		}
-	}
+	exhausted, allocErrs := r.allocateAll(ctx, log, nc, pool, plan.Used, plan.Allocate)
+	errs = append(errs, allocErrs...)
 	if len(exhausted) > 0 {
 		log.Info("cluster CIDR exhausted", "nodesLeftOut", exhausted)
 		r.Recorder.Eventf(nc, nil, corev1.EventTypeWarning, ReasonSubnetsExhausted, "Allocate",
@@ -171,25 +159,27 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	return ctrl.Result{RequeueAfter: plan.RecheckAfter}, nil
 }
 
-// allocate gives node a.Node a NodeSubnet: claim a CIDR (or resume an earlier claim), create
-// the NodeSubnet, then check the claim is still ours (the fence, see claims.go). used is
-// updated with what this pass learnt. Returns the CIDR, or an invalid prefix if another
-// replica created the node's NodeSubnet first.
-func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pool Pool, used map[int]bool, a allocation) (netip.Prefix, error) {
+// allocate gives node a.Node a NodeSubnet: claim a CIDR (candidate first, then whatever
+// pick hands out; or resume an earlier claim), create the NodeSubnet, then check the claim is
+// still ours (the fence, see claims.go). Returns the CIDR, or an invalid prefix if another
+// replica created the node's NodeSubnet first. Safe to run concurrently for different nodes.
+func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pick *picker, a allocation, candidate netip.Prefix) (netip.Prefix, error) {
 	var cl *coordinationv1.Lease
 	var cidr netip.Prefix
 	if a.Resume != nil {
 		cl, cidr = a.Resume.Lease, a.Resume.CIDR
 		log.Info("resuming an earlier subnet claim", "node", a.Node.Name, "cidr", cidr)
 	} else {
+		next := candidate
 		for {
-			idx, next, err := pool.Next(used)
-			if err != nil {
-				return netip.Prefix{}, err
+			if !next.IsValid() {
+				var err error
+				if next, err = pick.next(); err != nil {
+					return netip.Prefix{}, err
+				}
 			}
-			used[idx] = true
 			l := newClaim(r.Options.Namespace, next, a.Node.Name, nil)
-			err = r.Client.Create(ctx, l)
+			err := r.Client.Create(ctx, l)
 			if apierrors.IsAlreadyExists(err) {
 				// Another allocator holds this CIDR. If it claimed it for this same node
 				// (two replicas working through the same new nodes), join that claim rather
@@ -201,6 +191,7 @@ func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, po
 					break
 				}
 				log.V(1).Info("subnet already claimed by another allocator, trying the next", "node", a.Node.Name, "cidr", next)
+				next = netip.Prefix{}
 				continue
 			}
 			if err != nil {

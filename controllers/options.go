@@ -55,6 +55,8 @@ type Options struct {
 	CleanupTimeout time.Duration
 	// ClaimGracePeriod: see DefaultClaimGracePeriod.
 	ClaimGracePeriod time.Duration
+	// AllocationWorkers: see DefaultAllocationWorkers.
+	AllocationWorkers int
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -68,6 +70,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ClaimGracePeriod <= 0 {
 		o.ClaimGracePeriod = DefaultClaimGracePeriod
+	}
+	if o.AllocationWorkers <= 0 {
+		o.AllocationWorkers = DefaultAllocationWorkers
 	}
 	if o.Now == nil {
 		o.Now = time.Now
