@@ -8,6 +8,7 @@
 //	claims.go                   why and how a CIDR is claimed (collision-proof across replicas)
 //	subnet_plan.go              the IPAM pass as a pure function of nodes, NodeSubnets and claims
 //	nodesubnet_controller.go    carries the plan out (the only place IPAM writes)
+//	allocate_pass.go            a pass's allocations, 16 at a time, CIDRs picked oldest node first
 //	agent_resources.go          the agent DaemonSet, ServiceAccount, ClusterRole/Binding
 //	agent_policy.go             the admission policy keeping each agent to its own NodeSubnet
 //	                            (policy/*.yaml, embedded: the only copy)
@@ -16,7 +17,8 @@
 //	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml)
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
-// whole cluster in every pass: level-triggered, restart-safe, and with no state outside the
+// whole cluster in every pass (one pass at a time; inside a pass, allocations run
+// concurrently, which the claims make safe): level-triggered, restart-safe, and with no state outside the
 // API server. The admission policy that keeps each agent to its own NodeSubnet is created by
 // the NetworkCluster reconciler with the agents (so an OLM install has it too).
 package controllers
