@@ -83,6 +83,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 
 	// A bridge ovsmesh does not own is refused, and left as it was.
 	srv.Vsctl("add-br", "br-user", "--", "set", "Bridge", "br-user", "stp_enable=false")
+	waitCached(t, c, "br-user") // the bridge row comes in the same monitor update as its port
 	_, err = c.EnsureBridgeOps(ctx, BridgeSpec{Name: "br-user", Protocol: ProtocolSTP})
 	if !errors.Is(err, ErrNotOwned) {
 		t.Errorf("EnsureBridgeOps on a user's bridge: err %v, want ErrNotOwned", err)

@@ -75,3 +75,27 @@ func ensureBridge(t *testing.T, c *Client, spec BridgeSpec) {
 }
 
 func key(k int64) *int64 { return &k }
+
+// waitCached waits until the client's cache holds a port or interface of each name. A row
+// written with ovs-vsctl reaches the cache through the monitor a moment later; a test that
+// acts on the cache right after would race it (the product simply retries on its next pass).
+func waitCached(t *testing.T, c *Client, names ...string) {
+	t.Helper()
+	ctx := testCtx(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range names {
+		for {
+			taken, err := c.nameTaken(ctx, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if taken {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never reached the client's cache", n)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}

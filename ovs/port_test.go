@@ -15,6 +15,7 @@ func TestEnsureAndDeletePort(t *testing.T) {
 	ensureBridge(t, c, BridgeSpec{Name: "obr0", Protocol: ProtocolSTP})
 	srv.Vsctl("add-port", "obr0", "vethuser")
 	srv.Vsctl("add-br", "br-user", "--", "add-port", "br-user", "taken0")
+	waitCached(t, c, "vethuser", "taken0")
 
 	ops, err := c.EnsurePortOps(ctx, "obr0", "vobr0", "system")
 	commit(t, c, ops, err)

@@ -48,6 +48,7 @@ func TestSyncTunnels(t *testing.T) {
 	srv.Vsctl("add-br", "br-user", "--", "add-port", "br-user", "user0", "--", "set", "Interface", "user0", "type=internal")
 	srv.Vsctl("add-port", "obr0", "vethuser")
 	srv.Vsctl("add-port", "obr0", "gre-user", "--", "set", "Interface", "gre-user", "type=gre", "options:remote_ip=172.30.0.9")
+	waitCached(t, c, "user0", "vethuser", "gre-user")
 	before := foreignSnapshot(t, srv)
 
 	// Three peers over GRE.
@@ -129,6 +130,7 @@ func TestSyncTunnels(t *testing.T) {
 
 	// A desired name held by a user's port: left out and reported; the rest committed.
 	srv.Vsctl("add-port", "br-user", "vxlan-ac1e0063", "--", "set", "Interface", "vxlan-ac1e0063", "type=vxlan", "options:remote_ip=1.2.3.4")
+	waitCached(t, c, "vxlan-ac1e0063")
 	conflicting := append(slices.Clone(peers),
 		TunnelSpec{PeerName: "node99", RemoteIP: "172.30.0.99", Type: "vxlan"},
 		TunnelSpec{PeerName: "node5", RemoteIP: "172.30.0.5", Type: "vxlan"})

@@ -17,6 +17,7 @@ func TestTransactReportsFailedOperation(t *testing.T) {
 	ctx := testCtx(t)
 	ensureBridge(t, c, BridgeSpec{Name: "obr0", Protocol: ProtocolSTP})
 	srv.Vsctl("add-port", "obr0", "vethuser")
+	waitCached(t, c, "vethuser")
 
 	// An operation that fails on the server: a wait whose condition does not hold.
 	portOps, err := c.EnsurePortOps(ctx, "obr0", "vobr0", PortInternal)
