@@ -18,7 +18,7 @@
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
 // whole cluster in every pass (one pass at a time; inside a pass, allocations run
-// concurrently, which the claims make safe): level-triggered, restart-safe, and with no state outside the
-// API server. The admission policy that keeps each agent to its own NodeSubnet is created by
+// concurrently, which the claims make safe): level-triggered, restart-safe, and with no
+// state outside the API server. The admission policy that keeps each agent to its own NodeSubnet is created by
 // the NetworkCluster reconciler with the agents (so an OLM install has it too).
 package controllers

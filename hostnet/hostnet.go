@@ -77,8 +77,8 @@ type Interface interface {
 }
 
 // Apply brings the host to s through h, in dependency order: ip_forward, bridge, no ICMP
-// redirects on it, veth (needs the bridge), route (needs the bridge up), masquerade. It stops at the first error and
-// returns the changes made so far.
+// redirects on it, veth (needs the bridge), route (needs the bridge up), masquerade. It
+// stops at the first error and returns the changes made so far.
 func Apply(h Interface, s State) ([]string, error) {
 	var all []string
 	steps := []func() ([]string, error){

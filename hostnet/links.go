@@ -45,7 +45,10 @@ func (h *Host) EnsureBridge(b Bridge) ([]string, error) {
 		return nil, err
 	}
 	if link == nil {
-		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.Name, MTU: b.MTU, HardwareAddr: bridgeMAC(b.Address.Addr())}}
+		// A fixed MAC derived from the gateway address (see ipmac): without one a Linux bridge
+		// takes the lowest MAC of its ports, which changes as pods come and go and leaves
+		// stale entries in the pods' ARP caches.
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: b.Name, MTU: b.MTU, HardwareAddr: ipmac.FromIPv4(b.Address.Addr())}}
 		if err := h.nl.LinkAdd(br); err != nil {
 			return nil, fmt.Errorf("creating bridge %s: %w", b.Name, err)
 		}
@@ -205,11 +208,6 @@ func otherName(l netlink.Link, v VethPair) string {
 	}
 	return v.Name
 }
-
-// bridgeMAC is the gateway's fixed MAC (see ipmac). Without a fixed MAC a Linux bridge
-// takes the lowest MAC of its ports, which changes as pods come and go and leaves stale
-// entries in the pods' ARP caches.
-func bridgeMAC(ip netip.Addr) net.HardwareAddr { return ipmac.FromIPv4(ip) }
 
 func prefixOf(n *net.IPNet) netip.Prefix {
 	if n == nil {

@@ -26,8 +26,8 @@
 // versions (VERSION) and retry once at the highest version it supports that is not newer
 // than the network's, converting prevResult down and the IPAM result up (the 1.0.0 and
 // 1.1.0 result formats are the same). The agent renders the conflist at a version its
-// plugins share, so the usual ADD costs one IPAM exec. STATUS and GC ask VERSION first. STATUS and GC are forwarded
-// only when the IPAM plugin supports 1.1.0. For GC with host-local, the plugin also reads
+// plugins share, so the usual ADD costs one IPAM exec. STATUS and GC ask VERSION first:
+// they are forwarded only when the IPAM plugin supports 1.1.0. For GC with host-local, the plugin also reads
 // host-local's store (<dataDir>/<network>/<ip>, each file holding "containerID\r\nifname")
 // and issues an IPAM DEL for every reservation whose attachment is not valid, which is
 // exactly what a host-local GC would release. It does so whatever host-local's version:
