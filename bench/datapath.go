@@ -214,23 +214,14 @@ func iperfOnce(ctx context.Context, e *Env, from string, to endpoint, d time.Dur
 	if err != nil {
 		return 0, fmt.Errorf("iperf3 -c %s: %v: %s", to.ip, err, lastLines(out, 5))
 	}
-	var res struct {
-		End struct {
-			SumReceived struct {
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-			SumSent struct {
-				Retransmits int `json:"retransmits"`
-			} `json:"sum_sent"`
-		} `json:"end"`
+	res, err := harness.ParseIperf3(out)
+	if err != nil {
+		return 0, err
 	}
-	if err := json.Unmarshal([]byte(out), &res); err != nil {
-		return 0, fmt.Errorf("iperf3 JSON: %w", err)
+	if res.BitsPerSecond <= 0 {
+		return 0, fmt.Errorf("iperf3 to %s received nothing (%d retransmits)", to.ip, res.Retransmits)
 	}
-	if res.End.SumReceived.BitsPerSecond <= 0 {
-		return 0, fmt.Errorf("iperf3 to %s received nothing (%d retransmits)", to.ip, res.End.SumSent.Retransmits)
-	}
-	return res.End.SumReceived.BitsPerSecond, nil
+	return res.BitsPerSecond, nil
 }
 
 // waitPing waits until ns reaches ip (spanning tree may still be settling).

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -354,21 +353,13 @@ func checkTCP(t *testing.T, from, to *harness.Pod) {
 		res = out
 		return err
 	})
-	var r struct {
-		End struct {
-			SumReceived struct {
-				Bytes         int64   `json:"bytes"`
-				BitsPerSecond float64 `json:"bits_per_second"`
-			} `json:"sum_received"`
-		} `json:"end"`
+	got, err := harness.ParseIperf3(res)
+	if err != nil {
+		t.Fatalf("iperf3 %s → %s: %v", from.Name, to.Name, err)
 	}
-	if i := strings.Index(res, "{"); i < 0 || json.Unmarshal([]byte(res[i:]), &r) != nil {
-		t.Fatalf("iperf3 %s → %s: no JSON result:\n%s", from.Name, to.Name, res)
-	}
-	got := r.End.SumReceived
-	t.Logf("iperf3 %s → %s: %.1f MB received, %.0f Mbit/s", from.Name, to.Name, float64(got.Bytes)/1e6, got.BitsPerSecond/1e6)
-	if got.Bytes < minTCPBytes {
-		t.Fatalf("iperf3 %s → %s received %d bytes in 3 s, want at least %d: full-size segments are being dropped", from.Name, to.Name, got.Bytes, minTCPBytes)
+	t.Logf("iperf3 %s → %s: %.1f MB received, %.0f Mbit/s", from.Name, to.Name, float64(got.BytesReceived)/1e6, got.BitsPerSecond/1e6)
+	if got.BytesReceived < minTCPBytes {
+		t.Fatalf("iperf3 %s → %s received %d bytes in 3 s, want at least %d: full-size segments are being dropped", from.Name, to.Name, got.BytesReceived, minTCPBytes)
 	}
 }
 
