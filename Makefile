@@ -85,6 +85,10 @@ bundle: manifests ## Generate the OLM bundle (bundle/, bundle.Dockerfile) from c
 bundle-build: bundle ## Build the bundle image $(BUNDLE_IMG) (needs a container engine; none runs on the build machine).
 	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
 
+.PHONY: images
+images: ## Build the operator, agent and test-pod images as OCI archives in bin/images (no container engine: go-containerregistry).
+	go run ./hack/images -out bin/images -tags v$(VERSION)
+
 .PHONY: docker-build
 docker-build: ## Build the operator and agent images $(OPERATOR_IMG), $(AGENT_IMG) (needs a container engine).
 	$(CONTAINER_TOOL) build -f Dockerfile.operator -t $(OPERATOR_IMG) .
