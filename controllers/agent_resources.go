@@ -20,7 +20,7 @@ import (
 //	/usr/local/bin/ovsmesh-agent install-cni  copies the CNI plugins shipped in the image under
 //	                                          /opt/ovsmesh/cni/bin into --cni-bin-dir: `ovsmesh`
 //	                                          always (it is versioned with the agent) and
-//	                                          `host-local` only when the node has none
+//	                                          `host-local` and `portmap` only when the node has none
 //
 // The init container installs before the agent starts, so the CNI config the agent writes
 // never names a plugin binary that is missing on the node.

@@ -1,7 +1,9 @@
-// Command ovsmesh-demo runs a local multi-node ovsmesh cluster on this machine (network
-// namespaces, one OVS per node, a real API server), applies the NetworkCluster, attaches two
-// pods per node, pings every pair and shows the result with kubectl and ovs-vsctl. It keeps
-// running until Ctrl-C, or with --once checks, prints a summary and tears down.
+// Command ovsmesh-demo runs a local multi-node Kubernetes cluster on this machine with real
+// kubelets, containerd and kube-proxy (internal/kubenodes), installs ovsmesh on it as a user
+// would (kubectl apply -k config/default, then a NetworkCluster), runs a Deployment of test
+// pods spread over every node, pings every pair and shows the result with kubectl and
+// ovs-vsctl. It keeps running until Ctrl-C, or with --once checks, prints a summary and
+// tears down.
 package main
 
 import (
@@ -11,11 +13,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
+	"strings"
 	"time"
 
-	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/kubenodes"
 )
 
 //go:embed networkcluster.yaml
@@ -34,59 +36,74 @@ func main() {
 
 func run(ctx context.Context, nodes int, once bool, sampleFile string) int {
 	t0 := time.Now()
-	c, err := harness.Start(ctx, harness.Options{Nodes: nodes, Out: os.Stdout})
+	nc := string(sample)
+	if sampleFile != "" {
+		b, err := os.ReadFile(sampleFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "demo:", err)
+			return 1
+		}
+		nc = string(b)
+	} else {
+		sampleFile = "the embedded default (cmd/ovsmesh-demo/networkcluster.yaml)"
+	}
+	c, err := kubenodes.Start(ctx, kubenodes.Options{Nodes: nodes, Out: os.Stdout})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
 	}
 	defer func() {
-		fmt.Println("▶ tearing down (namespaces, OVS, API server) ...")
+		fmt.Println("▶ tearing down (pods, kubelets, containerd, OVS, namespaces, cgroups, control plane) ...")
 		c.Close()
 		fmt.Println("✓ torn down")
 	}()
 
-	if sampleFile == "" {
-		sampleFile = filepath.Join(c.Dir, "networkcluster.yaml")
-		if err := os.WriteFile(sampleFile, sample, 0o644); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	var pods []*harness.Pod
-	var results []harness.PairResult
+	var pods []kubenodes.Pod
+	var tApplied time.Time
+	var upIn time.Duration
 	steps := []struct {
 		name string
 		fn   func() error
 	}{
-		{"kubectl apply -f " + sampleFile, func() error {
-			out, err := c.Kubectl(ctx, "apply", "--server-side", "-f", sampleFile)
-			fmt.Print(out)
+		{"kubectl apply --server-side -k config/default (CRDs, RBAC, the operator Deployment)", func() error {
+			out, err := c.InstallOperator(ctx)
+			fmt.Print(indent(out))
 			return err
 		}},
-		{"kubectl wait --for=condition=Available networkcluster/default", func() error {
-			out, err := c.Kubectl(ctx, "wait", "--for=condition=Available", "networkcluster/default", "--timeout=180s")
-			fmt.Print(out)
+		{"wait for the operator pod", func() error { return c.WaitOperator(ctx, 2*time.Minute) }},
+		{"kubectl apply the NetworkCluster: " + sampleFile, func() error {
+			tApplied = time.Now()
+			out, err := c.KubectlStdin(ctx, nc, "apply", "--server-side", "-f", "-")
+			fmt.Print(indent(out))
 			return err
 		}},
-		{fmt.Sprintf("create 2 pods on each of %d nodes (CNI ADD through libcni)", nodes), func() error {
-			for _, n := range c.Nodes {
-				for _, s := range []string{"a", "b"} {
-					p, err := c.AddPod(ctx, n, n.Name+s)
-					if err != nil {
-						return err
-					}
-					fmt.Printf("  pod %-8s on %s: %s\n", p.Name, n.Name, p.IP)
-					pods = append(pods, p)
-				}
+		{"kubectl wait --for=condition=Available networkcluster/default, and every node Ready", func() error {
+			if _, err := c.Kubectl(ctx, "wait", "--for=condition=Available", "networkcluster/default", "--timeout=180s"); err != nil {
+				return err
 			}
+			if err := c.WaitNodesReady(ctx, 2*time.Minute); err != nil {
+				return err
+			}
+			upIn = time.Since(tApplied)
+			fmt.Printf("  network up on %d nodes %s after the NetworkCluster was applied\n", len(c.Nodes), upIn.Round(time.Millisecond))
 			return nil
 		}},
-		{"ping every pod pair", func() error {
-			results = harness.PingAll(ctx, pods, 60*time.Second)
-			if f := harness.Failed(results); len(f) > 0 {
-				return fmt.Errorf("%d of %d pairs failed: %v", len(f), len(results), f)
+		{fmt.Sprintf("run a Deployment of %d test pods spread over the nodes (containerd calls the ovsmesh CNI plugin)", 2*nodes), func() error {
+			if _, err := c.KubectlStdin(ctx, kubenodes.Workload("web", "default", 2*nodes), "apply", "-f", "-"); err != nil {
+				return err
 			}
-			fmt.Printf("  %d/%d pod pairs ping OK\n", len(results), len(results))
+			var err error
+			pods, err = c.WaitPods(ctx, "default", "app=web", 2*nodes, 2*time.Minute)
+			for _, p := range pods {
+				fmt.Printf("  pod %-24s on %s: %s\n", p.Name, p.Node, p.IP)
+			}
+			return err
+		}},
+		{"every pod pings every other pod (kubectl exec)", func() error {
+			if f := c.PingAll(ctx, pods); len(f) > 0 {
+				return fmt.Errorf("%d of %d pods could not reach every other: %v", len(f), len(pods), f)
+			}
+			fmt.Printf("  %d/%d pod pairs answer\n", len(pods)*(len(pods)-1), len(pods)*(len(pods)-1))
 			return nil
 		}},
 	}
@@ -98,38 +115,49 @@ func run(ctx context.Context, nodes int, once bool, sampleFile string) int {
 		}
 	}
 	show(ctx, c)
-	fmt.Printf("\nSUMMARY: %d nodes, %d pods, %d/%d pod pairs ping OK, up in %s\n",
-		len(c.Nodes), len(pods), len(results)-len(harness.Failed(results)), len(results), time.Since(t0).Round(time.Second))
+	fmt.Printf("\nSUMMARY: %d real nodes (kubelet + containerd + kube-proxy), %d pods, %d/%d pod pairs answer; network up %s after the NetworkCluster; whole demo %s\n",
+		len(c.Nodes), len(pods), len(pods)*(len(pods)-1), len(pods)*(len(pods)-1), upIn.Round(time.Millisecond), time.Since(t0).Round(time.Second))
 	if once {
 		return 0
 	}
 	n1 := c.Nodes[0]
 	fmt.Printf(`
 The cluster keeps running until Ctrl-C. Inspect it from another shell:
-  %[1]s --kubeconfig %[2]s get networkclusters,nodesubnets -o wide
-  %[1]s --kubeconfig %[2]s get nodesubnet %[3]s -o yaml
-  ovs-vsctl --db=unix:%[4]s show
-  ovs-appctl -t %[5]s stp/show
-  ip netns exec %[6]s ping %[7]s        # from pod %[8]s to pod %[9]s
-Logs: %[10]s (agent.log, ovs-vswitchd.log per node; operator.log)
-`, c.KubectlBin, c.Kubeconfig, n1.Name, n1.Socket(), n1.VswitchdCtl(), pods[0].NS, pods[len(pods)-1].IP, pods[0].Name, pods[len(pods)-1].Name, c.Dir)
+  export KUBECONFIG=%[2]s
+  %[1]s get nodes,pods -A -o wide
+  %[1]s get networkclusters,nodesubnets -o wide
+  %[1]s logs -n ovsmesh-system daemonset/ovsmesh-agent
+  %[1]s exec %[3]s -- /podtool ping -c 3 %[4]s
+  ovs-vsctl --db=unix:%[5]s show          # %[6]s's OVS
+  nsenter --net=/run/netns/%[7]s ip -br addr     # %[6]s's network namespace
+Logs and node directories: %[8]s
+`, c.KubectlBin, c.Kubeconfig, pods[0].Name, pods[len(pods)-1].IP, n1.Socket(), n1.Name, n1.NS, c.Dir)
 	<-ctx.Done()
 	fmt.Println()
 	return 0
 }
 
-func show(ctx context.Context, c *harness.Cluster) {
-	out, _ := c.Kubectl(ctx, "get", "networkclusters,nodesubnets", "-o", "wide")
-	fmt.Printf("\n$ kubectl get networkclusters,nodesubnets -o wide\n%s", out)
+func show(ctx context.Context, c *kubenodes.Cluster) {
+	for _, args := range [][]string{{"get", "nodes,pods", "-A", "-o", "wide"}, {"get", "networkclusters,nodesubnets", "-o", "wide"}} {
+		out, err := c.Kubectl(ctx, args...)
+		if err != nil {
+			out += err.Error() + "\n"
+		}
+		fmt.Printf("\n$ kubectl %s\n%s", join(args), out)
+	}
 	if len(c.Nodes) == 0 {
 		return
 	}
 	n := c.Nodes[0]
-	out, _ = n.Vsctl(ctx, "show")
+	out, _ := n.Vsctl(ctx, "show")
 	fmt.Printf("\n$ ovs-vsctl show   # on %s\n%s", n.Name, out)
-	out, _ = n.Appctl(ctx, "stp/show", "obr0")
-	if out == "" {
-		out, _ = n.Appctl(ctx, "rstp/show", "obr0")
+}
+
+func join(a []string) string { return strings.Join(a, " ") }
+
+func indent(s string) string {
+	if s = strings.TrimRight(s, "\n"); s == "" {
+		return ""
 	}
-	fmt.Printf("\n$ ovs-appctl stp/show obr0   # on %s\n%s", n.Name, out)
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ") + "\n"
 }

@@ -244,6 +244,9 @@ func Build(ctx context.Context, repoRoot, outDir string, specs []Spec, tags ...s
 
 // Archive writes the archives of specs from binaries already built in binDir.
 func Archive(outDir, binDir string, specs []Spec, tags ...string) ([]Built, error) {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, err
+	}
 	var built []Built
 	write := func(spec Spec, file string, refs []string) error {
 		img, err := Image(spec, binDir)

@@ -23,6 +23,7 @@ var Binaries = []Binary{
 	{Name: "ovsmesh", Package: "./cmd/ovsmesh"},
 	// host-local is a `tool` of ovsmesh's go.mod, so it builds at the version go.mod pins.
 	{Name: "host-local", Package: "github.com/containernetworking/plugins/plugins/ipam/host-local"},
+	{Name: "portmap", Package: "github.com/containernetworking/plugins/plugins/meta/portmap"},
 	{Name: "podtool", Package: "./test/podtool"},
 }
 
@@ -57,14 +58,16 @@ var Operator = Spec{
 	Entrypoint: []string{"/manager"}, User: "65532:65532", Dockerfile: "Dockerfile.operator",
 }
 
-// Agent is the node agent image: the agent, the CNI plugin and the host-local IPAM plugin its
-// install-cni init container copies to the node.
+// Agent is the node agent image: the agent, the CNI plugin, and the two plugins its conflist
+// chains to (host-local for IPAM, portmap for hostPorts) that install-cni copies to a node
+// that has none.
 var Agent = Spec{
 	Name: "agent", Repository: Registry + "/ovsmesh-agent",
 	Files: []File{
 		{Path: "/usr/local/bin/ovsmesh-agent", Binary: "ovsmesh-agent"},
 		{Path: "/opt/ovsmesh/cni/bin/ovsmesh", Binary: "ovsmesh"},
 		{Path: "/opt/ovsmesh/cni/bin/host-local", Binary: "host-local"},
+		{Path: "/opt/ovsmesh/cni/bin/portmap", Binary: "portmap"},
 	},
 	Entrypoint: []string{"/usr/local/bin/ovsmesh-agent"}, User: "0:0", Dockerfile: "Dockerfile.agent",
 }
