@@ -13,8 +13,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"syscall"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/ovsmesh/ovsmesh/internal/kubenodes"

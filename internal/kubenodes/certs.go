@@ -19,7 +19,7 @@ import (
 // service-account signing key, all made fresh per run and valid for a day.
 type pki struct {
 	CACert, ServingCert, ServingKey, SAKey, SAPub string // file paths
-	CAPEM                                            []byte
+	CAPEM                                         []byte
 }
 
 func writePEM(path, typ string, der []byte) error {
