@@ -100,7 +100,7 @@ func run(ctx context.Context, nodes int, once bool, sampleFile string) int {
 			return err
 		}},
 		{"every pod pings every other pod (kubectl exec)", func() error {
-			if f := c.PingAll(ctx, pods); len(f) > 0 {
+			if f := c.PingAll(ctx, pods, 0); len(f) > 0 {
 				return fmt.Errorf("%d of %d pods could not reach every other: %v", len(f), len(pods), f)
 			}
 			fmt.Printf("  %d/%d pod pairs answer\n", len(pods)*(len(pods)-1), len(pods)*(len(pods)-1))

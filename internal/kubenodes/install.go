@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ovsmesh/ovsmesh/internal/images"
@@ -169,8 +170,17 @@ func (c *Cluster) WaitPods(ctx context.Context, namespace, selector string, want
 var TestPodImage = images.TestPod.Repository + ":" + ImageTag
 
 // Workload is a Deployment of the test-pod image serving HTTP on 8080, spread evenly over
-// the nodes, with a Service in front of it.
-func Workload(name, namespace string, replicas int) string {
+// the nodes (but never on the nodes in avoid), with a Service in front of it.
+func Workload(name, namespace string, replicas int, avoid ...string) string {
+	affinity := ""
+	if len(avoid) > 0 {
+		affinity = fmt.Sprintf(`
+      affinity:
+        nodeAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution:
+            nodeSelectorTerms:
+            - matchExpressions: [{key: kubernetes.io/hostname, operator: NotIn, values: [%s]}]`, strings.Join(avoid, ", "))
+	}
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata: {name: %[1]s, namespace: %[2]s}
@@ -180,7 +190,7 @@ spec:
   template:
     metadata: {labels: {app: %[1]s}}
     spec:
-      terminationGracePeriodSeconds: 2
+      terminationGracePeriodSeconds: 2%[5]s
       topologySpreadConstraints:
       - {maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: %[1]s}}}
       containers:
@@ -197,7 +207,7 @@ metadata: {name: %[1]s, namespace: %[2]s}
 spec:
   selector: {app: %[1]s}
   ports: [{port: 80, targetPort: 8080}]
-`, name, namespace, replicas, TestPodImage)
+`, name, namespace, replicas, TestPodImage, affinity)
 }
 
 // PodExec runs podtool (or another command of the test image) in a pod with kubectl exec.
@@ -205,11 +215,14 @@ func (c *Cluster) PodExec(ctx context.Context, p Pod, args ...string) (string, e
 	return c.Kubectl(ctx, append([]string{"exec", "-n", p.Namespace, p.Name, "--", "/podtool"}, args...)...)
 }
 
-// PingAll has every pod ping every other pod (kubectl exec of podtool ping, one exec per
-// source) and returns the failures.
-func (c *Cluster) PingAll(ctx context.Context, pods []Pod) []string {
-	var failed []string
-	for _, src := range pods {
+// PingAll has every pod ping every other pod (kubectl exec of podtool ping, the sources in
+// parallel) and returns the failures. A source that fails is tried again until within has
+// passed: a spanning tree that re-forms after a join stalls traffic for a few seconds.
+func (c *Cluster) PingAll(ctx context.Context, pods []Pod, within time.Duration) []string {
+	deadline := time.Now().Add(within)
+	failed := make([]string, len(pods))
+	var wg sync.WaitGroup
+	for i, src := range pods {
 		var targets []string
 		for _, dst := range pods {
 			if dst.Name != src.Name {
@@ -219,10 +232,62 @@ func (c *Cluster) PingAll(ctx context.Context, pods []Pod) []string {
 		if len(targets) == 0 {
 			continue
 		}
-		out, err := c.PodExec(ctx, src, append([]string{"ping", "-c", "3", "-i", "200ms", "-W", "2s"}, targets...)...)
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s (%s on %s): %v %s", src.Name, src.IP, src.Node, err, strings.TrimSpace(out)))
+		wg.Add(1)
+		go func(i int, src Pod) {
+			defer wg.Done()
+			for {
+				out, err := c.PodExec(ctx, src, append([]string{"ping", "-c", "3", "-i", "200ms", "-W", "1s"}, targets...)...)
+				if err == nil {
+					failed[i] = ""
+					return
+				}
+				failed[i] = fmt.Sprintf("%s (%s on %s): %v %s", src.Name, src.IP, src.Node, err, strings.TrimSpace(out))
+				if time.Now().After(deadline) || ctx.Err() != nil {
+					return
+				}
+			}
+		}(i, src)
+	}
+	wg.Wait()
+	var res []string
+	for _, f := range failed {
+		if f != "" {
+			res = append(res, f)
 		}
 	}
-	return failed
+	return res
+}
+
+// WaitAvailable waits until the NetworkCluster's status is current (observedGeneration),
+// Available, and counts every node of the cluster ready.
+func (c *Cluster) WaitAvailable(ctx context.Context, timeout time.Duration) error {
+	var last string
+	err := proc.WaitFor(ctx, timeout, 250*time.Millisecond, func() bool {
+		out, err := c.Kubectl(ctx, "get", "networkcluster", "default", "-o", "json")
+		if err != nil {
+			return false
+		}
+		var nc struct {
+			Metadata struct{ Generation int64 }
+			Status   struct {
+				ObservedGeneration     int64
+				NodesReady, NodesTotal int
+				Conditions             []struct{ Type, Status, Reason, Message string }
+			}
+		}
+		if json.Unmarshal([]byte(out), &nc) != nil {
+			return false
+		}
+		last = fmt.Sprintf("%+v", nc.Status)
+		avail := false
+		for _, cond := range nc.Status.Conditions {
+			avail = avail || cond.Type == "Available" && cond.Status == "True"
+		}
+		return avail && nc.Status.ObservedGeneration == nc.Metadata.Generation &&
+			nc.Status.NodesReady == len(c.Nodes) && nc.Status.NodesTotal == len(c.Nodes)
+	})
+	if err != nil {
+		return fmt.Errorf("NetworkCluster not Available with %d nodes ready (status %s): %w", len(c.Nodes), last, err)
+	}
+	return nil
 }
