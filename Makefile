@@ -45,7 +45,7 @@ build: ## Build all binaries into bin/.
 ##@ Test bed and tests
 
 .PHONY: testbed
-testbed: ## Install Debian packages and build etcd/kube-apiserver/kubectl/kube-controller-manager into the cache.
+testbed: ## Install Debian packages; build the control plane and the node binaries (kubelet, kube-scheduler, kube-proxy, containerd) into the cache.
 	hack/testbed.sh
 
 .PHONY: assets-dir
@@ -63,7 +63,7 @@ test: testbed ## The test command: set up the test bed, check generated files an
 
 DEMO_ARGS ?=
 .PHONY: demo
-demo: testbed ## The main job: a local 3-node ovsmesh cluster (netns + OVS userspace + real API server); Ctrl-C tears down. DEMO_ARGS=--once to check and exit.
+demo: testbed ## The main job: ovsmesh installed on a local 3-node Kubernetes cluster (real kubelets, containerd, kube-proxy); Ctrl-C tears down. DEMO_ARGS=--once to check and exit.
 	go build -o bin/ovsmesh-demo ./cmd/ovsmesh-demo
 	KUBEBUILDER_ASSETS="$(ASSETS)" bin/ovsmesh-demo $(DEMO_ARGS)
 
