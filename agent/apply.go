@@ -38,6 +38,9 @@ type Applier struct {
 	Host       hostnet.Interface
 	OVS        OVSSide
 	CNIConfDir string
+	// CNIBinDir is where install-cni put the plugins; Cleanup removes those it recorded
+	// there ("" = leave the plugins).
+	CNIBinDir string
 	// CNIIPAMDataDir is host-local's dataDir in the CNI config ("" = its default).
 	CNIIPAMDataDir string
 	Log            logr.Logger
@@ -199,6 +202,12 @@ func (a *Applier) Cleanup(ctx context.Context, t CleanupTarget) ([]string, error
 		errs = append(errs, fmt.Errorf("removing CNI config: %w", err))
 	} else if removed {
 		ch = append(ch, "removed "+t.CNIConfFile)
+	}
+	// The plugins go after the config that names them: no runtime is sent to a missing binary.
+	if removed, err := removeInstalledPlugins(a.CNIBinDir); err != nil {
+		errs = append(errs, err)
+	} else {
+		ch = append(ch, removed...)
 	}
 	if a.OVS == nil {
 		errs = append(errs, withReason(ReasonOVSUnavailable, fmt.Errorf("not connected to ovsdb-server: %s not removed", t.OVSBridge)))

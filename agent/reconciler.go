@@ -38,7 +38,10 @@ type Reconciler struct {
 	Host              hostnet.Interface
 	OVS               OVSConnector
 	CNIConfDir        string
-	CNIIPAMDataDir    string
+	// CNIBinDir is where install-cni recorded the plugins it installed; uninstall removes
+	// them ("" = leave them).
+	CNIBinDir      string
+	CNIIPAMDataDir string
 	// Resync re-runs the loop this long after a success: host-side drift (someone deleting
 	// the route) has no watch.
 	Resync time.Duration
@@ -95,7 +98,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		if err != nil {
 			err = withReason(ReasonOVSUnavailable, err)
 		} else {
-			a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIIPAMDataDir: r.CNIIPAMDataDir, Log: log}
+			a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, CNIIPAMDataDir: r.CNIIPAMDataDir, Log: log}
 			var res Result
 			res, err = a.Apply(ctx, s)
 			r.record(res, err)
@@ -148,7 +151,7 @@ func (r *Reconciler) teardown(ctx context.Context, log logr.Logger, nc *v1alpha1
 	if err != nil {
 		log.Error(err, "cleanup without an OVS connection")
 	}
-	a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, Log: log}
+	a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, Log: log}
 	_, cerr := a.Cleanup(ctx, TargetForSpec(nc.Spec))
 	if perr := r.patchStatus(ctx, own, cleanedStatus(own.Status, nc.Generation, cerr)); perr != nil {
 		return ctrl.Result{}, perr

@@ -115,3 +115,15 @@ func TestSmokeCluster(t *testing.T) {
 	}
 	checkFigures(t, r.Figures())
 }
+
+func TestSmokePodStart(t *testing.T) {
+	e := newEnv(t)
+	r, err := PodStart(smokeCtx(t, 5*time.Minute), e, PodStartOptions{Nodes: 2, Pods: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Ours) != 3 || len(r.Ref) != 3 || r.OursNetReady <= 0 || r.RefNetReady <= 0 {
+		t.Fatalf("samples: %d ovsmesh, %d reference, network ready %s / %s", len(r.Ours), len(r.Ref), r.OursNetReady, r.RefNetReady)
+	}
+	checkFigures(t, r.Figures())
+}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+
+	"github.com/ovsmesh/ovsmesh/agent"
 )
 
 // defaultCNISourceDir is where the agent image ships the CNI plugins (see the image contract
@@ -19,7 +21,8 @@ const defaultCNISourceDir = "/opt/ovsmesh/cni/bin"
 // (host-local, portmap) only when the node has none, so a node's own, possibly newer,
 // plugins win. Each copy is written to a temp file in dst and renamed over the target, so a
 // runtime executing the plugin at that moment sees the old binary or the new one, never a
-// partial file. It returns the plugins it installed.
+// partial file. It returns the plugins it installed, and adds them to the record in dst
+// (agent.InstalledPluginsRecord) that uninstall removes by.
 func installCNI(src, dst string) ([]string, error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {
@@ -52,6 +55,10 @@ func installCNI(src, dst string) ([]string, error) {
 			return installed, fmt.Errorf("installing %s: %w", name, err)
 		}
 		installed = append(installed, name)
+	}
+	// Uninstall removes what the record lists, and only that.
+	if err := agent.RecordInstalledPlugins(dst, installed); err != nil {
+		return installed, fmt.Errorf("recording the installed plugins: %w", err)
 	}
 	return installed, nil
 }

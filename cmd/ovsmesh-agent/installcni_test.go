@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/ovsmesh/ovsmesh/agent"
 )
 
 func TestInstallCNI(t *testing.T) {
@@ -38,8 +40,13 @@ func TestInstallCNI(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dst)
-	if len(entries) != 3 {
-		t.Errorf("temp files left in %s: %v", dst, entries)
+	if len(entries) != 4 {
+		t.Errorf("want the three plugins and the record in %s, no temp files: %v", dst, entries)
+	}
+	// The record is the union of both installs: the first one put all three there.
+	rec, _ := os.ReadFile(filepath.Join(dst, agent.InstalledPluginsRecord))
+	if string(rec) != "host-local\novsmesh\nportmap\n" {
+		t.Errorf("record %q, want host-local, ovsmesh, portmap", rec)
 	}
 	// An image without the ovsmesh plugin is an error, not a silent no-op.
 	if _, err := installCNI(t.TempDir(), dst); err == nil {

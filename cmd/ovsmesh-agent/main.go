@@ -73,7 +73,7 @@ func main() {
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "0", "health probe address (0 disables it)")
 	fs.StringVar(&o.ovsBridge, "ovs-bridge", "obr0", "cleanup: OVS bridge name when the NetworkCluster cannot be read")
 	fs.StringVar(&o.linuxBridge, "linux-bridge", "kbr0", "cleanup: Linux bridge name when the NetworkCluster cannot be read")
-	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "install-cni: directory the CNI plugins are copied to")
+	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "install-cni: directory the CNI plugins are copied to; run, cleanup: where uninstall removes the plugins install-cni recorded")
 	fs.StringVar(&o.cniSourceDir, "cni-source-dir", defaultCNISourceDir, "install-cni: directory holding the CNI plugins shipped with the agent")
 	o.log.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -135,7 +135,7 @@ func run(log logr.Logger, o options) error {
 	defer conn.Close()
 	r := &agent.Reconciler{
 		Client: mgr.GetClient(), NodeName: o.nodeName, UnderlayInterface: o.underlayInterface,
-		Host: host, OVS: conn, CNIConfDir: o.cniConfDir, CNIIPAMDataDir: o.ipamDataDir, Resync: o.resync, Log: log.WithName("agent"),
+		Host: host, OVS: conn, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, CNIIPAMDataDir: o.ipamDataDir, Resync: o.resync, Log: log.WithName("agent"),
 	}
 	if err := agent.SetupWithManager(mgr, r, conn.Events); err != nil {
 		return fmt.Errorf("controller: %w", err)
@@ -184,7 +184,7 @@ func cleanup(log logr.Logger, o options) error {
 	if err != nil {
 		log.Error(err, "OVS not reachable: the OVS bridge stays; the host side is still cleaned")
 	}
-	a := agent.Applier{Host: host, OVS: side, CNIConfDir: o.cniConfDir, Log: log}
+	a := agent.Applier{Host: host, OVS: side, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, Log: log}
 	_, cerr := a.Cleanup(ctx, target)
 	if c != nil {
 		if err := agent.ReportCleanedUp(ctx, c, o.nodeName, nc.Generation, cerr); err != nil && !apierrors.IsNotFound(err) {

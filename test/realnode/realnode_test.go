@@ -411,6 +411,14 @@ func uninstall(ctx context.Context, t *testing.T, c *kubenodes.Cluster) {
 		if m, _ := filepath.Glob(filepath.Join(n.CNIConfDir(), "*")); len(m) != 0 {
 			t.Errorf("%s: CNI config left: %v", n.Name, m)
 		}
+		// The plugins install-cni brought go; the node's own loopback stays.
+		if ents, _ := os.ReadDir(n.CNIBinDir()); len(ents) != 1 || ents[0].Name() != "loopback" {
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			t.Errorf("%s: /opt/cni/bin holds %v, want only the node's own loopback", n.Name, names)
+		}
 	}
 }
 

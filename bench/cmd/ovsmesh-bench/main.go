@@ -2,7 +2,7 @@
 // ratio against its reference, measured in the same run (see package bench). `make bench`
 // runs it; BENCHMARKS.md records its output.
 //
-//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,rejoin,datapath] [-json results.json]
+//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,rejoin,datapath,podstart] [-json results.json]
 package main
 
 import (
@@ -177,6 +177,10 @@ var suites = []suite{
 		r, err := bench.Datapath(ctx, e, c, bench.DatapathOptions{Duration: time.Duration(*iperfSecs) * time.Second, Knobs: true})
 		return r.Figures(), err
 	}},
+	{"podstart", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		r, err := bench.PodStart(ctx, e, bench.PodStartOptions{Nodes: 3, Pods: *startPods})
+		return r.Figures(), err
+	}},
 	{"cni", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.CNILatency(ctx, e, bench.CNIOptions{Pods: *cniPods})
 		return r.Figures(), err
@@ -228,3 +232,5 @@ var (
 )
 
 var cniPods = flag.Int("cni-pods", 300, "pods per side in the CNI latency benchmark")
+
+var startPods = flag.Int("start-pods", 30, "pods per side in the real-node pod start benchmark")

@@ -1,0 +1,62 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// TestRemoveInstalledPlugins: uninstall removes exactly what install-cni recorded, keeps the
+// node's own plugins and anything else in the directory, and follows no path in the record.
+func TestRemoveInstalledPlugins(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ovsmesh", "portmap", "host-local", "loopback"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outside := filepath.Join(root, "outside")
+	if err := os.WriteFile(outside, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Two installs (an upgrade): the record is their union.
+	if err := RecordInstalledPlugins(dir, []string{"ovsmesh", "portmap"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := RecordInstalledPlugins(dir, []string{"ovsmesh"}); err != nil {
+		t.Fatal(err)
+	}
+	// A hand-edited record naming a path outside the directory.
+	f, _ := os.OpenFile(filepath.Join(dir, InstalledPluginsRecord), os.O_APPEND|os.O_WRONLY, 0)
+	_, _ = f.WriteString("../outside\n")
+	f.Close()
+
+	removed, err := removeInstalledPlugins(dir)
+	if err != nil || len(removed) != 2 {
+		t.Fatalf("removed %v, %v; want ovsmesh and portmap", removed, err)
+	}
+	var left []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	sort.Strings(left)
+	if len(left) != 2 || left[0] != "host-local" || left[1] != "loopback" {
+		t.Errorf("left %v, want the node's host-local and loopback (and no record)", left)
+	}
+	if _, err := os.Stat(outside); err != nil {
+		t.Errorf("a file outside the directory was removed: %v", err)
+	}
+	// Again, and with no directory configured: nothing to do, no error.
+	if removed, err := removeInstalledPlugins(dir); err != nil || len(removed) != 0 {
+		t.Errorf("second removal: %v %v", removed, err)
+	}
+	if removed, err := removeInstalledPlugins(""); err != nil || removed != nil {
+		t.Errorf("no directory: %v %v", removed, err)
+	}
+}
