@@ -47,10 +47,21 @@ type Figure struct {
 // Row renders the figure as a markdown table row.
 func (f Figure) Row() string {
 	met := "✅ met"
-	if !f.Met {
+	switch {
+	case f.Target == NoTarget:
+		met = ""
+	case !f.Met:
 		met = "❌ missed"
 	}
 	return fmt.Sprintf("| %s | %s | %s | %.3g× | %s | %s |", f.Name, f.Ours, f.Ref, f.Ratio, f.Target, met)
+}
+
+// NoTarget is the target of a figure reported beside its reference with no bound on the ratio.
+const NoTarget = "—"
+
+// Reported makes a figure with no target: both values and their ratio, for the record.
+func Reported(name, ours, ref string, ratio float64, note string) Figure {
+	return Figure{Name: name, Ours: ours, Ref: ref, Ratio: ratio, Target: NoTarget, Met: true, Note: note}
 }
 
 // AtMost makes a figure whose ratio must be at most limit (ours slower is worse).
