@@ -137,7 +137,19 @@ func PodStart(ctx context.Context, e *Env, o PodStartOptions) (PodStartResult, e
 	}
 	r.OursNetReady = time.Since(t0)
 	r.Ours, err = startPods(ctx, cs, "ovsmesh", o.Pods)
+	fmt.Fprintf(e.Log, "pod start samples, in creation order (ms):\n  bridge+host-local: %s\n  ovsmesh:           %s\n", msList(r.Ref), msList(r.Ours))
 	return r, err
+}
+
+func msList(ds []time.Duration) string {
+	var b strings.Builder
+	for i, d := range ds {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%d", d.Milliseconds())
+	}
+	return b.String()
 }
 
 const benchNetworkCluster = `apiVersion: network.ovsmesh.io/v1alpha1

@@ -22,7 +22,7 @@ func testCtx(t *testing.T) context.Context {
 // startDB starts a private ovsdb-server and dials it.
 func startDB(t *testing.T) (*ovstest.Server, *Client) {
 	t.Helper()
-	srv := ovstest.StartServer(t, ovstest.Schema)
+	srv := ovstest.StartServer(t)
 	c, err := Dial(testCtx(t), Options{Socket: srv.Sock, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 0})})
 	if err != nil {
 		t.Fatalf("Dial: %v", err)

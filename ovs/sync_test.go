@@ -223,7 +223,7 @@ func TestSyncTunnels1000(t *testing.T) {
 // BenchmarkSyncTunnels1000 measures one full-mesh sync of 1,000 new peers (a fresh node
 // joining a large cluster) followed by their removal, each one transaction.
 func BenchmarkSyncTunnels1000(b *testing.B) {
-	srv := ovstest.StartServer(b, ovstest.Schema)
+	srv := ovstest.StartServer(b)
 	c, err := Dial(b.Context(), Options{Socket: srv.Sock})
 	if err != nil {
 		b.Fatal(err)

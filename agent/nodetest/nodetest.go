@@ -1,40 +1,27 @@
 // Package nodetest is test support for the node agent: a network namespace standing in for a
-// node, with its own ovsdb-server and ovs-vswitchd (userspace datapath), after
-// /work/shared/design/ovs-userspace-sim.sh. Being test support, it runs the OVS and ip tools
-// to set up and inspect; product code never does. Everything it makes is removed in
+// node, with its own ovsdb-server and ovs-vswitchd (userspace datapath, started by
+// internal/testbed), after /work/shared/design/ovs-userspace-sim.sh. Being test support, it
+// runs the OVS and ip tools to set up and inspect; product code never does. Everything it makes is removed in
 // t.Cleanup, also on failure (processes killed by PID, namespaces and temp dirs deleted), and
 // every name carries a per-run random prefix.
 package nodetest
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netns"
 
 	"github.com/ovsmesh/ovsmesh/hostnet"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/ovs"
 )
-
-// schema is the committed copy the ovs package's models are generated from.
-var schema = filepath.Join(repoRoot(), "ovs", "model", "vswitch.ovsschema")
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
 
 // RequireBinaries fails (never skips) the test when a tool is missing.
 func RequireBinaries(t *testing.T, names ...string) {
@@ -47,11 +34,7 @@ func RequireBinaries(t *testing.T, names ...string) {
 }
 
 // RunID is a short random per-run name part.
-func RunID() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
+func RunID() string { return testbed.RunID(3) }
 
 // Sh runs a command, failing the test with its output on error.
 func Sh(t *testing.T, args ...string) string {
@@ -70,11 +53,11 @@ type Node struct {
 	Dir  string // short temp dir: db, sockets, logs, CNI conf dir
 	Sock string
 	H    netns.NsHandle
-	vsw  *exec.Cmd
-	vswD chan struct{}
+	ovs  *testbed.OVS
 }
 
-// New creates network namespace name and starts ovsdb-server and ovs-vswitchd for it.
+// New creates network namespace name and starts ovsdb-server and ovs-vswitchd for it
+// (testbed.StartOVS: the database in this namespace, the switch inside the node's).
 func New(t *testing.T, name string) *Node {
 	t.Helper()
 	RequireBinaries(t, "ip", "nft", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl")
@@ -100,81 +83,37 @@ func New(t *testing.T, name string) *Node {
 	}
 	n.Dir, n.Sock = dir, filepath.Join(dir, "db.sock")
 	t.Cleanup(func() {
+		n.ovs.Stop()
 		if t.Failed() {
-			for _, l := range []string{"ovsdb-server.log", "ovs-vswitchd.log"} {
-				if b, err := os.ReadFile(filepath.Join(dir, l)); err == nil {
-					t.Logf("%s of %s:\n%s", l, name, tail(string(b), 40))
-				}
-			}
+			t.Logf("OVS of %s:\n%s", name, n.ovs.Logs(40))
 		}
 		os.RemoveAll(dir)
 	})
-	Sh(t, "ovsdb-tool", "create", filepath.Join(dir, "conf.db"), schema)
-	db := n.daemon("ovsdb-server", filepath.Join(dir, "conf.db"), "--remote=punix:"+n.Sock,
-		"--unixctl="+filepath.Join(dir, "ovsdb-server.ctl"), "--log-file="+filepath.Join(dir, "ovsdb-server.log"))
-	dbDone := make(chan struct{})
-	go func() { db.Wait(); close(dbDone) }()
-	t.Cleanup(func() { db.Process.Kill(); <-dbDone })
-	WaitFor(t, 10*time.Second, "ovsdb-server socket", func() bool {
-		c, err := net.Dial("unix", n.Sock)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	n.Vsctl("--no-wait", "init")
-	n.StartVswitchd()
-	t.Cleanup(func() { n.StopVswitchd(true) })
-	return n
-}
-
-func (n *Node) daemon(args ...string) *exec.Cmd {
-	n.t.Helper()
-	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "OVS_RUNDIR="+n.Dir, "OVS_DBDIR="+n.Dir, "OVS_LOGDIR="+n.Dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		n.t.Fatalf("start %s: %v", args[0], err)
+	n.ovs, err = testbed.StartOVS(context.Background(), testbed.OVSConfig{Dir: dir, Prefix: []string{"ip", "netns", "exec", name}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return cmd
+	n.StartVswitchd()
+	return n
 }
 
 // StartVswitchd runs ovs-vswitchd inside the node's namespace (the userspace datapath opens
 // devices by name and creates its taps there) and waits until it has configured the DB.
 func (n *Node) StartVswitchd() {
 	n.t.Helper()
-	n.vsw = n.daemon("ip", "netns", "exec", n.NS, "ovs-vswitchd", "unix:"+n.Sock,
-		"--unixctl="+n.Ctl(), "--log-file="+filepath.Join(n.Dir, "ovs-vswitchd.log"))
-	n.vswD = make(chan struct{})
-	go func(c *exec.Cmd, d chan struct{}) { c.Wait(); close(d) }(n.vsw, n.vswD)
+	if err := n.ovs.StartVswitchd(context.Background()); err != nil {
+		n.t.Fatal(err)
+	}
 	// Without --no-wait, ovs-vsctl waits for ovs-vswitchd to apply the change.
 	n.Vsctl("set", "Open_vSwitch", ".", "external_ids:system-id="+n.NS)
 }
 
 // StopVswitchd asks ovs-vswitchd to exit (with cleanup, --cleanup: it removes its datapath
 // devices; without, as on an upgrade) and kills it if it does not.
-func (n *Node) StopVswitchd(cleanup bool) {
-	if n.vsw == nil {
-		return
-	}
-	args := []string{"-t", n.Ctl(), "--timeout=5", "exit"}
-	if cleanup {
-		args = append(args, "--cleanup")
-	}
-	_ = exec.Command("ovs-appctl", args...).Run()
-	select {
-	case <-n.vswD:
-	case <-time.After(5 * time.Second):
-		n.vsw.Process.Kill()
-		<-n.vswD
-	}
-	n.vsw = nil
-}
+func (n *Node) StopVswitchd(cleanup bool) { n.ovs.StopVswitchd(cleanup) }
 
 // Ctl is ovs-vswitchd's unixctl socket.
-func (n *Node) Ctl() string { return filepath.Join(n.Dir, "vswitchd.ctl") }
+func (n *Node) Ctl() string { return n.ovs.Ctl() }
 
 // Vsctl runs ovs-vsctl against the node's database; the output is trimmed.
 func (n *Node) Vsctl(args ...string) string {
@@ -242,21 +181,9 @@ func (n *Node) Links() map[string]Link {
 // WaitFor polls ok every 50 ms until it holds, failing the test after d.
 func WaitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := testbed.WaitFor(context.Background(), d, 50*time.Millisecond, ok); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Underlay gives the node an "eth0" holding ip/24 (a veth end: this kernel has no dummy

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-const vswitchSchema = "/usr/share/openvswitch/vswitch.ovsschema"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
+)
 
 // Node is one simulated Kubernetes node: a network namespace with its own OVS.
 type Node struct {
@@ -23,15 +22,16 @@ type Node struct {
 	Dir    string // run directory: OVS db, sockets, logs, CNI config
 	ulPort string // the underlay bridge's side of the node's eth0 veth
 
-	ovsdb, vswitchd, agent *Process
-	fwd                    *forwarder
+	agent *Process
+	ovs   *testbed.OVS
+	fwd   *forwarder
 }
 
 // Socket is the node's OVSDB unix socket.
 func (n *Node) Socket() string { return filepath.Join(n.Dir, "db.sock") }
 
 // VswitchdCtl is ovs-vswitchd's unixctl socket, for ovs-appctl -t.
-func (n *Node) VswitchdCtl() string { return filepath.Join(n.Dir, "vswitchd.ctl") }
+func (n *Node) VswitchdCtl() string { return n.ovs.Ctl() }
 
 // CNIConfDir is where the node's agent writes its conflist.
 func (n *Node) CNIConfDir() string { return filepath.Join(n.Dir, "net.d") }
@@ -52,10 +52,6 @@ func (n *Node) Appctl(ctx context.Context, args ...string) (string, error) {
 // Exec runs a command inside the node's namespace.
 func (n *Node) Exec(ctx context.Context, args ...string) (string, error) {
 	return inNS(ctx, n.NS, args...)
-}
-
-func (n *Node) ovsEnv() []string {
-	return []string{"OVS_RUNDIR=" + n.Dir, "OVS_DBDIR=" + n.Dir, "OVS_LOGDIR=" + n.Dir}
 }
 
 // addNode creates the namespace, the underlay link, OVS and br-phy, and the Node object.
@@ -135,60 +131,27 @@ func (c *Cluster) addNode(ctx context.Context, idx int) (*Node, error) {
 }
 
 // startOVS creates the node's database and starts ovsdb-server and ovs-vswitchd inside the
-// node namespace (foreground children, so the harness owns their lifetime).
+// node namespace (children of the harness, which owns their lifetime).
 func (n *Node) startOVS(ctx context.Context) error {
-	db := filepath.Join(n.Dir, "conf.db")
-	if _, err := os.Stat(db); err != nil {
-		if _, err := run(ctx, "ovsdb-tool", "create", db, vswitchSchema); err != nil {
-			return err
-		}
-	}
 	var err error
-	n.ovsdb, err = startProcess(n.Dir, "ovsdb-server", n.NS, n.ovsEnv(), "ovsdb-server", db,
-		"--remote=punix:"+n.Socket(), "--pidfile="+filepath.Join(n.Dir, "ovsdb-server.pid"),
-		"--unixctl="+filepath.Join(n.Dir, "ovsdb-server.ctl"), "--log-file="+filepath.Join(n.Dir, "ovsdb-server.log"))
+	n.ovs, err = testbed.StartOVS(ctx, testbed.OVSConfig{Dir: n.Dir, Prefix: []string{"ip", "netns", "exec", n.NS},
+		DBInside: true, SystemID: n.Name})
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	if err := waitFor(ctx, 20*time.Second, func() bool { _, err := os.Stat(n.Socket()); return err == nil }); err != nil {
-		return fmt.Errorf("%s: ovsdb-server socket: %w", n.Name, err)
-	}
-	if _, err := n.Vsctl(ctx, "--no-wait", "init"); err != nil {
-		return err
-	}
-	if err := n.StartVswitchd(ctx); err != nil {
-		return err
-	}
-	_, err = n.Vsctl(ctx, "set", "Open_vSwitch", ".", "external_ids:system-id="+n.Name)
-	return err
+	return n.StartVswitchd(ctx)
 }
 
-// StartVswitchd starts ovs-vswitchd and waits until it has connected to the database.
-func (n *Node) StartVswitchd(ctx context.Context) error {
-	var err error
-	n.vswitchd, err = startProcess(n.Dir, "ovs-vswitchd", n.NS, n.ovsEnv(), "ovs-vswitchd", "unix:"+n.Socket(),
-		"--pidfile="+filepath.Join(n.Dir, "vswitchd.pid"), "--unixctl="+n.VswitchdCtl(),
-		"--log-file="+filepath.Join(n.Dir, "vswitchd.log"))
-	if err != nil {
-		return err
-	}
-	return waitFor(ctx, 30*time.Second, func() bool {
-		out, err := n.Appctl(ctx, "version")
-		return err == nil && strings.Contains(out, "ovs-vswitchd")
-	})
-}
+// StartVswitchd starts ovs-vswitchd and waits until it answers.
+func (n *Node) StartVswitchd(ctx context.Context) error { return n.ovs.StartVswitchd(ctx) }
 
 // StopVswitchd kills ovs-vswitchd the way a crash or an upgrade would.
-func (n *Node) StopVswitchd() { n.vswitchd.Kill() }
+func (n *Node) StopVswitchd() { n.ovs.KillVswitchd() }
 
 // teardown stops the node's processes. The namespace itself is removed by the cluster.
 func (n *Node) teardown(ctx context.Context) {
 	n.StopAgent()
 	n.fwd.Close()
-	if n.vswitchd != nil && !n.vswitchd.Exited() {
-		// --cleanup removes the datapath's taps and ports with the daemon.
-		_, _ = n.Appctl(ctx, "exit", "--cleanup")
-		n.vswitchd.Stop(5 * time.Second)
-	}
-	n.ovsdb.Stop(5 * time.Second)
+	// exit --cleanup removes the datapath's taps and ports with the daemon.
+	n.ovs.Stop()
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/internal/images"
 	"github.com/ovsmesh/ovsmesh/internal/proc"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -117,9 +118,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := checkUnderlayFree(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	prefix := "ok" + hex.EncodeToString(b)
+	prefix := "ok" + testbed.RunID(2)
 	dir, err := os.MkdirTemp("/tmp", prefix+"-")
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ovsmesh/ovsmesh/internal/proc"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 //go:embed nodeinit.sh
@@ -31,8 +32,9 @@ type Node struct {
 	Dir   string // run directory; the node's private dirs live below it
 	c     *Cluster
 
-	holder                                    *proc.Process
-	ovsdb, vswitchd, containerd, kubelet, kpx *proc.Process
+	holder                   *proc.Process
+	containerd, kubelet, kpx *proc.Process
+	ovs                      *testbed.OVS
 	cgroup                                    string // cgroup root name in every hierarchy
 }
 
@@ -63,19 +65,10 @@ func (n *Node) Exec(ctx context.Context, args ...string) (string, error) {
 }
 
 // Vsctl runs ovs-vsctl against the node's database.
-func (n *Node) Vsctl(ctx context.Context, args ...string) (string, error) {
-	return run(ctx, "ovs-vsctl", append([]string{"--db=unix:" + n.Socket(), "--timeout=20"}, args...)...)
-}
+func (n *Node) Vsctl(ctx context.Context, args ...string) (string, error) { return n.ovs.Vsctl(ctx, args...) }
 
 // Appctl runs ovs-appctl against the node's ovs-vswitchd.
-func (n *Node) Appctl(ctx context.Context, args ...string) (string, error) {
-	pid, err := os.ReadFile(filepath.Join(n.OVSDir(), "ovs-vswitchd.pid"))
-	if err != nil {
-		return "", err
-	}
-	ctl := filepath.Join(n.OVSDir(), "ovs-vswitchd."+strings.TrimSpace(string(pid))+".ctl")
-	return run(ctx, "ovs-appctl", append([]string{"-t", ctl}, args...)...)
-}
+func (n *Node) Appctl(ctx context.Context, args ...string) (string, error) { return n.ovs.Appctl(ctx, args...) }
 
 func (n *Node) start(name string, env []string, argv ...string) (*proc.Process, error) {
 	full := n.in()
@@ -187,34 +180,18 @@ func (n *Node) up(ctx context.Context) error {
 }
 
 // startOVS starts the node's ovsdb-server and ovs-vswitchd inside its namespaces at the usual
-// /var/run/openvswitch, and moves the node address onto br-phy (userspace tunnels need the
-// underlay address on an OVS bridge: OVS native tunnelling).
+// /var/run/openvswitch (ovs-vswitchd's control socket at OVS's default name, which the agent
+// finds from the pidfile), and moves the node address onto br-phy (userspace tunnels need
+// the underlay address on an OVS bridge: OVS native tunnelling).
 func (n *Node) startOVS(ctx context.Context) error {
-	db := filepath.Join(n.OVSDir(), "conf.db")
-	if _, err := run(ctx, "ovsdb-tool", "create", db, "/usr/share/openvswitch/vswitch.ovsschema"); err != nil {
-		return err
-	}
 	var err error
-	env := []string{"OVS_RUNDIR=/run/openvswitch", "OVS_DBDIR=/run/openvswitch", "OVS_LOGDIR=/var/log"}
-	if n.ovsdb, err = n.start("ovsdb-server", env, "ovsdb-server", "/run/openvswitch/conf.db",
-		"--remote=punix:/run/openvswitch/db.sock", "--pidfile=/run/openvswitch/ovsdb-server.pid"); err != nil {
-		return err
+	n.ovs, err = testbed.StartOVS(ctx, testbed.OVSConfig{Dir: n.OVSDir(), RunDir: "/run/openvswitch",
+		Prefix: n.in(), DBInside: true, DefaultCtl: true, SystemID: n.Name})
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	if err := proc.WaitFor(ctx, 20*time.Second, 50*time.Millisecond, func() bool { _, err := os.Stat(n.Socket()); return err == nil }); err != nil {
-		return fmt.Errorf("%s: ovsdb-server: %w\n%s", n.Name, err, n.ovsdb.Tail(5))
-	}
-	if _, err := n.Vsctl(ctx, "--no-wait", "init", "--", "set", "Open_vSwitch", ".", "external_ids:system-id="+n.Name); err != nil {
-		return err
-	}
-	if n.vswitchd, err = n.start("ovs-vswitchd", env, "ovs-vswitchd", "unix:/run/openvswitch/db.sock",
-		"--pidfile=/run/openvswitch/ovs-vswitchd.pid"); err != nil {
-		return err
-	}
-	if err := proc.WaitFor(ctx, 30*time.Second, 100*time.Millisecond, func() bool {
-		out, err := n.Appctl(ctx, "version")
-		return err == nil && strings.Contains(out, "ovs-vswitchd")
-	}); err != nil {
-		return fmt.Errorf("%s: ovs-vswitchd: %w\n%s", n.Name, err, n.vswitchd.Tail(5))
+	if err := n.ovs.StartVswitchd(ctx); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
 	if _, err := n.Vsctl(ctx, "--may-exist", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", "datapath_type=netdev",
 		fmt.Sprintf(`other_config:hwaddr="02:00:00:00:01:%02x"`, n.Index), "--", "--may-exist", "add-port", "br-phy", "eth0"); err != nil {
@@ -262,8 +239,7 @@ func (n *Node) teardown(ctx context.Context) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	n.containerd.Stop(5 * time.Second)
-	n.vswitchd.Stop(5 * time.Second)
-	n.ovsdb.Stop(5 * time.Second)
+	n.ovs.Stop()
 	if n.holder != nil {
 		mnt, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", n.holder.Pid()))
 		for round := 0; round < 50 && mnt != ""; round++ {
