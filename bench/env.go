@@ -3,8 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/ovsmesh/ovsmesh/internal/proc"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 var setLogger sync.Once
@@ -50,9 +49,7 @@ func NewEnv(log io.Writer) (*Env, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	prefix := "ob" + hex.EncodeToString(b)
+	prefix := "ob" + testbed.RunID(3)
 	dir, err := os.MkdirTemp("/tmp", prefix+"-")
 	if err != nil {
 		return nil, err

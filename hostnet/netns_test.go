@@ -1,8 +1,6 @@
 package hostnet
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"os/exec"
 	"strconv"
@@ -10,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 // testNS creates a fresh network namespace with a per-run unique name and returns a Host bound
@@ -21,9 +21,7 @@ func testNS(t *testing.T) (string, *Host) {
 			t.Fatalf("%s not found: run `make testbed` to install the test bed", bin)
 		}
 	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "ovsmt-hn-" + hex.EncodeToString(b)
+	name := "ovsmt-hn-" + testbed.RunID(4)
 	sh(t, "ip", "netns", "add", name)
 	t.Cleanup(func() {
 		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {

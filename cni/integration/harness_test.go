@@ -3,8 +3,6 @@ package integration
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,6 +25,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/ovsmesh/ovsmesh/cni/config"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 const testbedHint = "run `make testbed` (Debian packages containernetworking-plugins, iproute2, iputils-ping, iptables)"
@@ -56,9 +55,7 @@ func run(m *testing.M) int {
 			return 1
 		}
 	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	runID = hex.EncodeToString(b)
+	runID = testbed.RunID(3)
 
 	var err error
 	binDir, err = os.MkdirTemp("", "ovsmesh-cni-"+runID+"-")

@@ -2,8 +2,6 @@ package harness
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/url"
@@ -18,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -78,9 +77,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := checkTools(); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 2)
-	_, _ = rand.Read(b)
-	prefix := "om" + hex.EncodeToString(b)
+	prefix := "om" + testbed.RunID(2)
 	// Short path: unix socket paths must fit in 108 bytes.
 	dir, err := os.MkdirTemp("/tmp", prefix+"-")
 	if err != nil {

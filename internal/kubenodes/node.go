@@ -35,7 +35,7 @@ type Node struct {
 	holder                   *proc.Process
 	containerd, kubelet, kpx *proc.Process
 	ovs                      *testbed.OVS
-	cgroup                                    string // cgroup root name in every hierarchy
+	cgroup                   string // cgroup root name in every hierarchy
 }
 
 // OVSDir is the host side of the node's /var/run/openvswitch (db.sock, the ovs-vswitchd ctl).
@@ -65,10 +65,14 @@ func (n *Node) Exec(ctx context.Context, args ...string) (string, error) {
 }
 
 // Vsctl runs ovs-vsctl against the node's database.
-func (n *Node) Vsctl(ctx context.Context, args ...string) (string, error) { return n.ovs.Vsctl(ctx, args...) }
+func (n *Node) Vsctl(ctx context.Context, args ...string) (string, error) {
+	return n.ovs.Vsctl(ctx, args...)
+}
 
 // Appctl runs ovs-appctl against the node's ovs-vswitchd.
-func (n *Node) Appctl(ctx context.Context, args ...string) (string, error) { return n.ovs.Appctl(ctx, args...) }
+func (n *Node) Appctl(ctx context.Context, args ...string) (string, error) {
+	return n.ovs.Appctl(ctx, args...)
+}
 
 func (n *Node) start(name string, env []string, argv ...string) (*proc.Process, error) {
 	full := n.in()
