@@ -126,7 +126,7 @@ func PodStart(ctx context.Context, e *Env, o PodStartOptions) (PodStartResult, e
 		return r, err
 	}
 	t0 = time.Now()
-	if out, err := c.KubectlStdin(ctx, benchNetworkCluster, "apply", "--server-side", "-f", "-"); err != nil {
+	if out, err := c.KubectlStdin(ctx, kubenodes.NetworkCluster, "apply", "--server-side", "-f", "-"); err != nil {
 		return r, fmt.Errorf("%w\n%s", err, out)
 	}
 	if err := c.WaitNodesReady(ctx, 3*time.Minute); err != nil {
@@ -151,15 +151,6 @@ func msList(ds []time.Duration) string {
 	}
 	return b.String()
 }
-
-const benchNetworkCluster = `apiVersion: network.ovsmesh.io/v1alpha1
-kind: NetworkCluster
-metadata: {name: default}
-spec:
-  tunnel: {type: GRE}
-  loopPrevention: {protocol: STP, helloTime: 1, maxAge: 6, forwardDelay: 4}
-  datapathType: netdev
-`
 
 // startPods creates n pods one after another, each timed from just before its create call
 // to the watch event that first shows it Running with an address, then deletes them all.

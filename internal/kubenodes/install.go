@@ -29,6 +29,18 @@ func (c *Cluster) WaitOperator(ctx context.Context, timeout time.Duration) error
 	return err
 }
 
+// NetworkCluster is the NetworkCluster the tests and benchmarks apply: GRE, the userspace
+// datapath (this machine has no OVS kernel module) and short STP timers, so the mesh
+// converges in seconds.
+const NetworkCluster = `apiVersion: network.ovsmesh.io/v1alpha1
+kind: NetworkCluster
+metadata: {name: default}
+spec:
+  tunnel: {type: GRE}
+  loopPrevention: {protocol: STP, helloTime: 1, maxAge: 6, forwardDelay: 4}
+  datapathType: netdev
+`
+
 // OperatorNamespace is the namespace config/default installs into.
 const OperatorNamespace = "ovsmesh-system"
 

@@ -14,15 +14,6 @@ import (
 	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
 
-const networkCluster = `apiVersion: network.ovsmesh.io/v1alpha1
-kind: NetworkCluster
-metadata: {name: default}
-spec:
-  tunnel: {type: GRE}
-  loopPrevention: {protocol: STP, helloTime: 1, maxAge: 6, forwardDelay: 4}
-  datapathType: netdev
-`
-
 const agentSelector = "app.kubernetes.io/name=ovsmesh-agent"
 
 // TestRealNodes installs ovsmesh on a 3-node cluster as a user does and takes it through a
@@ -82,7 +73,7 @@ func install(ctx context.Context, t *testing.T, c *kubenodes.Cluster) []kubenode
 		}
 	}
 	t0 := time.Now()
-	if out, err := c.KubectlStdin(ctx, networkCluster, "apply", "--server-side", "-f", "-"); err != nil {
+	if out, err := c.KubectlStdin(ctx, kubenodes.NetworkCluster, "apply", "--server-side", "-f", "-"); err != nil {
 		t.Fatalf("apply NetworkCluster: %v\n%s", err, out)
 	}
 	if _, err := c.Kubectl(ctx, "wait", "--for=condition=Available", "networkcluster/default", "--timeout=180s"); err != nil {
