@@ -11,7 +11,9 @@
 //
 // There is no kubelet and no container runtime: the harness plays their part. It starts the
 // agent processes the operator's DaemonSet describes, and it calls the CNI plugin through
-// libcni to attach "pods" (network namespaces) to kbr0.
+// libcni to attach "pods" (network namespaces) to kbr0. That makes it fast, which the e2e
+// fault tests and the benchmarks need; the same product on real kubelets, containerd and
+// kube-proxy is internal/kubenodes (the demo, test/realnode).
 //
 // Every name carries a per-run prefix and everything is removed on Close, on failure and on
 // Ctrl-C. Traffic stays inside the namespaces the harness made.
