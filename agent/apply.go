@@ -38,8 +38,9 @@ type Applier struct {
 	Host       hostnet.Interface
 	OVS        OVSSide
 	CNIConfDir string
-	// CNIBinDir is where install-cni put the plugins; Cleanup removes those it recorded
-	// there ("" = leave the plugins).
+	// CNIBinDir is where the runtime finds the plugins: Apply writes no CNI config that names
+	// a plugin missing there, and Cleanup removes those install-cni recorded there ("" =
+	// neither).
 	CNIBinDir string
 	// CNIIPAMDataDir is host-local's dataDir in the CNI config ("" = its default).
 	CNIIPAMDataDir string
@@ -140,6 +141,16 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	conf, err := renderCNI(s.CNI, a.CNIIPAMDataDir)
 	if err != nil {
 		return r, withReason(ReasonCNIConfigError, err)
+	}
+	if a.CNIBinDir != "" {
+		missing, err := missingPlugins(a.CNIBinDir, conf)
+		if err != nil {
+			return r, withReason(ReasonCNIConfigError, err)
+		}
+		if len(missing) > 0 {
+			return r, withReason(ReasonCNIConfigError, fmt.Errorf(
+				"CNI plugins %v named by the config are not in %s, so every pod would fail: the agent pod's install-cni init container installs them", missing, a.CNIBinDir))
+		}
 	}
 	if r.CNIWritten, err = writeFileAtomic(a.CNIConfDir, CNIConfFile, conf); err != nil {
 		return r, withReason(ReasonCNIConfigError, fmt.Errorf("writing CNI config in %s: %w", a.CNIConfDir, err))

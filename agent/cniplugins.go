@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -84,4 +85,37 @@ func removeInstalledPlugins(dir string) ([]string, error) {
 		}
 	}
 	return removed, errors.Join(errs...)
+}
+
+// missingPlugins lists the plugin types the conflist conf names (each plugin's and each
+// IPAM's) that dir holds no executable for. A runtime fails every pod sandbox on such a
+// config, while the node reports its network ready the moment the file appears: the agent
+// checks before it writes.
+func missingPlugins(dir string, conf []byte) ([]string, error) {
+	var list struct {
+		Plugins []struct {
+			Type string `json:"type"`
+			IPAM struct {
+				Type string `json:"type"`
+			} `json:"ipam"`
+		} `json:"plugins"`
+	}
+	if err := json.Unmarshal(conf, &list); err != nil {
+		return nil, fmt.Errorf("reading back the CNI config: %w", err)
+	}
+	var missing []string
+	seen := map[string]bool{}
+	for _, p := range list.Plugins {
+		for _, typ := range []string{p.Type, p.IPAM.Type} {
+			if typ == "" || seen[typ] {
+				continue
+			}
+			seen[typ] = true
+			fi, err := os.Stat(filepath.Join(dir, typ))
+			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+				missing = append(missing, typ)
+			}
+		}
+	}
+	return missing, nil
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -58,5 +59,37 @@ func TestRemoveInstalledPlugins(t *testing.T) {
 	}
 	if removed, err := removeInstalledPlugins(""); err != nil || removed != nil {
 		t.Errorf("no directory: %v %v", removed, err)
+	}
+}
+
+// TestMissingPlugins: the check reads the plugin and IPAM types from the conflist itself and
+// wants an executable file for each.
+func TestMissingPlugins(t *testing.T) {
+	dir := t.TempDir()
+	conf, err := renderCNI(CNIConfig{Bridge: "kbr0", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
+		Gateway: netip.MustParseAddr("10.244.1.1"), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), MTU: 1450}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, mode os.FileMode) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("#!/bin/sh\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ovsmesh", 0o755)
+	write("host-local", 0o644) // not executable
+	got, err := missingPlugins(dir, conf)
+	if err != nil || len(got) != 2 || got[0] != "host-local" || got[1] != "portmap" {
+		t.Fatalf("missing %v, %v; want host-local (not executable) and portmap", got, err)
+	}
+	write("portmap", 0o755)
+	if err := os.Chmod(filepath.Join(dir, "host-local"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := missingPlugins(dir, conf); err != nil || len(got) != 0 {
+		t.Fatalf("missing %v, %v; want none", got, err)
+	}
+	if _, err := missingPlugins(dir, []byte("not json")); err == nil {
+		t.Error("a config that does not parse passed the check")
 	}
 }

@@ -142,7 +142,9 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 	t0 := time.Now()
 	agent, err := e.Start(fmt.Sprintf("ovsmesh-agent%d", k), node, []string{"KUBECONFIG=" + api.kubeconfig},
 		filepath.Join(bin, "ovsmesh-agent"), "--node-name="+self, "--ovsdb-socket="+db.Sock, "--vswitchd-ctl="+ctl,
-		"--cni-conf-dir="+filepath.Join(e.Dir, fmt.Sprintf("net.d%d", k)), "--cni-ipam-data-dir="+filepath.Join(e.Dir, "ipam"))
+		"--cni-conf-dir="+filepath.Join(e.Dir, fmt.Sprintf("net.d%d", k)), "--cni-ipam-data-dir="+filepath.Join(e.Dir, "ipam"),
+		// No pod is ever attached here, so no plugins are installed: no plugin check.
+		"--cni-bin-dir=")
 	if err != nil {
 		return r, err
 	}

@@ -56,7 +56,7 @@ func TestCleanupSubcommand(t *testing.T) {
 	}
 
 	cmd := exec.Command("ip", "netns", "exec", n.NS, bin, "cleanup", "--node-name=n1",
-		"--ovsdb-socket="+n.Sock, "--cni-conf-dir="+cniDir)
+		"--ovsdb-socket="+n.Sock, "--cni-conf-dir="+cniDir, "--cni-bin-dir="+filepath.Join(n.Dir, "cni-bin"))
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(n.Dir, "no-such-kubeconfig"), "KUBERNETES_SERVICE_HOST=")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -80,7 +80,7 @@ func TestCleanupSubcommand(t *testing.T) {
 	}
 
 	// Running it again is harmless.
-	cmd = exec.Command("ip", "netns", "exec", n.NS, bin, "cleanup", "--node-name=n1", "--ovsdb-socket="+n.Sock, "--cni-conf-dir="+cniDir)
+	cmd = exec.Command("ip", "netns", "exec", n.NS, bin, "cleanup", "--node-name=n1", "--ovsdb-socket="+n.Sock, "--cni-conf-dir="+cniDir, "--cni-bin-dir="+filepath.Join(n.Dir, "cni-bin"))
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+filepath.Join(n.Dir, "no-such-kubeconfig"), "KUBERNETES_SERVICE_HOST=")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("second cleanup: %v\n%s", err, out)

@@ -231,7 +231,7 @@ func (c *Cluster) StopOperator() { c.operator.Stop(10 * time.Second) }
 func (c *Cluster) StartAgent(n *Node) error {
 	p, err := startProcess(n.Dir, "agent", n.NS, []string{"KUBECONFIG=" + c.Kubeconfig, "NODE_NAME=" + n.Name},
 		filepath.Join(c.Bin, "ovsmesh-agent"),
-		"--node-name="+n.Name, "--ovsdb-socket="+n.Socket(), "--vswitchd-ctl="+n.VswitchdCtl(), "--cni-conf-dir="+n.CNIConfDir(),
+		"--node-name="+n.Name, "--ovsdb-socket="+n.Socket(), "--vswitchd-ctl="+n.VswitchdCtl(), "--cni-conf-dir="+n.CNIConfDir(), "--cni-bin-dir="+n.CNIBinDir(),
 		"--cni-ipam-data-dir="+n.IPAMDataDir())
 	n.agent = p
 	return err

@@ -36,6 +36,10 @@ func (n *Node) VswitchdCtl() string { return n.ovs.Ctl() }
 // CNIConfDir is where the node's agent writes its conflist.
 func (n *Node) CNIConfDir() string { return filepath.Join(n.Dir, "net.d") }
 
+// CNIBinDir is the node's CNI plugin directory, as /opt/cni/bin on a real node: the
+// ovsmesh plugin built for this run and the reference host-local and portmap (symlinks).
+func (n *Node) CNIBinDir() string { return filepath.Join(n.Dir, "cni-bin") }
+
 // IPAMDataDir is host-local's store for this node.
 func (n *Node) IPAMDataDir() string { return filepath.Join(n.Dir, "ipam") }
 
@@ -64,8 +68,14 @@ func (c *Cluster) addNode(ctx context.Context, idx int) (*Node, error) {
 		Dir:    filepath.Join(c.Dir, fmt.Sprintf("n%d", idx)),
 		ulPort: fmt.Sprintf("%s-u%d", c.Prefix, idx),
 	}
-	for _, d := range []string{n.Dir, n.CNIConfDir(), n.IPAMDataDir()} {
+	for _, d := range []string{n.Dir, n.CNIConfDir(), n.IPAMDataDir(), n.CNIBinDir()} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	for name, target := range map[string]string{"ovsmesh": filepath.Join(c.Bin, "ovsmesh"),
+		"host-local": "/usr/lib/cni/host-local", "portmap": "/usr/lib/cni/portmap"} {
+		if err := os.Symlink(target, filepath.Join(n.CNIBinDir(), name)); err != nil {
 			return nil, err
 		}
 	}

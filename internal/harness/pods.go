@@ -32,7 +32,7 @@ func (c *Cluster) cni(n *Node) (*libcni.CNIConfig, *libcni.NetworkConfigList, er
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: loading the CNI config the agent wrote: %w", n.Name, err)
 	}
-	cfg := libcni.NewCNIConfigWithCacheDir([]string{c.Bin, "/usr/lib/cni"}, filepath.Join(n.Dir, "cni-cache"), nil)
+	cfg := libcni.NewCNIConfigWithCacheDir([]string{n.CNIBinDir()}, filepath.Join(n.Dir, "cni-cache"), nil)
 	return cfg, list, nil
 }
 
