@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ovsmesh/ovsmesh/internal/images"
@@ -22,11 +23,13 @@ import (
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
-// The cluster's addresses. The underlay is a bridge in the root namespace: the API server
-// serves on its address, and each node's eth0 hangs off it.
+// The cluster's addresses. The underlay is a bridge in the root namespace on the first free
+// 10.99.N.0/24: the API server serves on its .1, node K is .(10+K), each node's eth0 hangs
+// off it. The Service and pod networks exist only inside the nodes' namespaces, so every
+// cluster can use the same ones.
 const (
-	underlayPrefix = "10.99.0"
-	BridgeIP       = underlayPrefix + ".1"
+	underlayBase   = "10.99"
+	underlayRanges = 32
 	ServiceCIDR    = "10.96.0.0/24"
 	APIServiceIP   = "10.96.0.1" // the `kubernetes` Service
 	ClusterCIDR    = "10.244.0.0/16"
@@ -54,6 +57,8 @@ type Cluster struct {
 
 	assets, nodeBin, imageDir string
 	bridge                    string
+	underlay                  string   // "10.99.N"
+	underlayLock              *os.File // held while the cluster runs: the /24 is this cluster's
 	pki                       *pki
 	tokens                    map[string]string // user -> token
 	out                       io.Writer
@@ -115,9 +120,6 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			return nil, fmt.Errorf("%s not found: run `make testbed` first", t)
 		}
 	}
-	if err := checkUnderlayFree(); err != nil {
-		return nil, err
-	}
 	prefix := "ok" + testbed.RunID(2)
 	dir, err := os.MkdirTemp("/tmp", prefix+"-")
 	if err != nil {
@@ -131,6 +133,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			c = nil
 		}
 	}()
+	if c.underlay, c.underlayLock, err = claimUnderlay(); err != nil {
+		return
+	}
 	if err = c.Step("build the images (operator, agent, test pod) as OCI archives", func() error {
 		_, err := images.Build(ctx, testenv.RepoRoot(), c.imageDir, images.All, ImageTag)
 		if err != nil {
@@ -153,24 +158,38 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	return c, nil
 }
 
-// checkUnderlayFree refuses to start when the underlay's subnet is already routed here (a
-// second cluster, or a network of the machine's own).
-func checkUnderlayFree() error {
-	out, err := exec.Command("ip", "-4", "route", "show", underlayPrefix+".0/24").Output()
-	if err != nil {
-		return err
+// claimUnderlay takes the first 10.99.N.0/24 that no other cluster holds (a lock file per
+// range, held until Close) and that is not routed on this machine, so clusters started at
+// once (go test runs packages in parallel) never collide, and a network of the machine's own
+// is never used.
+func claimUnderlay() (string, *os.File, error) {
+	for i := 0; i < underlayRanges; i++ {
+		r := fmt.Sprintf("%s.%d", underlayBase, i)
+		f, err := os.OpenFile(filepath.Join(os.TempDir(), "ovsmesh-kubenodes-"+r+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return "", nil, err
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			f.Close()
+			continue
+		}
+		out, err := exec.Command("ip", "-4", "route", "show", r+".0/24").Output()
+		if err == nil && strings.TrimSpace(string(out)) == "" {
+			return r, f, nil
+		}
+		f.Close()
 	}
-	if s := strings.TrimSpace(string(out)); s != "" {
-		return fmt.Errorf("%s.0/24 is already routed on this machine (%q): another real-node cluster is running, or the machine uses that network", underlayPrefix, s)
-	}
-	return nil
+	return "", nil, fmt.Errorf("no free %s.N.0/24 (N < %d) for the underlay: every one is routed here or held by a running cluster", underlayBase, underlayRanges)
 }
+
+// BridgeIP is the underlay bridge's address, where the API server serves.
+func (c *Cluster) BridgeIP() string { return c.underlay + ".1" }
 
 func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if _, err := run(ctx, "ip", "link", "add", c.bridge, "type", "bridge"); err != nil {
 		return err
 	}
-	for _, s := range [][]string{{"addr", "add", BridgeIP + "/24", "dev", c.bridge}, {"link", "set", c.bridge, "up"}} {
+	for _, s := range [][]string{{"addr", "add", c.BridgeIP() + "/24", "dev", c.bridge}, {"link", "set", c.bridge, "up"}} {
 		if _, err := run(ctx, "ip", s...); err != nil {
 			return err
 		}
@@ -179,7 +198,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err := os.MkdirAll(pkiDir, 0o700); err != nil {
 		return err
 	}
-	p, err := makePKI(pkiDir, []net.IP{net.ParseIP(BridgeIP), net.ParseIP(APIServiceIP), net.ParseIP("127.0.0.1")})
+	p, err := makePKI(pkiDir, []net.IP{net.ParseIP(c.BridgeIP()), net.ParseIP(APIServiceIP), net.ParseIP("127.0.0.1")})
 	if err != nil {
 		return err
 	}
@@ -221,7 +240,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}
 	c.cp = append(c.cp, etcd)
 	api, err := proc.Start(c.Dir, "kube-apiserver", "", nil, filepath.Join(c.assets, "kube-apiserver"),
-		"--etcd-servers", etcdURL, "--bind-address", BridgeIP, "--advertise-address", BridgeIP, "--secure-port", apiPort,
+		"--etcd-servers", etcdURL, "--bind-address", c.BridgeIP(), "--advertise-address", c.BridgeIP(), "--secure-port", apiPort,
 		"--tls-cert-file", p.ServingCert, "--tls-private-key-file", p.ServingKey, "--client-ca-file", p.CACert,
 		"--service-cluster-ip-range", ServiceCIDR, "--allow-privileged=true", "--authorization-mode", "Node,RBAC",
 		"--token-auth-file", tokFile, "--service-account-issuer", "https://kubernetes.default.svc",
@@ -275,7 +294,7 @@ contexts:
 - name: ovsmesh
   context: {cluster: ovsmesh, user: %s}
 current-context: ovsmesh
-`, BridgeIP, apiPort, base64.StdEncoding.EncodeToString(c.pki.CAPEM), user, c.tokens[user], user)
+`, c.BridgeIP(), apiPort, base64.StdEncoding.EncodeToString(c.pki.CAPEM), user, c.tokens[user], user)
 	return os.WriteFile(path, []byte(kc), 0o600)
 }
 
@@ -332,6 +351,10 @@ func (c *Cluster) Close() {
 	_, _ = run(ctx, "ip", "link", "del", c.bridge)
 	if os.Getenv("OVSMESH_KEEP_LOGS") == "" {
 		_ = os.RemoveAll(c.Dir)
+	}
+	if c.underlayLock != nil {
+		c.underlayLock.Close() // releases the flock; the file stays for the next cluster
+		c.underlayLock = nil
 	}
 }
 

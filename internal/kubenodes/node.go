@@ -91,7 +91,7 @@ func (c *Cluster) AddNode(ctx context.Context) (*Node, error) {
 	if i > maxNodes {
 		return nil, fmt.Errorf("at most %d nodes", maxNodes)
 	}
-	n := &Node{Name: nodeName(i), Index: i, IP: fmt.Sprintf("%s.%d", underlayPrefix, 10+i),
+	n := &Node{Name: nodeName(i), Index: i, IP: fmt.Sprintf("%s.%d", c.underlay, 10+i),
 		NS: fmt.Sprintf("%s-n%d", c.Prefix, i), Dir: filepath.Join(c.Dir, nodeName(i)), c: c, cgroup: fmt.Sprintf("%s-n%d", c.Prefix, i)}
 	c.mu.Lock()
 	c.Nodes = append(c.Nodes, n)
@@ -167,7 +167,7 @@ func (n *Node) up(ctx context.Context) error {
 		return err
 	}
 	// Services: the first packet to a ClusterIP needs a route before kube-proxy's DNAT.
-	if _, err := n.Exec(ctx, "ip", "route", "add", ServiceCIDR, "via", BridgeIP); err != nil {
+	if _, err := n.Exec(ctx, "ip", "route", "add", ServiceCIDR, "via", n.c.BridgeIP()); err != nil {
 		return err
 	}
 	// The node's own CNI plugins, as a node image ships them: containerd needs loopback.
