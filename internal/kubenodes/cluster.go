@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ovsmesh/ovsmesh/internal/images"
@@ -57,8 +56,8 @@ type Cluster struct {
 
 	assets, nodeBin, imageDir string
 	bridge                    string
-	underlay                  string   // "10.99.N"
-	underlayLock              *os.File // held while the cluster runs: the /24 is this cluster's
+	underlay                  string       // "10.99.N"
+	underlayLock              net.Listener // held while the cluster runs: the /24 is this cluster's
 	pki                       *pki
 	tokens                    map[string]string // user -> token
 	out                       io.Writer
@@ -158,26 +157,23 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	return c, nil
 }
 
-// claimUnderlay takes the first 10.99.N.0/24 that no other cluster holds (a lock file per
-// range, held until Close) and that is not routed on this machine, so clusters started at
-// once (go test runs packages in parallel) never collide, and a network of the machine's own
-// is never used.
-func claimUnderlay() (string, *os.File, error) {
+// claimUnderlay takes the first 10.99.N.0/24 that no other cluster holds and that is not
+// routed on this machine, so clusters started at once (go test runs packages in parallel)
+// never collide, and a network of the machine's own is never used. The hold is an abstract
+// unix socket bound in the root network namespace: the kernel releases it when the process
+// ends, however it ends, and it leaves no file behind.
+func claimUnderlay() (string, net.Listener, error) {
 	for i := 0; i < underlayRanges; i++ {
 		r := fmt.Sprintf("%s.%d", underlayBase, i)
-		f, err := os.OpenFile(filepath.Join(os.TempDir(), "ovsmesh-kubenodes-"+r+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		l, err := net.Listen("unix", "@ovsmesh-kubenodes-"+r)
 		if err != nil {
-			return "", nil, err
-		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-			f.Close()
-			continue
+			continue // held by another cluster
 		}
 		out, err := exec.Command("ip", "-4", "route", "show", r+".0/24").Output()
 		if err == nil && strings.TrimSpace(string(out)) == "" {
-			return r, f, nil
+			return r, l, nil
 		}
-		f.Close()
+		l.Close()
 	}
 	return "", nil, fmt.Errorf("no free %s.N.0/24 (N < %d) for the underlay: every one is routed here or held by a running cluster", underlayBase, underlayRanges)
 }
@@ -353,7 +349,7 @@ func (c *Cluster) Close() {
 		_ = os.RemoveAll(c.Dir)
 	}
 	if c.underlayLock != nil {
-		c.underlayLock.Close() // releases the flock; the file stays for the next cluster
+		c.underlayLock.Close()
 		c.underlayLock = nil
 	}
 }
