@@ -22,12 +22,7 @@ func testNS(t *testing.T) (string, *Host) {
 		}
 	}
 	name := "ovsmt-hn-" + testbed.RunID(4)
-	sh(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v %s", name, err, out)
-		}
-	})
+	testbed.NetNS(t, name)
 	ns, err := netns.GetFromName(name)
 	if err != nil {
 		t.Fatal(err)
@@ -38,7 +33,6 @@ func testNS(t *testing.T) (string, *Host) {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	sh(t, "ip", "-n", name, "link", "set", "lo", "up")
 	return name, h
 }
 

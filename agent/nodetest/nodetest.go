@@ -62,13 +62,7 @@ func New(t *testing.T, name string) *Node {
 	t.Helper()
 	RequireBinaries(t, "ip", "nft", "ovsdb-tool", "ovsdb-server", "ovs-vswitchd", "ovs-vsctl", "ovs-appctl")
 	n := &Node{t: t, NS: name}
-	Sh(t, "ip", "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v %s", name, err, out)
-		}
-	})
-	Sh(t, "ip", "-n", name, "link", "set", "lo", "up")
+	testbed.NetNS(t, name)
 	h, err := netns.GetFromName(name)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/cni/config"
 	"github.com/ovsmesh/ovsmesh/cni/plugin"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 // TestAddCheckDel runs the full lifecycle at each supported spec version and checks the
@@ -134,7 +135,7 @@ func TestDelIsIdempotent(t *testing.T) {
 		t.Fatalf("want one reservation after ADD, got %v", n.reservations(l.Name))
 	}
 
-	delNetns(t, p.name) // the runtime tore the sandbox down before calling DEL
+	testbed.DelNetNS(t, p.name) // the runtime tore the sandbox down before calling DEL
 	for i := range 2 {
 		if err := n.del(t, l, p.rt()); err != nil {
 			t.Fatalf("DEL #%d with the netns gone: %v", i+1, err)

@@ -117,22 +117,7 @@ func ourNetns() []string {
 func addNetns(t *testing.T, kind string) (name, path string) {
 	t.Helper()
 	name = fmt.Sprintf("%s-%s%d", prefix(), kind, seq.Add(1))
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
-	}
-	t.Cleanup(func() { delNetns(t, name) })
-	return name, "/run/netns/" + name
-}
-
-// delNetns deletes a netns; one that is already gone is fine (tests delete pods early).
-func delNetns(t *testing.T, name string) {
-	t.Helper()
-	if _, err := os.Stat("/run/netns/" + name); os.IsNotExist(err) {
-		return
-	}
-	if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-		t.Errorf("ip netns del %s: %v: %s", name, err, out)
-	}
+	return name, testbed.NetNS(t, name)
 }
 
 func ctx(t *testing.T) context.Context {

@@ -119,19 +119,9 @@ func (s *Server) StartSwitch(t testing.TB) *Switch {
 	t.Helper()
 	RequireBinaries(t, "ovs-vswitchd", "ovs-appctl", "ip")
 	ns := "om" + testbed.RunID(4)
-	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
-	}
+	testbed.NetNS(t, ns)
 	sw := &Switch{NS: ns, t: t, ovs: s.ovs}
-	t.Cleanup(func() {
-		sw.Stop()
-		if out, err := exec.Command("ip", "netns", "del", ns).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v: %s", ns, err, out)
-		}
-	})
-	if out, err := exec.Command("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up").CombinedOutput(); err != nil {
-		t.Fatalf("lo up in %s: %v: %s", ns, err, out)
-	}
+	t.Cleanup(sw.Stop) // runs before the namespace goes (cleanups run last-in first-out)
 	s.ovs.Prefix = []string{"ip", "netns", "exec", ns}
 	if err := s.ovs.StartVswitchd(context.Background()); err != nil {
 		t.Fatal(err)
