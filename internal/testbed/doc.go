@@ -6,6 +6,7 @@
 //   - RunID: the per-run id in every namespace, link, cgroup and temp dir name, so runs
 //     (and their leftovers, should one crash) never collide;
 //   - WaitFor: the one poll loop (internal/proc.WaitFor);
+//   - NetNS: a network namespace for one test, removed when it ends;
 //   - StartOVS: a private ovsdb-server (and ovs-vswitchd, userspace datapath) from the schema
 //     committed beside the generated models, in this namespace, a network namespace, or a
 //     real-node's namespaces;
