@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/agent/nodetest"
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 // TestTwoNodesPodsPing builds two nodes on one underlay with the agent's apply step, plugs a
@@ -159,5 +160,5 @@ func waitSTP(t *testing.T, nodes ...*nodetest.Node) {
 // userspace datapath reads frames through AF_PACKET and cannot handle offloaded ones.
 func offloadsOff(t *testing.T, ns, dev string) {
 	t.Helper()
-	nodetest.Sh(t, "ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
+	nodetest.Sh(t, append([]string{"ip", "netns", "exec", ns, "ethtool", "-K", dev}, testbed.OffloadArgs...)...)
 }

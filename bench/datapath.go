@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 // DatapathOptions sizes the data-path benchmark.
@@ -264,9 +265,7 @@ func underlayPair(ctx context.Context, e *Env, c *harness.Cluster) ([]endpoint, 
 	return out, nil
 }
 
-func offloadsOff(ctx context.Context, ns, dev string) {
-	_, _ = inNS(ctx, ns, "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
-}
+func offloadsOff(ctx context.Context, ns, dev string) { testbed.OffloadsOff(ctx, ns, dev) }
 
 // switchTunnel changes the NetworkCluster's tunnel type live and waits for Available.
 func switchTunnel(ctx context.Context, c *harness.Cluster, typ string) error {

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
 // run executes a setup or inspection tool (ip, ovs-vsctl, ethtool, ping...). Only the harness
@@ -51,8 +53,5 @@ func delNS(ctx context.Context, ns string) error {
 	return err
 }
 
-// offloadsOff disables checksum and segmentation offloads: the userspace datapath reads frames
-// through AF_PACKET and mishandles partial checksums and 64K GSO frames.
-func offloadsOff(ctx context.Context, ns, dev string) {
-	_, _ = inNS(ctx, ns, "ethtool", "-K", dev, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
-}
+// offloadsOff disables checksum and segmentation offloads (testbed.OffloadsOff).
+func offloadsOff(ctx context.Context, ns, dev string) { testbed.OffloadsOff(ctx, ns, dev) }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,25 +99,8 @@ func (c *Cluster) addNode(ctx context.Context, idx int) (*Node, error) {
 	if err := n.startOVS(ctx); err != nil {
 		return nil, err
 	}
-	// The underlay address must sit on an OVS bridge for userspace-datapath tunnels to find
-	// their route and neighbour (OVS native tunnelling).
-	if _, err := n.Vsctl(ctx, "--may-exist", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", "datapath_type=netdev",
-		fmt.Sprintf(`other_config:hwaddr="02:00:00:00:00:%02x"`, idx), "--", "--may-exist", "add-port", "br-phy", "eth0"); err != nil {
-		return nil, err
-	}
-	if err := waitFor(ctx, 20*time.Second, func() bool {
-		_, err := n.Exec(ctx, "ip", "link", "show", "br-phy")
-		return err == nil
-	}); err != nil {
-		return nil, fmt.Errorf("%s: br-phy did not appear: %w", n.Name, err)
-	}
-	for _, s := range [][]string{
-		{"ip", "addr", "add", n.IP + "/24", "dev", "br-phy"},
-		{"ip", "link", "set", "br-phy", "up"},
-	} {
-		if _, err := n.Exec(ctx, s...); err != nil {
-			return nil, err
-		}
+	if err := n.ovs.UnderlayBridge(ctx, fmt.Sprintf("02:00:00:00:00:%02x", idx), n.IP+"/24", n.Exec); err != nil {
+		return nil, fmt.Errorf("%s: %w", n.Name, err)
 	}
 	// The local API forwarder: agents reach https://127.0.0.1:<port> inside their namespace,
 	// the same URL the admin kubeconfig uses outside.

@@ -3,9 +3,7 @@ package kubenodes
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -204,9 +202,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	c.tokens = map[string]string{}
 	var tok bytes.Buffer
 	addToken := func(user, uid, groups string) {
-		t := make([]byte, 16)
-		_, _ = rand.Read(t)
-		c.tokens[user] = hex.EncodeToString(t)
+		c.tokens[user] = testbed.RunID(16)
 		fmt.Fprintf(&tok, "%s,%s,%s,%q\n", c.tokens[user], user, uid, groups)
 	}
 	addToken("admin", "admin", "system:masters")
@@ -320,7 +316,7 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 
 // KubectlStdin runs kubectl with stdin.
 func (c *Cluster) KubectlStdin(ctx context.Context, stdin string, args ...string) (string, error) {
-	return runStdin(ctx, stdin, c.KubectlBin, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	return testbed.Run(ctx, 3*time.Minute, stdin, c.KubectlBin, append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 }
 
 // Close tears everything down; safe on a partly started cluster and more than once.
@@ -354,22 +350,7 @@ func (c *Cluster) Close() {
 	}
 }
 
-// run executes a setup or inspection tool. Only the test bed does this.
+// run executes a setup or inspection tool (testbed.Run; kubectl wait runs up to 180 s).
 func run(ctx context.Context, name string, args ...string) (string, error) {
-	return runStdin(ctx, "", name, args...)
-}
-
-func runStdin(ctx context.Context, stdin, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if stdin != "" {
-		cmd.Stdin = strings.NewReader(stdin)
-	}
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("%s %s: %w: %s", filepath.Base(name), strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
+	return testbed.Run(ctx, 3*time.Minute, "", name, args...)
 }

@@ -125,8 +125,8 @@ func (n *Node) up(ctx context.Context) error {
 	}
 	// The userspace datapath reads frames over AF_PACKET and mishandles partial checksums and
 	// GSO frames: no offloads on either end of the underlay link.
-	_, _ = run(ctx, "ethtool", "-K", host, "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
-	_, _ = run(ctx, "ip", "netns", "exec", n.NS, "ethtool", "-K", "eth0", "tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
+	testbed.OffloadsOff(ctx, "", host)
+	testbed.OffloadsOff(ctx, n.NS, "eth0")
 
 	// A cgroup root per node in every hierarchy, for its kubelet (cgroupRoot).
 	for _, ctl := range cgroupControllers {
@@ -197,20 +197,8 @@ func (n *Node) startOVS(ctx context.Context) error {
 	if err := n.ovs.StartVswitchd(ctx); err != nil {
 		return fmt.Errorf("%s: %w", n.Name, err)
 	}
-	if _, err := n.Vsctl(ctx, "--may-exist", "add-br", "br-phy", "--", "set", "Bridge", "br-phy", "datapath_type=netdev",
-		fmt.Sprintf(`other_config:hwaddr="02:00:00:00:01:%02x"`, n.Index), "--", "--may-exist", "add-port", "br-phy", "eth0"); err != nil {
-		return err
-	}
-	if err := proc.WaitFor(ctx, 20*time.Second, 100*time.Millisecond, func() bool {
-		_, err := n.Exec(ctx, "ip", "link", "show", "br-phy")
-		return err == nil
-	}); err != nil {
-		return fmt.Errorf("%s: br-phy did not appear: %w", n.Name, err)
-	}
-	for _, s := range [][]string{{"ip", "addr", "add", n.IP + "/24", "dev", "br-phy"}, {"ip", "link", "set", "br-phy", "up"}} {
-		if _, err := n.Exec(ctx, s...); err != nil {
-			return err
-		}
+	if err := n.ovs.UnderlayBridge(ctx, fmt.Sprintf("02:00:00:00:01:%02x", n.Index), n.IP+"/24", n.Exec); err != nil {
+		return fmt.Errorf("%s: %w", n.Name, err)
 	}
 	return nil
 }
@@ -232,29 +220,13 @@ func copyFile(src, dst string) error {
 func (n *Node) teardown(ctx context.Context) {
 	n.kubelet.Stop(10 * time.Second)
 	n.kpx.Stop(5 * time.Second)
-	for round := 0; round < 50; round++ {
-		pids := n.cgroupPids()
-		if len(pids) == 0 {
-			break
-		}
-		for _, p := range pids {
-			_ = syscall.Kill(p, syscall.SIGKILL)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	killUntilGone(n.cgroupPids)
 	n.containerd.Stop(5 * time.Second)
 	n.ovs.Stop()
 	if n.holder != nil {
 		mnt, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", n.holder.Pid()))
-		for round := 0; round < 50 && mnt != ""; round++ {
-			pids := pidsInNamespace("mnt", mnt)
-			if len(pids) == 0 {
-				break
-			}
-			for _, p := range pids {
-				_ = syscall.Kill(p, syscall.SIGKILL)
-			}
-			time.Sleep(100 * time.Millisecond)
+		if mnt != "" {
+			killUntilGone(func() []int { return pidsInNamespace("mnt", mnt) })
 		}
 		n.holder.Kill()
 	}
@@ -267,6 +239,21 @@ func (n *Node) teardown(ctx context.Context) {
 	}
 	n.removeCgroups()
 	_, _ = run(ctx, "ip", "netns", "del", n.NS)
+}
+
+// killUntilGone SIGKILLs the processes list returns until it returns none (a pod's
+// processes can fork while they are being killed), for at most 5 s.
+func killUntilGone(list func() []int) {
+	for round := 0; round < 50; round++ {
+		pids := list()
+		if len(pids) == 0 {
+			return
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // cgroupPids lists every process in the node's pids hierarchy subtree.

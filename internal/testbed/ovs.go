@@ -199,7 +199,7 @@ func (o *OVS) Logs(lines int) string {
 
 // Vsctl runs ovs-vsctl against the database.
 func (o *OVS) Vsctl(ctx context.Context, args ...string) (string, error) {
-	return tool(ctx, "ovs-vsctl", append([]string{"--db=unix:" + o.Socket(), "--timeout=20"}, args...)...)
+	return Run(ctx, time.Minute, "", "ovs-vsctl", append([]string{"--db=unix:" + o.Socket(), "--timeout=20"}, args...)...)
 }
 
 // Appctl runs ovs-appctl against ovs-vswitchd.
@@ -208,17 +208,5 @@ func (o *OVS) Appctl(ctx context.Context, args ...string) (string, error) {
 	if ctl == "" {
 		return "", fmt.Errorf("ovs-vswitchd has not written its pidfile in %s", o.Dir)
 	}
-	return tool(ctx, "ovs-appctl", append([]string{"-t", ctl, "--timeout=20"}, args...)...)
-}
-
-func tool(ctx context.Context, name string, args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var stdout, stderr strings.Builder
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return stdout.String(), fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.String(), nil
+	return Run(ctx, time.Minute, "", "ovs-appctl", append([]string{"-t", ctl, "--timeout=20"}, args...)...)
 }
