@@ -35,11 +35,8 @@ func RecordInstalledPlugins(dir string, names []string) error {
 		all = append(all, n)
 	}
 	sort.Strings(all)
-	tmp := filepath.Join(dir, InstalledPluginsRecord+".tmp")
-	if err := os.WriteFile(tmp, []byte(strings.Join(all, "\n")+"\n"), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, InstalledPluginsRecord))
+	_, err = writeFileAtomic(dir, InstalledPluginsRecord, []byte(strings.Join(all, "\n")+"\n"))
+	return err
 }
 
 func readInstalledPlugins(dir string) ([]string, error) {

@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -49,12 +47,6 @@ func (r PodStartResult) Figures() []Figure {
 		"ovsmesh's includes subnet allocation, the agents' programming and STP (short timers)"))
 }
 
-const refConflist = `{"cniVersion": "1.0.0", "name": "ref", "plugins": [
-  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
-   "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.88.%d.0/24"}]]}},
-  {"type": "portmap", "capabilities": {"portMappings": true}}]}
-`
-
 // PodStart runs the benchmark on a real-node cluster of its own.
 func PodStart(ctx context.Context, e *Env, o PodStartOptions) (PodStartResult, error) {
 	if o.Nodes == 0 {
@@ -79,12 +71,7 @@ func PodStart(ctx context.Context, e *Env, o PodStartOptions) (PodStartResult, e
 	// The reference: Debian's bridge, host-local and portmap, a conflist per node.
 	t0 := time.Now()
 	for _, n := range c.Nodes {
-		for _, p := range []string{"bridge", "host-local", "portmap"} {
-			if err := copyExec(filepath.Join("/usr/lib/cni", p), filepath.Join(n.CNIBinDir(), p)); err != nil {
-				return r, err
-			}
-		}
-		if err := writeAtomic(filepath.Join(n.CNIConfDir(), "05-ref.conflist"), fmt.Sprintf(refConflist, n.Index)); err != nil {
+		if err := n.InstallReferenceCNI(); err != nil {
 			return r, err
 		}
 	}
@@ -97,11 +84,7 @@ func PodStart(ctx context.Context, e *Env, o PodStartOptions) (PodStartResult, e
 	}
 	// Back to a node with no pod network: the reference's files and bridge go.
 	for _, n := range c.Nodes {
-		_ = os.Remove(filepath.Join(n.CNIConfDir(), "05-ref.conflist"))
-		for _, p := range []string{"bridge", "host-local", "portmap"} {
-			_ = os.Remove(filepath.Join(n.CNIBinDir(), p))
-		}
-		_, _ = n.Exec(ctx, "ip", "link", "del", "cni0")
+		n.RemoveReferenceCNI(ctx)
 	}
 	if err := proc.WaitFor(ctx, time.Minute, 250*time.Millisecond, func() bool {
 		s, err := c.NodeStatus(ctx)
@@ -225,21 +208,4 @@ func untilRunning(ctx context.Context, w watch.Interface, t0 time.Time, timeout 
 			return 0, ctx.Err()
 		}
 	}
-}
-
-func copyExec(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o755)
-}
-
-// writeAtomic writes a file the way a CNI config must appear to containerd: whole.
-func writeAtomic(path, content string) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

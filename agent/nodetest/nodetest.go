@@ -1,9 +1,9 @@
 // Package nodetest is test support for the node agent: a network namespace standing in for a
 // node, with its own ovsdb-server and ovs-vswitchd (userspace datapath, started by
 // internal/testbed), after /work/shared/design/ovs-userspace-sim.sh. Being test support, it
-// runs the OVS and ip tools to set up and inspect; product code never does. Everything it makes is removed in
-// t.Cleanup, also on failure (processes killed by PID, namespaces and temp dirs deleted), and
-// every name carries a per-run random prefix.
+// runs the OVS and ip tools to set up and inspect; product code never does. Everything it
+// makes is removed in t.Cleanup, also on failure (processes killed by PID, namespaces and
+// temp dirs deleted), and every name carries a per-run random prefix.
 package nodetest
 
 import (

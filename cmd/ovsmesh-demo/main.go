@@ -143,7 +143,7 @@ func show(ctx context.Context, c *kubenodes.Cluster) {
 		if err != nil {
 			out += err.Error() + "\n"
 		}
-		fmt.Printf("\n$ kubectl %s\n%s", join(args), out)
+		fmt.Printf("\n$ kubectl %s\n%s", strings.Join(args, " "), out)
 	}
 	if len(c.Nodes) == 0 {
 		return
@@ -152,8 +152,6 @@ func show(ctx context.Context, c *kubenodes.Cluster) {
 	out, _ := n.Vsctl(ctx, "show")
 	fmt.Printf("\n$ ovs-vsctl show   # on %s\n%s", n.Name, out)
 }
-
-func join(a []string) string { return strings.Join(a, " ") }
 
 func indent(s string) string {
 	if s = strings.TrimRight(s, "\n"); s == "" {

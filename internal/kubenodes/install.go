@@ -44,14 +44,14 @@ spec:
 // OperatorNamespace is the namespace config/default installs into.
 const OperatorNamespace = "ovsmesh-system"
 
-// NodeSummary is a node's name, Ready status and NetworkUnavailable-like reason.
+// NodeSummary is a node's name and its Ready condition (status, and reason: message).
 type NodeSummary struct {
 	Name   string
 	Ready  bool
 	Reason string
 }
 
-// Nodes lists the Nodes with their Ready condition.
+// NodeStatus lists the Nodes with their Ready condition.
 func (c *Cluster) NodeStatus(ctx context.Context) ([]NodeSummary, error) {
 	out, err := c.Kubectl(ctx, "get", "nodes", "-o", "json")
 	if err != nil {

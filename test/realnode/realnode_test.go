@@ -12,6 +12,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/internal/kubenodes"
 	"github.com/ovsmesh/ovsmesh/internal/proc"
+	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
 const agentSelector = "app.kubernetes.io/name=ovsmesh-agent"
@@ -372,7 +373,7 @@ func uninstall(ctx context.Context, t *testing.T, c *kubenodes.Cluster) {
 	if _, err := c.Kubectl(ctx, "delete", "networkcluster", "default", "--timeout=180s"); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := c.Kubectl(ctx, "delete", "-k", filepath.Join(repoRoot(), "config", "default"), "--timeout=120s"); err != nil {
+	if out, err := c.Kubectl(ctx, "delete", "-k", filepath.Join(testenv.RepoRoot(), "config", "default"), "--timeout=120s"); err != nil {
 		t.Fatalf("kubectl delete -k config/default: %v\n%s", err, out)
 	}
 	if err := proc.WaitFor(ctx, 2*time.Minute, 500*time.Millisecond, func() bool {
@@ -413,11 +414,6 @@ func uninstall(ctx context.Context, t *testing.T, c *kubenodes.Cluster) {
 	}
 }
 
-func repoRoot() string {
-	wd, _ := os.Getwd()
-	return filepath.Clean(filepath.Join(wd, "..", ".."))
-}
-
 type logWriter struct{ t *testing.T }
 
 func (w logWriter) Write(p []byte) (int, error) {
@@ -432,9 +428,9 @@ func dump(t *testing.T, c *kubenodes.Cluster) {
 	t.Logf("--- cluster ---\n%s", out)
 	out, _ = c.Kubectl(ctx, "logs", "-n", kubenodes.OperatorNamespace, "deployment/ovsmesh-controller-manager", "--tail=30")
 	t.Logf("--- operator log ---\n%s", out)
+	out, _ = c.Kubectl(ctx, "logs", "-n", kubenodes.OperatorNamespace, "-l", agentSelector, "--tail=20", "--prefix")
+	t.Logf("--- agent logs ---\n%s", out)
 	for _, n := range c.Nodes {
-		out, _ := c.Kubectl(ctx, "logs", "-n", kubenodes.OperatorNamespace, "-l", agentSelector, "--tail=20", "--prefix")
-		t.Logf("--- agent logs ---\n%s", out)
 		b, _ := os.ReadFile(filepath.Join(n.Dir, "kubelet.log"))
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 		if len(lines) > 15 {
