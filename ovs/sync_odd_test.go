@@ -13,6 +13,9 @@ func TestSyncTunnelsReplacesOddOwnedPort(t *testing.T) {
 	ensureBridge(t, c, BridgeSpec{Name: "obr0", Protocol: ProtocolSTP})
 	srv.Vsctl("add-bond", "obr0", "vxlan-ac1e0002", "ifa", "ifb", "--", "set", "Port", "vxlan-ac1e0002",
 		"external_ids:ovsmesh.io/owner=ovsmesh", "external_ids:ovsmesh.io/tunnel-peer=node2")
+	// The sync must see the odd port: wait for the monitor to bring it into the cache (a sync
+	// on a cache without it would try to create the name anew and be refused).
+	waitCached(t, c, "vxlan-ac1e0002")
 	peers := threePeers("vxlan")[:1]
 	res := mustSync(t, c, "obr0", peers)
 	if res.Added != 1 || res.Deleted != 1 {
