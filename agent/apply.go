@@ -10,6 +10,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/hostnet"
+	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
 // OVSSide is the OVS half of the node state. ovsside.go implements it on the ovs package's
@@ -20,9 +21,9 @@ type OVSSide interface {
 	// exists), its veth port and the whole tunnel mesh match s. The mesh is one transaction.
 	// It returns how many OVSDB operations it committed: 0 when OVS already matched.
 	Apply(ctx context.Context, s OVSState) (ops int, err error)
-	// Peers reports each desired tunnel with its BFD and STP/RSTP state, and how many
-	// ovsmesh tunnel ports the bridge has.
-	Peers(ctx context.Context, s OVSState) (peers []v1alpha1.PeerStatus, tunnelCount int, err error)
+	// Ports reports every port of the bridge as OVS sees it (spanning-tree and BFD state,
+	// protection, whether ovs-vswitchd has set it up); none when there is no bridge.
+	Ports(ctx context.Context, bridge string) ([]ovs.PortState, error)
 	// DeleteBridge removes the bridge with its ports if ovsmesh owns it; a missing bridge is
 	// not an error. It returns the number of operations committed.
 	DeleteBridge(ctx context.Context, bridge string) (ops int, err error)
@@ -52,8 +53,7 @@ type Result struct {
 	HostChanges []string
 	OVSOps      int
 	CNIWritten  bool
-	Peers       []v1alpha1.PeerStatus
-	TunnelCount int
+	Tunnels     TunnelReport
 	Duration    time.Duration
 }
 
@@ -65,11 +65,16 @@ const (
 	ReasonApplied = "Applied"
 	// ReasonSpanningTreeConverging: programmed, but some tunnel ports are not forwarding yet.
 	ReasonSpanningTreeConverging = v1alpha1.ReasonSpanningTreeConverging
-	ReasonNoUnderlay             = "NoUnderlay"
-	ReasonInvalidConfig          = "InvalidConfig"
-	ReasonHostConflict           = "HostConflict"
-	ReasonHostError              = "HostError"
-	ReasonOVSUnavailable         = "OVSUnavailable"
+	// ReasonTunnelsNotLive: programmed (split horizon), but ovs-vswitchd has not set every
+	// tunnel port up yet.
+	ReasonTunnelsNotLive = v1alpha1.ReasonTunnelsNotLive
+	// ReasonSpanningTreeLimit: the mesh needs more tunnel ports than the protocol covers.
+	ReasonSpanningTreeLimit = v1alpha1.ReasonSpanningTreeLimit
+	ReasonNoUnderlay        = "NoUnderlay"
+	ReasonInvalidConfig     = "InvalidConfig"
+	ReasonHostConflict      = "HostConflict"
+	ReasonHostError         = "HostError"
+	ReasonOVSUnavailable    = "OVSUnavailable"
 	// ReasonVswitchdUnavailable: the database is programmed, but ovs-vswitchd, which turns
 	// it into a data path, does not answer.
 	ReasonVswitchdUnavailable = "VswitchdUnavailable"
@@ -126,6 +131,9 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	if a.OVS == nil {
 		return r, withReason(ReasonOVSUnavailable, errors.New("not connected to ovsdb-server"))
 	}
+	if err := checkTunnelLimit(s.OVS); err != nil {
+		return r, err
+	}
 	r.OVSOps, err = a.OVS.Apply(ctx, s.OVS)
 	if r.OVSOps > 0 {
 		a.Log.Info("OVS changed", "operations", r.OVSOps, "bridge", s.OVS.Bridge, "tunnels", len(s.OVS.Peers))
@@ -159,9 +167,11 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 		a.Log.Info("CNI config written", "dir", a.CNIConfDir, "file", CNIConfFile, "mtu", s.CNI.MTU)
 	}
 
-	if r.Peers, r.TunnelCount, err = a.OVS.Peers(ctx, s.OVS); err != nil {
+	ports, err := a.OVS.Ports(ctx, s.OVS.Bridge)
+	if err != nil {
 		return r, withReason(ReasonOVSError, err)
 	}
+	r.Tunnels = tunnelReport(s.OVS, ports)
 	r.Duration = time.Since(start)
 	return r, nil
 }

@@ -86,8 +86,8 @@ func TestApplyAgainstRealOVS(t *testing.T) {
 	if got := n.Vsctl("get", "Interface", "vobr0", "type", "error"); got != "\"\"\n[]" {
 		t.Errorf("vobr0 interface (system port, no error):\n%s", got)
 	}
-	if r.TunnelCount != 2 || len(r.Peers) != 2 || r.Peers[0].Port != "gre-ac1e0002" || r.Peers[1].NodeName != "n3" {
-		t.Errorf("result peers = %d %+v", r.TunnelCount, r.Peers)
+	if r.Tunnels.Count != 2 || r.Tunnels.Summary.Desired != 2 || r.Tunnels.Summary.Missing != 0 {
+		t.Errorf("result tunnels = %+v", r.Tunnels)
 	}
 	brUUID := n.Vsctl("get", "Bridge", "obr0", "_uuid")
 
@@ -155,8 +155,8 @@ func TestApplyAgainstRealOVS(t *testing.T) {
 	if got := sortedLines(n.Vsctl("list-ports", "obr0")); !reflect.DeepEqual(got, []string{"vobr0", "vxlan-ac1e0002", "vxlan-ac1e0004"}) {
 		t.Errorf("after peer change, obr0 ports = %v", got)
 	}
-	if len(r.HostChanges) != 0 || r.TunnelCount != 2 {
-		t.Errorf("peer change: host changes %v, tunnels %d", r.HostChanges, r.TunnelCount)
+	if len(r.HostChanges) != 0 || r.Tunnels.Count != 2 {
+		t.Errorf("peer change: host changes %v, tunnels %+v", r.HostChanges, r.Tunnels)
 	}
 
 	// Agent restart: a fresh OVS connection and netlink handle adopt everything.

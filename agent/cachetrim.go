@@ -8,10 +8,10 @@ import (
 )
 
 // trimForCache returns the cache transform for NodeSubnets: the agent needs every peer's
-// spec (name, CIDR, node IP) but only its own status, and no managedFields at all. Every
-// NodeSubnet's status lists all its peers, so caching them whole costs O(N²) memory across
-// the cluster (1,001 nodes: ~1M peer entries, ~900 MiB per agent, see BENCHMARKS.md);
-// trimmed, an agent holds O(N).
+// spec (name, CIDR, node IP) but only its own status, and no managedFields at all (with
+// server-side field ownership they are the bulk of a NodeSubnet). Peers' statuses are
+// bounded in size since they carry counts, not peer lists, but an agent still has no use
+// for 1,000 of them.
 //
 // The status of its own NodeSubnet stays, because the agent patches it with a merge patch
 // computed against the cached copy. Peers' statuses are never read.

@@ -13,7 +13,7 @@ func TestTrimForCache(t *testing.T) {
 		return &v1alpha1.NodeSubnet{
 			ObjectMeta: metav1.ObjectMeta{Name: name, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "ovsmesh-agent"}}},
 			Spec:       v1alpha1.NodeSubnetSpec{NodeName: name, CIDR: "10.244.1.0/24"},
-			Status:     v1alpha1.NodeSubnetStatus{TunnelCount: 2, Peers: []v1alpha1.PeerStatus{{NodeName: "b"}, {NodeName: "c"}}},
+			Status:     v1alpha1.NodeSubnetStatus{TunnelCount: 2, UnhealthyPeers: []v1alpha1.PeerStatus{{NodeName: "b"}, {NodeName: "c"}}},
 		}
 	}
 	trim := trimForCache("a")
@@ -23,7 +23,7 @@ func TestTrimForCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := out.(*v1alpha1.NodeSubnet)
-	if own.Status.TunnelCount != 2 || len(own.Status.Peers) != 2 {
+	if own.Status.TunnelCount != 2 || len(own.Status.UnhealthyPeers) != 2 {
 		t.Errorf("own status trimmed: %+v (the agent patches it against the cached copy)", own.Status)
 	}
 	if own.ManagedFields != nil {
@@ -35,7 +35,7 @@ func TestTrimForCache(t *testing.T) {
 		t.Fatal(err)
 	}
 	peer := out.(*v1alpha1.NodeSubnet)
-	if peer.Status.TunnelCount != 0 || peer.Status.Peers != nil || peer.ManagedFields != nil {
+	if peer.Status.TunnelCount != 0 || peer.Status.UnhealthyPeers != nil || peer.ManagedFields != nil {
 		t.Errorf("peer kept status %+v / managedFields %+v", peer.Status, peer.ManagedFields)
 	}
 	if peer.Spec.CIDR != "10.244.1.0/24" || peer.Spec.NodeName != "b" {

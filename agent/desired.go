@@ -49,8 +49,8 @@ type NodeState struct {
 // OVSState is the desired OVS bridge and tunnel mesh.
 type OVSState struct {
 	Bridge       string
-	DatapathType string // "system" or "netdev"
-	Protocol     string // "STP" or "RSTP"
+	DatapathType string                          // "system" or "netdev"
+	Protocol     v1alpha1.LoopPreventionProtocol // STP, RSTP or SplitHorizon
 	Priority     int
 	HelloTime    int
 	MaxAge       int
@@ -146,7 +146,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	s.OVS = OVSState{
 		Bridge:       ovsBridge,
 		DatapathType: string(or(spec.DatapathType, v1alpha1.DatapathSystem)),
-		Protocol:     string(or(lp.Protocol, v1alpha1.ProtocolSTP)),
+		Protocol:     or(lp.Protocol, v1alpha1.ProtocolSTP),
 		// No default here: 0 is a valid (explicit) priority; the API server defaults to 32768.
 		Priority:     int(lp.Priority),
 		HelloTime:    int(orInt(lp.HelloTime, defaultHelloTime)),

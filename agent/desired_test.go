@@ -76,7 +76,7 @@ func TestDesired(t *testing.T) {
 				eq(t, "veth", s.Host.Veth.Name+"/"+s.Host.Veth.PeerName+"/"+s.Host.Veth.Master, "vobr0/vkbr0/kbr0")
 				eq(t, "ovs port", s.OVS.VethPort, "vobr0")
 				eq(t, "offloads", s.Host.Veth.DisableOffloads, false)
-				eq(t, "stp", s.OVS.Protocol+"/"+s.OVS.DatapathType, "STP/system")
+				eq(t, "stp", string(s.OVS.Protocol)+"/"+s.OVS.DatapathType, "STP/system")
 				eq(t, "timers", [4]int{s.OVS.Priority, s.OVS.HelloTime, s.OVS.MaxAge, s.OVS.ForwardDelay}, [4]int{32768, 2, 20, 15})
 				eq(t, "cni", s.CNI, CNIConfig{Bridge: "kbr0", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
 					Gateway: netip.MustParseAddr("10.244.1.1"), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), MTU: 1458})

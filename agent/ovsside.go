@@ -2,7 +2,9 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,8 +18,12 @@ import (
 // ovsSide implements OVSSide on the ovs package.
 type ovsSide struct {
 	c *ovs.Client
-	// vswitchdCtl resolves ovs-vswitchd's unixctl socket for the liveness probe; nil: no probe.
+	// vswitchdCtl resolves ovs-vswitchd's unixctl socket for the liveness probe and the MAC
+	// table flush; nil: neither.
 	vswitchdCtl func() (string, error)
+	// flushPending: the loop prevention changed and the MAC table is not flushed yet. Only
+	// the agent's one reconcile worker calls Apply, so it needs no lock.
+	flushPending bool
 }
 
 // NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe.
@@ -41,8 +47,12 @@ func probeVswitchd(ctx context.Context, ctl func() (string, error)) error {
 }
 
 func bridgeSpec(s OVSState) ovs.BridgeSpec {
+	proto := string(s.Protocol)
+	if !s.Protocol.SpanningTree() {
+		proto = "" // split horizon: no tree, the tunnels are protected instead
+	}
 	return ovs.BridgeSpec{
-		Name: s.Bridge, DatapathType: s.DatapathType, Protocol: s.Protocol,
+		Name: s.Bridge, DatapathType: s.DatapathType, Protocol: proto,
 		Priority: s.Priority, HelloTime: s.HelloTime, MaxAge: s.MaxAge, ForwardDelay: s.ForwardDelay,
 		// standalone: obr0 is a plain learning switch with no controller; it also keeps
 		// forwarding if anyone ever sets a controller that then goes away.
@@ -56,19 +66,48 @@ func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
 		out = append(out, ovs.TunnelSpec{
 			PeerName: p.NodeName, RemoteIP: p.NodeIP.String(), Type: s.TunnelType,
 			Key: s.Key, DstPort: s.DstPort, BFD: s.BFD,
+			// Under a spanning tree a port must not be protected: the tree's paths between
+			// non-root nodes cross the root, through two of its tunnels.
+			Protected: !s.Protocol.SpanningTree(),
 		})
 	}
 	return out
 }
 
 // Apply implements OVSSide: three transactions at most, each skipped when empty — the
-// bridge with spanning tree (before any tunnel can close a loop), the veth port (the port
-// builder needs the bridge in the cache), then the whole mesh at once. A tunnel-type switch
-// is one mesh transaction that deletes the old ports and adds the new ones; the bridge row
-// is not touched.
+// bridge with its loop prevention (before any tunnel can close a loop), the veth port (the
+// port builder needs the bridge in the cache), then the whole mesh at once. A tunnel-type
+// switch is one mesh transaction that deletes the old ports and adds the new ones; the
+// bridge row is not touched.
+//
+// A change of loop prevention is ordered so that the mesh is never without it:
+//   - tree → split horizon: the tunnels are protected first (while the tree still breaks
+//     the loop), and only then is the tree turned off;
+//   - split horizon → tree: the tree goes on first (every port starts blocking/discarding
+//     and forwards only once the protocol says so), and only then are the tunnels
+//     unprotected.
+//
+// ovs-vswitchd applies the database in commit order; when it picks up both transactions in
+// one reconfiguration, it publishes the new forwarding configuration to its packet threads
+// at once, so either way no packet sees the state in between. After a change the bridge's
+// MAC table is flushed: MACs learned along the tree would blackhole traffic under split
+// horizon until they aged out.
 func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	n := 0
-	ops, err := o.c.EnsureBridgeOps(ctx, bridgeSpec(s))
+	spec := bridgeSpec(s)
+	cur, exists, err := o.c.LoopPrevention(ctx, s.Bridge)
+	if err != nil {
+		return n, err
+	}
+	changed := exists && !strings.EqualFold(cur, spec.Protocol)
+	if changed && spec.Protocol == "" {
+		res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
+		n += res.Ops
+		if err != nil {
+			return n, err
+		}
+	}
+	ops, err := o.c.EnsureBridgeOps(ctx, spec)
 	if err != nil {
 		return n, err
 	}
@@ -86,50 +125,27 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	n += len(ops)
 	res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
 	n += res.Ops
-	return n, err
-}
-
-// Peers implements OVSSide. The tunnel count is what is on the bridge (ovsmesh's tunnel
-// ports), which can differ from the desired peers while a change is in flight.
-func (o *ovsSide) Peers(ctx context.Context, s OVSState) ([]v1alpha1.PeerStatus, int, error) {
-	states, err := o.c.PortStates(ctx, s.Bridge)
 	if err != nil {
-		return nil, 0, err
+		return n, err
 	}
-	byName := map[string]ovs.PortState{}
-	tunnels := 0
-	for _, st := range states {
-		byName[st.Name] = st
-		if st.Owned && st.Peer != "" {
-			tunnels++
+	// Remembered until it succeeds: once the bridge matches, nothing else says a flush is due.
+	o.flushPending = o.flushPending || changed
+	if o.flushPending && o.vswitchdCtl != nil {
+		ctl, err := o.vswitchdCtl()
+		if err == nil {
+			err = ovs.FlushFDB(ctx, ctl, s.Bridge)
 		}
-	}
-	peers := make([]v1alpha1.PeerStatus, 0, len(s.Peers))
-	for _, spec := range tunnelSpecs(s) {
-		name := ovs.PortName(spec)
-		ps := v1alpha1.PeerStatus{NodeName: spec.PeerName, NodeIP: spec.RemoteIP, Port: name, State: v1alpha1.PeerUnknown}
-		if st, ok := byName[name]; ok {
-			ps.STPState = st.STPState
-			if st.RSTPState != "" {
-				ps.STPState = st.RSTPState
-			}
-			if s.BFD {
-				ps.State = bfdState(st.BFDState)
-			}
+		if err != nil {
+			return n, fmt.Errorf("flushing the MAC table of %s after the loop-prevention change: %w", s.Bridge, err)
 		}
-		peers = append(peers, ps)
+		o.flushPending = false
 	}
-	return peers, tunnels, nil
+	return n, nil
 }
 
-func bfdState(s string) v1alpha1.PeerState {
-	switch s {
-	case "up":
-		return v1alpha1.PeerUp
-	case "down", "admin_down", "init":
-		return v1alpha1.PeerDown
-	}
-	return v1alpha1.PeerUnknown
+// Ports implements OVSSide.
+func (o *ovsSide) Ports(ctx context.Context, bridge string) ([]ovs.PortState, error) {
+	return o.c.PortStates(ctx, bridge)
 }
 
 // DeleteBridge implements OVSSide.

@@ -105,12 +105,12 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 			if err == nil {
 				if res.Changed() {
 					log.Info("node converged", "hostChanges", len(res.HostChanges), "ovsOperations", res.OVSOps,
-						"cniWritten", res.CNIWritten, "tunnels", res.TunnelCount, "mtu", s.MTU, "took", res.Duration.String())
+						"cniWritten", res.CNIWritten, "tunnels", res.Tunnels.Count, "mtu", s.MTU, "took", res.Duration.String())
 				}
 				if perr := r.patchStatus(ctx, own, readyStatus(own.Status, nc.Generation, s, res)); perr != nil {
 					return ctrl.Result{}, perr
 				}
-				if converging(res.Peers) > 0 {
+				if !res.Tunnels.Ready() {
 					// Port state changes arrive through OVSDB too; polling is the safety net
 					// that turns Ready on within a second of convergence.
 					return ctrl.Result{RequeueAfter: time.Second}, nil

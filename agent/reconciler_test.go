@@ -121,8 +121,12 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 
 	a := startAgent(t, env, n, "n1")
 	ns = waitStatus(t, c, "n1", "Ready", isReady(nc.Generation))
-	if ns.Status.TunnelCount != 1 || ns.Status.MTU != 1458 || len(ns.Status.Peers) != 1 ||
-		ns.Status.Peers[0].NodeName != "n2" || ns.Status.Peers[0].Port != "gre-ac1e0002" {
+	// Ready: the one tunnel is live and forwarding. Its peer has no node behind it, so BFD
+	// (on in testCluster) calls it down: counted, and listed as the one unhealthy peer.
+	if ns.Status.TunnelCount != 1 || ns.Status.MTU != 1458 || ns.Status.Tunnels.Desired != 1 ||
+		ns.Status.Tunnels.Live != 1 || ns.Status.Tunnels.Forwarding != 1 || ns.Status.Tunnels.Down != 1 ||
+		len(ns.Status.UnhealthyPeers) != 1 || ns.Status.UnhealthyPeers[0].NodeName != "n2" ||
+		ns.Status.UnhealthyPeers[0].Port != "gre-ac1e0002" || ns.Status.UnhealthyPeers[0].Reason != v1alpha1.PeerReasonDown {
 		t.Errorf("status = %+v", ns.Status)
 	}
 	t.Logf("Ready: %s", ready(ns).Message)
@@ -132,7 +136,7 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	if err := c.Create(ctx, &n3); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, c, "n1", "2 tunnels", func(ns *v1alpha1.NodeSubnet) bool { return ns.Status.TunnelCount == 2 && len(ns.Status.Peers) == 2 })
+	waitStatus(t, c, "n1", "2 tunnels", func(ns *v1alpha1.NodeSubnet) bool { return ns.Status.TunnelCount == 2 && ns.Status.Tunnels.Desired == 2 })
 	if got := sortedLines(n.Vsctl("list-ports", "obr0")); !slices.Equal(got, []string{"gre-ac1e0002", "gre-ac1e0003", "vobr0"}) {
 		t.Errorf("ports = %v", got)
 	}
@@ -140,12 +144,7 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	// STP state reaches the status through OVS change events (forward delay 4 s: listening,
 	// learning, then forwarding; nothing else is on the segment, so no port blocks).
 	waitStatus(t, c, "n1", "STP forwarding on the tunnels", func(ns *v1alpha1.NodeSubnet) bool {
-		for _, p := range ns.Status.Peers {
-			if p.STPState != "forwarding" {
-				return false
-			}
-		}
-		return len(ns.Status.Peers) == 2
+		return ns.Status.Tunnels.Forwarding == 2 && ns.Status.Tunnels.Converging == 0
 	})
 
 	// Live switch to VXLAN: a new generation is applied and reported.

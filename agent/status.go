@@ -9,57 +9,51 @@ import (
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
-// readyStatus returns st updated for a successful apply: Ready=True, the tunnels and their
-// peers' state, the MTU in use and the generation of the NetworkCluster that was applied.
-// Pure, like Desired: the reconciler patches the result only when it differs.
+// readyStatus returns st updated for a successful apply: Ready, the tunnel counts and the
+// peers that need attention, the MTU in use and the generation of the NetworkCluster that
+// was applied. Pure, like Desired: the reconciler patches the result only when it differs.
+//
+// Its size does not depend on the cluster's: counts, and at most MaxUnhealthyPeers peers.
+// A peer joining changes a count or two and the Ready message, so the merge patch the
+// reconciler sends for it is a few hundred bytes at any cluster size.
 func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r Result) v1alpha1.NodeSubnetStatus {
 	st = *st.DeepCopy()
+	t := r.Tunnels
 	st.ObservedGeneration = generation
-	st.TunnelCount = int32(r.TunnelCount)
-	st.Peers = r.Peers
-	st.MTU = int32(s.MTU)
-	up, known := 0, 0
-	for _, p := range r.Peers {
-		if p.State != v1alpha1.PeerUnknown {
-			known++
-		}
-		if p.State == v1alpha1.PeerUp {
-			up++
-		}
+	st.TunnelCount = int32(t.Count)
+	st.Tunnels = t.Summary
+	st.UnhealthyPeers = nil
+	if len(t.Unhealthy) > 0 {
+		st.UnhealthyPeers = append([]v1alpha1.PeerStatus(nil), t.Unhealthy[:min(len(t.Unhealthy), v1alpha1.MaxUnhealthyPeers)]...)
 	}
-	msg := fmt.Sprintf("%d %s tunnels on %s, MTU %d", r.TunnelCount, s.OVS.TunnelType, s.OVS.Bridge, s.MTU)
-	if known > 0 {
-		msg += fmt.Sprintf(", BFD: %d/%d peers up", up, len(r.Peers))
+	st.MTU = int32(s.MTU)
+	msg := fmt.Sprintf("%d %s tunnels on %s (%s), MTU %d", t.Count, s.OVS.TunnelType, s.OVS.Bridge, s.OVS.Protocol, s.MTU)
+	if s.OVS.BFD {
+		msg += fmt.Sprintf(", BFD: %d/%d peers up", t.Summary.Up, t.Summary.Desired)
 	}
 	cond := metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied,
 		Message: msg, ObservedGeneration: generation,
 	}
-	// Everything is programmed, but a tunnel port that spanning tree has not yet moved to a
-	// stable state drops traffic: Ready (and so the NetworkCluster's Available, and
-	// `kubectl wait`) must not claim pods can talk before they can.
-	if n := converging(r.Peers); n > 0 {
+	// Everything is programmed, but a tunnel port that ovs-vswitchd has not set up, or that
+	// spanning tree has not yet moved to a stable state, drops traffic: Ready (and so the
+	// NetworkCluster's Available, and `kubectl wait`) must not claim pods can talk before
+	// they can.
+	if !t.Ready() {
 		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonSpanningTreeConverging
-		cond.Message = fmt.Sprintf("%s; spanning tree is still converging on %d of %d tunnel ports", msg, n, len(r.Peers))
+		what := "spanning tree is still converging on"
+		if !s.OVS.Protocol.SpanningTree() {
+			cond.Reason, what = ReasonTunnelsNotLive, "ovs-vswitchd has not yet set up"
+		}
+		cond.Message = fmt.Sprintf("%s; %s %d of %d tunnel ports", msg, what, t.Summary.Converging+t.Summary.Missing, t.Summary.Desired)
+		if len(t.Unhealthy) > 0 {
+			u := t.Unhealthy[0]
+			cond.Message += fmt.Sprintf(" (first: %s, %s: %s)", u.NodeName, u.Reason, u.Message)
+		}
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionCleanedUp)
 	return st
-}
-
-// converging counts the tunnel ports in a transitional spanning-tree state: STP's listening
-// and learning (2 × forward delay after a port appears), RSTP's learning, or no state yet
-// (ovs-vswitchd has not reported the new port). Blocking and discarding are stable: they are
-// how the loop is broken.
-func converging(peers []v1alpha1.PeerStatus) int {
-	n := 0
-	for _, p := range peers {
-		switch p.STPState {
-		case "", "listening", "learning":
-			n++
-		}
-	}
-	return n
 }
 
 // notReadyStatus returns st with Ready=False, the reason taken from err. The rest of the
@@ -84,7 +78,7 @@ func cleanedStatus(st v1alpha1.NodeSubnetStatus, generation int64, err error) v1
 	if err != nil {
 		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonCleanupFailed, truncate(err.Error())
 	} else {
-		st.TunnelCount, st.Peers, st.MTU = 0, nil, 0
+		st.TunnelCount, st.Tunnels, st.UnhealthyPeers, st.MTU = 0, v1alpha1.TunnelSummary{}, nil, 0
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,27 +16,46 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/hostnet"
+	"github.com/ovsmesh/ovsmesh/ovs"
 )
+
+// ports builds the port states OVS would report for n1's tunnels to n2 and n3 (GRE), plus
+// the veth, with f filling in each tunnel's state.
+func ports(f func(i int, p *ovs.PortState)) []ovs.PortState {
+	out := []ovs.PortState{{Name: "vobr0", Owned: true, Live: true}}
+	for i, name := range []string{"gre-ac1e0002", "gre-ac1e0003"} {
+		p := ovs.PortState{Name: name, Owned: true, Peer: []string{"n2", "n3"}[i], InterfaceType: "gre", Live: true}
+		f(i, &p)
+		out = append(out, p)
+	}
+	return out
+}
 
 func TestReadyStatus(t *testing.T) {
 	s, err := Desired(defaultSpec(), threeNodes(), "n1", 1500)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Result{TunnelCount: 2, Peers: []v1alpha1.PeerStatus{
-		{NodeName: "n2", NodeIP: "172.30.0.2", Port: "gre-ac1e0002", State: v1alpha1.PeerUp, STPState: "forwarding"},
-		{NodeName: "n3", NodeIP: "172.30.0.3", Port: "gre-ac1e0003", State: v1alpha1.PeerDown, STPState: "blocking"},
-	}}
+	s.OVS.BFD = true
+	r := Result{Tunnels: tunnelReport(s.OVS, ports(func(i int, p *ovs.PortState) {
+		p.STPState, p.STPRole, p.BFDState = []string{"forwarding", "blocking"}[i], []string{"root", "alternate"}[i], []string{"up", "down"}[i]
+	}))}
 	old := v1alpha1.NodeSubnetStatus{Conditions: []metav1.Condition{
 		{Type: v1alpha1.ConditionCleanedUp, Status: metav1.ConditionTrue, Reason: ReasonCleanedUp},
 	}}
 	st := readyStatus(old, 7, s, r)
-	if st.ObservedGeneration != 7 || st.TunnelCount != 2 || st.MTU != 1458 || !reflect.DeepEqual(st.Peers, r.Peers) {
+	wantSum := v1alpha1.TunnelSummary{Desired: 2, Live: 2, Forwarding: 1, Blocked: 1, Up: 1, Down: 1}
+	if st.ObservedGeneration != 7 || st.TunnelCount != 2 || st.MTU != 1458 || st.Tunnels != wantSum {
 		t.Errorf("status = %+v", st)
+	}
+	// The peer BFD calls down is listed; the healthy one is not.
+	if len(st.UnhealthyPeers) != 1 || st.UnhealthyPeers[0].NodeName != "n3" || st.UnhealthyPeers[0].Reason != v1alpha1.PeerReasonDown ||
+		st.UnhealthyPeers[0].Port != "gre-ac1e0003" || st.UnhealthyPeers[0].STPState != "blocking" {
+		t.Errorf("unhealthy peers = %+v", st.UnhealthyPeers)
 	}
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
 	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonApplied ||
-		c.Message != "2 gre tunnels on obr0, MTU 1458, BFD: 1/2 peers up" || c.ObservedGeneration != 7 {
+		c.Message != "2 gre tunnels on obr0 (STP), MTU 1458, BFD: 1/2 peers up" || c.ObservedGeneration != 7 {
 		t.Errorf("Ready = %+v", c)
 	}
 	if meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionCleanedUp) != nil {
@@ -50,31 +70,136 @@ func TestReadyStatus(t *testing.T) {
 	}
 }
 
-func TestReadyWaitsForSpanningTree(t *testing.T) {
-	s, err := Desired(defaultSpec(), threeNodes(), "n1", 1500)
+// TestReadyMeansForwarding: Ready is True only when every tunnel carries traffic or is held
+// back by spanning tree on purpose, in each of the three modes. RSTP's states are
+// capitalised and its Discarding is stable only as Alternate/Backup.
+func TestReadyMeansForwarding(t *testing.T) {
+	type port struct{ state, role string }
+	for _, tc := range []struct {
+		proto  v1alpha1.LoopPreventionProtocol
+		ports  [2]port
+		live   [2]bool
+		prot   [2]bool
+		ready  metav1.ConditionStatus
+		reason string
+	}{
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"blocking", "alternate"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionTrue, ReasonApplied},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"blocking", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"learning", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"listening", "designated"}, {"listening", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"", ""}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"forwarding", "designated"}}, [2]bool{true, false}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Discarding", "Alternate"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionTrue, ReasonApplied},
+		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Discarding", "Designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Learning", "Designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		// A STP-state string under RSTP (a bridge that has not switched yet) is not RSTP forwarding.
+		{v1alpha1.ProtocolRSTP, [2]port{{"forwarding", "root"}, {"forwarding", "root"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, true}, [2]bool{true, true}, metav1.ConditionTrue, ReasonApplied},
+		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, false}, [2]bool{true, true}, metav1.ConditionFalse, ReasonTunnelsNotLive},
+		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, true}, [2]bool{true, false}, metav1.ConditionFalse, ReasonTunnelsNotLive},
+	} {
+		spec := defaultSpec()
+		spec.LoopPrevention.Protocol = tc.proto
+		s, err := Desired(spec, threeNodes(), "n1", 1500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Result{Tunnels: tunnelReport(s.OVS, ports(func(i int, p *ovs.PortState) {
+			if tc.proto == v1alpha1.ProtocolRSTP {
+				p.RSTPState, p.RSTPRole = tc.ports[i].state, tc.ports[i].role
+			} else {
+				p.STPState, p.STPRole = tc.ports[i].state, tc.ports[i].role
+			}
+			p.Live, p.Protected = tc.live[i], tc.prot[i]
+		}))}
+		st := readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, r)
+		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+		if c == nil || c.Status != tc.ready || c.Reason != tc.reason {
+			t.Errorf("%s %v live %v protected %v: Ready = %+v, want %s %s", tc.proto, tc.ports, tc.live, tc.prot, c, tc.ready, tc.reason)
+			continue
+		}
+		if sum := st.Tunnels; sum.Forwarding+sum.Blocked+sum.Converging+sum.Missing != 2 {
+			t.Errorf("%s %v: counts do not add up to the 2 desired tunnels: %+v", tc.proto, tc.ports, sum)
+		}
+		if (tc.ready == metav1.ConditionTrue) != (len(st.UnhealthyPeers) == 0) {
+			t.Errorf("%s %v: Ready %s with unhealthy peers %+v", tc.proto, tc.ports, tc.ready, st.UnhealthyPeers)
+		}
+	}
+}
+
+// TestStatusIsBounded: 3,000 peers, all of them converging, and the status still lists at
+// most MaxUnhealthyPeers, first by name, with the counts saying how many there are.
+func TestStatusIsBounded(t *testing.T) {
+	spec := defaultSpec()
+	spec.LoopPrevention.Protocol = v1alpha1.ProtocolRSTP
+	subnets := []v1alpha1.NodeSubnet{subnet("n0", "10.244.0.0/24", "10.244.0.1", "172.16.0.1")}
+	for i := 1; i <= 3000; i++ {
+		subnets = append(subnets, subnet(fmt.Sprintf("p%04d", i), fmt.Sprintf("10.%d.%d.0/24", 100+i/256, i%256),
+			fmt.Sprintf("10.%d.%d.1", 100+i/256, i%256), fmt.Sprintf("172.17.%d.%d", i/250, 1+i%250)))
+	}
+	spec.ClusterCIDR = "10.0.0.0/8"
+	s, err := Desired(spec, subnets, "n0", 1500)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct {
-		states []string
-		ready  metav1.ConditionStatus
-	}{
-		{[]string{"forwarding", "blocking"}, metav1.ConditionTrue},
-		{[]string{"forwarding", "discarding"}, metav1.ConditionTrue},
-		{[]string{"forwarding", "learning"}, metav1.ConditionFalse},
-		{[]string{"listening", "listening"}, metav1.ConditionFalse},
-		{[]string{"forwarding", ""}, metav1.ConditionFalse},
-	} {
-		r := Result{TunnelCount: 2, Peers: []v1alpha1.PeerStatus{
-			{NodeName: "n2", NodeIP: "172.30.0.2", Port: "gre-ac1e0002", State: v1alpha1.PeerUnknown, STPState: tc.states[0]},
-			{NodeName: "n3", NodeIP: "172.30.0.3", Port: "gre-ac1e0003", State: v1alpha1.PeerUnknown, STPState: tc.states[1]},
-		}}
-		c := meta.FindStatusCondition(readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, r).Conditions, v1alpha1.ConditionReady)
-		if c == nil || c.Status != tc.ready {
-			t.Errorf("ports %v: Ready = %+v, want %s", tc.states, c, tc.ready)
+	var states []ovs.PortState
+	for _, ts := range tunnelSpecs(s.OVS)[:2990] { // 10 not on the bridge yet
+		states = append(states, ovs.PortState{Name: ovs.PortName(ts), Owned: true, Peer: ts.PeerName, Live: true,
+			RSTPState: "Learning", RSTPRole: "Designated"})
+	}
+	st := readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, Result{Tunnels: tunnelReport(s.OVS, states)})
+	if want := (v1alpha1.TunnelSummary{Desired: 3000, Live: 2990, Converging: 2990, Missing: 10}); st.Tunnels != want {
+		t.Errorf("summary = %+v, want %+v", st.Tunnels, want)
+	}
+	if len(st.UnhealthyPeers) != v1alpha1.MaxUnhealthyPeers || st.UnhealthyPeers[0].NodeName != "p0001" ||
+		st.UnhealthyPeers[0].Reason != v1alpha1.PeerReasonConverging || st.UnhealthyPeers[0].Message != "RSTP Learning as Designated" {
+		t.Errorf("unhealthy peers: %d, first %+v", len(st.UnhealthyPeers), st.UnhealthyPeers[0])
+	}
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != ReasonSpanningTreeConverging ||
+		!strings.Contains(c.Message, "converging on 3000 of 3000 tunnel ports (first: p0001, Converging: RSTP Learning as Designated)") {
+		t.Errorf("Ready = %+v", c)
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 4096 {
+		t.Errorf("status of a node with 3,000 peers is %d bytes of JSON, want at most 4 KiB:\n%s", len(b), b)
+	}
+	t.Logf("status with 3,000 peers: %d bytes of JSON", len(b))
+}
+
+// TestTunnelLimit: the guard refuses a mesh beyond the protocol's port limit, says which
+// limit and the way out, and lets everything within it through.
+func TestTunnelLimit(t *testing.T) {
+	peersOf := func(n int) []Peer {
+		out := make([]Peer, n)
+		for i := range out {
+			out[i] = Peer{NodeName: fmt.Sprintf("p%d", i)}
 		}
-		if tc.ready == metav1.ConditionFalse && c.Reason != ReasonSpanningTreeConverging {
-			t.Errorf("ports %v: reason %q, want %s", tc.states, c.Reason, ReasonSpanningTreeConverging)
+		return out
+	}
+	for _, tc := range []struct {
+		proto v1alpha1.LoopPreventionProtocol
+		peers int
+		ok    bool
+		way   string
+	}{
+		{v1alpha1.ProtocolSTP, 254, true, ""},
+		{v1alpha1.ProtocolSTP, 255, false, "SplitHorizon (no limit) or RSTP (up to 4094)"},
+		{v1alpha1.ProtocolRSTP, 4094, true, ""},
+		{v1alpha1.ProtocolRSTP, 4095, false, "to SplitHorizon (no limit)"},
+		{v1alpha1.ProtocolSplitHorizon, 10000, true, ""},
+	} {
+		err := checkTunnelLimit(OVSState{Bridge: "obr0", Protocol: tc.proto, Peers: peersOf(tc.peers)})
+		if (err == nil) != tc.ok {
+			t.Errorf("%s with %d peers: err = %v, want ok=%v", tc.proto, tc.peers, err, tc.ok)
+			continue
+		}
+		if err != nil && (ReasonOf(err) != ReasonSpanningTreeLimit || !strings.Contains(err.Error(), tc.way) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("at most %d", tc.proto.MaxTunnels()))) {
+			t.Errorf("%s with %d peers: %s: %v", tc.proto, tc.peers, ReasonOf(err), err)
 		}
 	}
 }
@@ -101,9 +226,10 @@ func TestNotReadyStatusCarriesReason(t *testing.T) {
 }
 
 func TestCleanedStatus(t *testing.T) {
-	st := cleanedStatus(v1alpha1.NodeSubnetStatus{TunnelCount: 2, MTU: 1450, Peers: []v1alpha1.PeerStatus{{NodeName: "n2"}}}, 4, nil)
+	st := cleanedStatus(v1alpha1.NodeSubnetStatus{TunnelCount: 2, MTU: 1450, Tunnels: v1alpha1.TunnelSummary{Desired: 2},
+		UnhealthyPeers: []v1alpha1.PeerStatus{{NodeName: "n2"}}}, 4, nil)
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionCleanedUp)
-	if c == nil || c.Status != metav1.ConditionTrue || st.TunnelCount != 0 || st.Peers != nil || st.MTU != 0 {
+	if c == nil || c.Status != metav1.ConditionTrue || st.TunnelCount != 0 || st.UnhealthyPeers != nil || st.Tunnels.Desired != 0 || st.MTU != 0 {
 		t.Errorf("status = %+v", st)
 	}
 	if r := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); r == nil || r.Status != metav1.ConditionFalse || r.Reason != ReasonTornDown {

@@ -130,8 +130,9 @@ func TestTwoNodesPodsPing(t *testing.T) {
 	// With both ends alive, BFD reports the peer up, and so will NodeSubnet status.
 	nodetest.WaitFor(t, 20*time.Second, "BFD up on both tunnels", func() bool {
 		for _, m := range ms {
-			peers, _, err := m.a.OVS.Peers(ctx, desiredOn(t, m.Node, spec, subnets, m.name, m.ip).OVS)
-			if err != nil || len(peers) != 1 || peers[0].State != v1alpha1.PeerUp {
+			s := desiredOn(t, m.Node, spec, subnets, m.name, m.ip).OVS
+			ports, err := m.a.OVS.Ports(ctx, s.Bridge)
+			if r := tunnelReport(s, ports); err != nil || r.Summary.Desired != 1 || r.Summary.Up != 1 {
 				return false
 			}
 		}

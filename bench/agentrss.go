@@ -23,7 +23,7 @@ import (
 type AgentRSSOptions struct {
 	Peers int // NodeSubnets besides the agent's own (1,000 in the report)
 	// PeerStatus fills every peer's NodeSubnet status as its own agent would in a real
-	// cluster (Ready, and a peer list naming every other node), so the agent's NodeSubnet
+	// cluster (Ready, the tunnel counts, a few unhealthy peers), so the agent's NodeSubnet
 	// cache holds what it holds in production, not specs only.
 	PeerStatus bool
 	// Samples of VmRSS, one a second after a 5 s pause (default 10; 1 takes one at once:
@@ -159,11 +159,11 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 		// memory) is the same either way.
 		ready := apimeta.FindStatusCondition(s.Status.Conditions, "Ready")
 		return ready != nil && (ready.Status == metav1.ConditionTrue || ready.Reason == "SpanningTreeConverging") &&
-			int(s.Status.TunnelCount) == o.Peers && len(s.Status.Peers) == o.Peers
+			int(s.Status.TunnelCount) == o.Peers && int(s.Status.Tunnels.Desired) == o.Peers
 	})
 	if err != nil || agent.Exited() {
-		return r, fmt.Errorf("agent did not report Ready with %d tunnels (%v; exited %v; last get: %v; status: tunnelCount %d, %d peers, conditions %+v); log:\n%s",
-			o.Peers, err, agent.Exited(), gerr, s.Status.TunnelCount, len(s.Status.Peers), s.Status.Conditions, agent.Tail(15))
+		return r, fmt.Errorf("agent did not report Ready with %d tunnels (%v; exited %v; last get: %v; status: tunnelCount %d, tunnels %+v, conditions %+v); log:\n%s",
+			o.Peers, err, agent.Exited(), gerr, s.Status.TunnelCount, s.Status.Tunnels, s.Status.Conditions, agent.Tail(15))
 	}
 	r.Converged = time.Since(t0)
 	out, err := db.Vsctl(ctx, "--bare", "--columns=name", "find", "Interface", "type=vxlan")
@@ -199,8 +199,9 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 }
 
 // fillPeerStatus writes into every peer's NodeSubnet the status its agent would report: Ready,
-// the tunnel count, the MTU and one PeerStatus per other node (every other peer and the
-// measured agent's node), with a merge patch of the status subresource as agents do.
+// the tunnel count and summary, the MTU and the most unhealthy peers the status holds
+// (MaxUnhealthyPeers, the worst case), with a merge patch of the status subresource as
+// agents do.
 func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 	type node struct{ name, ip string }
 	all := []node{{"bench-self", "172.31.0.1"}}
@@ -221,13 +222,12 @@ func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 					continue
 				}
 				orig := s.DeepCopy()
-				s.Status = v1.NodeSubnetStatus{ObservedGeneration: 1, TunnelCount: int32(peers), MTU: 1450,
-					Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Converged",
-						Message: "bench", LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}}
+				s.Status = peerStatus(all[i].name, peers)
 				for j, p := range all {
-					if j != i {
-						s.Status.Peers = append(s.Status.Peers, v1.PeerStatus{NodeName: p.name, NodeIP: p.ip,
-							Port: fmt.Sprintf("vxlan-%08x", j), State: v1.PeerUnknown, STPState: "forwarding"})
+					if j != i && len(s.Status.UnhealthyPeers) < v1.MaxUnhealthyPeers {
+						s.Status.UnhealthyPeers = append(s.Status.UnhealthyPeers, v1.PeerStatus{NodeName: p.name, NodeIP: p.ip,
+							Port: fmt.Sprintf("vxlan-%08x", j), State: v1.PeerDown, STPState: "forwarding",
+							Reason: v1.PeerReasonDown, Message: "BFD: down"})
 					}
 				}
 				err = c.Status().Patch(ctx, &s, client.MergeFrom(orig))
@@ -245,6 +245,16 @@ func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 		}
 	}
 	return nil
+}
+
+// peerStatus is what a Ready agent with peers tunnels writes, apart from unhealthy peers.
+func peerStatus(name string, peers int) v1.NodeSubnetStatus {
+	n := int32(peers)
+	return v1.NodeSubnetStatus{ObservedGeneration: 1, TunnelCount: n, MTU: 1450,
+		Tunnels: v1.TunnelSummary{Desired: n, Live: n, Forwarding: n, Up: n - v1.MaxUnhealthyPeers, Down: v1.MaxUnhealthyPeers},
+		Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Applied",
+			Message:            fmt.Sprintf("%d vxlan tunnels on obr0 (STP), MTU 1450, BFD: %d/%d peers up", peers, peers-v1.MaxUnhealthyPeers, peers),
+			LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}}
 }
 
 // createSubnet creates the NodeSubnet of node i in 10.0.0.0/8 as the operator would.

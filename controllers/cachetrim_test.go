@@ -9,15 +9,15 @@ import (
 )
 
 // TestTrimNodeSubnet: the operator's cache keeps what status aggregation reads (conditions,
-// counts) and drops the O(N²) peer lists and managedFields.
+// counts) and drops the unhealthy-peer list and managedFields.
 func TestTrimNodeSubnet(t *testing.T) {
 	in := &v1alpha1.NodeSubnet{
 		ObjectMeta: metav1.ObjectMeta{Name: "a", ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "ovsmesh-agent"}}},
 		Spec:       v1alpha1.NodeSubnetSpec{NodeName: "a", CIDR: "10.244.1.0/24"},
 		Status: v1alpha1.NodeSubnetStatus{
-			TunnelCount: 2,
-			Peers:       []v1alpha1.PeerStatus{{NodeName: "b"}, {NodeName: "c"}},
-			Conditions:  []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}},
+			TunnelCount:    2,
+			UnhealthyPeers: []v1alpha1.PeerStatus{{NodeName: "b"}, {NodeName: "c"}},
+			Conditions:     []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue}},
 		},
 	}
 	out, err := trimNodeSubnet(in)
@@ -25,8 +25,8 @@ func TestTrimNodeSubnet(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := out.(*v1alpha1.NodeSubnet)
-	if got.Status.Peers != nil || got.ManagedFields != nil {
-		t.Errorf("kept peers %v / managedFields %v", got.Status.Peers, got.ManagedFields)
+	if got.Status.UnhealthyPeers != nil || got.ManagedFields != nil {
+		t.Errorf("kept peers %v / managedFields %v", got.Status.UnhealthyPeers, got.ManagedFields)
 	}
 	if got.Status.TunnelCount != 2 || len(got.Status.Conditions) != 1 || got.Spec.CIDR != "10.244.1.0/24" {
 		t.Errorf("dropped what the operator reads: %+v", got)

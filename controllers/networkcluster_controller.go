@@ -56,7 +56,7 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	if err := r.Client.Get(ctx, req.NamespacedName, nc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	in := statusInput{Generation: nc.Generation, Selector: nodeSelector(nc)}
+	in := statusInput{Generation: nc.Generation, Selector: nodeSelector(nc), Protocol: nc.Spec.LoopPrevention.Protocol}
 	defer func() {
 		if nc.DeletionTimestamp != nil && !controllerutil.ContainsFinalizer(nc, v1.FinalizerCleanup) {
 			return // released: the object is gone

@@ -29,13 +29,16 @@ const (
 	ReasonAsExpected             = "AsExpected"
 	ReasonUninstalling           = "Uninstalling"
 	ReasonSpanningTreeConverging = v1.ReasonSpanningTreeConverging
+	ReasonSpanningTreeLimit      = v1.ReasonSpanningTreeLimit
 	// ReasonSubnetsExhausted (shared with the IPAM event) is in nodesubnet_controller.go.
 )
 
 // statusInput is what the NetworkCluster status is computed from.
 type statusInput struct {
 	Generation int64
-	Pool       *Pool // nil when the spec cannot be turned into a pool (PoolErr)
+	// Protocol is the loop prevention of the spec (its MaxTunnels bounds the mesh).
+	Protocol v1.LoopPreventionProtocol
+	Pool     *Pool // nil when the spec cannot be turned into a pool (PoolErr)
 	PoolErr    error
 	Selector   labels.Selector
 	Nodes      []corev1.Node
@@ -118,8 +121,9 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 			if s.Status.ObservedGeneration != in.Generation {
 				stale = append(stale, n.Name)
 			}
-		case c.Reason == v1.ReasonSpanningTreeConverging:
-			// Programmed, waiting for STP/RSTP to forward: progress, not a fault.
+		case c.Reason == v1.ReasonSpanningTreeConverging || c.Reason == v1.ReasonTunnelsNotLive:
+			// Programmed, waiting for STP/RSTP to forward or for ovs-vswitchd to set the
+			// ports up: progress, not a fault.
 			converging = append(converging, n.Name)
 		default:
 			failing = append(failing, fmt.Sprintf("%s (%s)", n.Name, c.Reason))
@@ -139,6 +143,10 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionDegraded, true, ReasonInvalidSpec, in.PoolErr.Error())
 	case in.ApplyErr != nil:
 		set(v1.ConditionDegraded, true, ReasonAgentDeployFailed, "applying the agent DaemonSet and RBAC: "+in.ApplyErr.Error())
+	case tooManyPeers(in.Protocol, total):
+		set(v1.ConditionDegraded, true, ReasonSpanningTreeLimit, fmt.Sprintf(
+			"%d selected nodes need %d tunnels on every node, but OVS runs %s on at most %d ports of a bridge (beyond that a port forwards without it: a loop); agents leave their bridges as they are: set spec.loopPrevention.protocol to SplitHorizon%s",
+			total, total-1, in.Protocol, in.Protocol.MaxTunnels(), rstpHint(total)))
 	case len(noSubnet) > 0 && free == 0:
 		set(v1.ConditionDegraded, true, ReasonSubnetsExhausted, fmt.Sprintf(
 			"no free /%d subnet left in %s (%d used); nodes without a subnet: %s",
@@ -175,7 +183,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionProgressing, true, ReasonRollingOut, fmt.Sprintf(
 			"%d of %d nodes applied generation %d; still applying: %s", ready, total, in.Generation, nameList(stale)))
 	case len(converging) > 0:
-		set(v1.ConditionProgressing, true, ReasonSpanningTreeConverging, "spanning tree is converging on: "+nameList(converging))
+		set(v1.ConditionProgressing, true, ReasonSpanningTreeConverging, "tunnels are not forwarding yet (spanning tree converging, or ports being set up) on: "+nameList(converging))
 	case len(notReported) > 0:
 		set(v1.ConditionProgressing, true, ReasonWaitingForAgents, "waiting for the agents on: "+nameList(notReported))
 	case len(noAddress) > 0:
@@ -186,6 +194,20 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionProgressing, false, ReasonAsExpected, fmt.Sprintf("%d of %d nodes ready", ready, total))
 	}
 	return st
+}
+
+// tooManyPeers: a full mesh of nodes needs nodes-1 tunnels per bridge, more than the protocol
+// covers.
+func tooManyPeers(p v1.LoopPreventionProtocol, nodes int) bool {
+	max := p.MaxTunnels()
+	return max > 0 && nodes-1 > max
+}
+
+func rstpHint(nodes int) string {
+	if !tooManyPeers(v1.ProtocolRSTP, nodes) {
+		return fmt.Sprintf(" (no limit) or RSTP (up to %d nodes)", v1.ProtocolRSTP.MaxTunnels()+1)
+	}
+	return " (no limit)"
 }
 
 // patchStatus writes st if it differs from what is stored, so that a pass with nothing new

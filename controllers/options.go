@@ -136,14 +136,14 @@ func CacheOptions(namespace string) cache.Options {
 var stripManagedFields = cache.TransformStripManagedFields()
 
 // trimNodeSubnet drops what the operator never reads from a cached NodeSubnet: its
-// managedFields and the per-peer list in its status. The operator aggregates conditions
-// (Ready, CleanedUp) and counts; the peer lists, one entry per other node in every
-// NodeSubnet, are O(N²) across the cluster (~1M entries at 1,000 nodes). Patches are merge
-// patches between two copies of the trimmed object, so the peers are never sent back.
+// managedFields (the largest part of a NodeSubnet once its agent has written status) and
+// the list of unhealthy peers. The operator aggregates conditions (Ready, CleanedUp) and
+// counts. Patches are merge patches between two copies of the trimmed object, so the
+// dropped list is never sent back.
 func trimNodeSubnet(in any) (any, error) {
 	out, err := stripManagedFields(in)
 	if ns, ok := out.(*v1alpha1.NodeSubnet); ok {
-		ns.Status.Peers = nil
+		ns.Status.UnhealthyPeers = nil
 	}
 	return out, err
 }

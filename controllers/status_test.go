@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,36 @@ func TestComputeStatusExhaustionAndNoNodes(t *testing.T) {
 	st = computeStatus(in, st, now)
 	expect(t, st, v1.ConditionAvailable, metav1.ConditionFalse, ReasonNoNodes)
 	expect(t, st, v1.ConditionProgressing, metav1.ConditionFalse, ReasonNoNodes)
+}
+
+// TestComputeStatusSpanningTreeLimit: 256 selected nodes need 255 tunnels per node, one more
+// than STP covers: Degraded names the limit and the way out; RSTP and SplitHorizon are fine.
+func TestComputeStatusSpanningTreeLimit(t *testing.T) {
+	now := metav1.NewTime(t0)
+	pool, _ := NewPool("10.0.0.0/8", 24)
+	var nodes []corev1.Node
+	for i := 0; i < 256; i++ {
+		nodes = append(nodes, node(fmt.Sprintf("n%03d", i), fmt.Sprintf("172.16.%d.%d", i/250, 1+i%250), 0, nil))
+	}
+	in := statusInput{Generation: 1, Pool: &pool, Selector: labels.Everything(), Nodes: nodes, Protocol: v1.ProtocolSTP}
+	st := computeStatus(in, v1.NetworkClusterStatus{}, now)
+	expect(t, st, v1.ConditionDegraded, metav1.ConditionTrue, ReasonSpanningTreeLimit)
+	if m := condOf(t, st, v1.ConditionDegraded).Message; !strings.Contains(m, "256 selected nodes need 255 tunnels") ||
+		!strings.Contains(m, "at most 254") || !strings.Contains(m, "SplitHorizon (no limit) or RSTP (up to 4095 nodes)") {
+		t.Errorf("limit message %q", m)
+	}
+	in.Protocol = "" // defaulted by the API server; an empty value means STP
+	expect(t, computeStatus(in, st, now), v1.ConditionDegraded, metav1.ConditionTrue, ReasonSpanningTreeLimit)
+	for _, p := range []v1.LoopPreventionProtocol{v1.ProtocolRSTP, v1.ProtocolSplitHorizon} {
+		in.Protocol = p
+		if c := condOf(t, computeStatus(in, st, now), v1.ConditionDegraded); c.Reason == ReasonSpanningTreeLimit {
+			t.Errorf("%s with 256 nodes: %+v", p, c)
+		}
+	}
+	in.Protocol, in.Nodes = v1.ProtocolSTP, nodes[:255]
+	if c := condOf(t, computeStatus(in, st, now), v1.ConditionDegraded); c.Reason == ReasonSpanningTreeLimit {
+		t.Errorf("STP with 255 nodes (254 tunnels each) is within the limit: %+v", c)
+	}
 }
 
 func TestPlanUninstall(t *testing.T) {

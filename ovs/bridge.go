@@ -33,8 +33,8 @@ type BridgeSpec struct {
 	// DatapathType is "system", "netdev" or "" (OVS's default, system).
 	DatapathType string
 	// Protocol is "STP" or "RSTP" (case-insensitive): the one enabled, the other
-	// disabled. "" disables both, which makes a full mesh a broadcast loop: only for
-	// experiments.
+	// disabled. "" disables both: a full mesh is then a broadcast loop unless every
+	// tunnel is protected (TunnelSpec.Protected, split horizon).
 	Protocol string
 	// Bridge priority and timers in seconds, written to other_config as
 	// stp-priority/stp-hello-time/stp-max-age/stp-forward-delay or
@@ -287,6 +287,29 @@ func (c *Client) createBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.
 		return nil, fmt.Errorf("ovs: add bridge %s to Open_vSwitch: %w", spec.Name, err)
 	}
 	return append(ops, op...), nil
+}
+
+// LoopPrevention returns the protocol the bridge runs now, as its row says: "STP", "RSTP"
+// or "" (neither), and whether the bridge exists. ovs-vsctl equivalent:
+//
+//	ovs-vsctl get Bridge obr0 stp_enable rstp_enable
+//
+// Callers changing the protocol use it to order the change (see the agent's split horizon).
+func (c *Client) LoopPrevention(ctx context.Context, name string) (protocol string, exists bool, err error) {
+	if err := c.waitConnected(ctx); err != nil {
+		return "", false, err
+	}
+	br, err := c.bridge(ctx, name)
+	if err != nil || br == nil {
+		return "", false, err
+	}
+	switch {
+	case br.STPEnable:
+		return ProtocolSTP, true, nil
+	case br.RSTPEnable:
+		return ProtocolRSTP, true, nil
+	}
+	return "", true, nil
 }
 
 // DeleteBridgeOps returns the operation that deletes an ovsmesh bridge with all its

@@ -150,7 +150,7 @@ func (c *Client) newMonitor() *client.Monitor {
 		client.WithTable(br, &br.UUID, &br.Name, &br.Ports, &br.DatapathType, &br.STPEnable,
 			&br.RSTPEnable, &br.FailMode, &br.OtherConfig, &br.ExternalIDs, &br.Status, &br.RSTPStatus),
 		client.WithTable(port, &port.UUID, &port.Name, &port.Interfaces, &port.ExternalIDs,
-			&port.Status, &port.RSTPStatus),
+			&port.Status, &port.RSTPStatus, &port.Protected),
 		client.WithTable(iface, &iface.UUID, &iface.Name, &iface.Type, &iface.Options, &iface.BFD,
 			&iface.BFDStatus, &iface.ExternalIDs, &iface.Error, &iface.Ofport, &iface.LinkState),
 	)

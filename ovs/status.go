@@ -30,6 +30,11 @@ type PortState struct {
 	BFDForwarding bool
 	// Error is the interface's error column (e.g. a device ovs-vswitchd could not open).
 	Error string
+	// Protected is Port.protected (split horizon).
+	Protected bool
+	// Live: ovs-vswitchd has set the interface up (it wrote a positive ofport). A port
+	// that is in the database but not yet live carries no traffic.
+	Live bool
 }
 
 // Forwarding reports whether the port forwards traffic by whichever protocol is on:
@@ -70,6 +75,7 @@ func (c *Client) PortStates(ctx context.Context, bridge string) ([]PortState, er
 			Name: p.Port.Name, Owned: owned(p.Port.ExternalIDs), Peer: p.Port.ExternalIDs[TunnelPeerKey],
 			STPState: p.Port.Status["stp_state"], STPRole: p.Port.Status["stp_role"],
 			RSTPState: p.Port.RSTPStatus["rstp_port_state"], RSTPRole: p.Port.RSTPStatus["rstp_port_role"],
+			Protected: p.Port.Protected,
 		}
 		if i := p.iface(); i != nil {
 			s.InterfaceType, s.RemoteIP = i.Type, i.Options["remote_ip"]
@@ -77,6 +83,7 @@ func (c *Client) PortStates(ctx context.Context, bridge string) ([]PortState, er
 			if i.Error != nil {
 				s.Error = *i.Error
 			}
+			s.Live = i.Ofport != nil && *i.Ofport > 0
 		}
 		out = append(out, s)
 	}

@@ -23,8 +23,8 @@ type SyncResult struct {
 }
 
 // SyncTunnels makes the tunnel ports on an ovsmesh bridge exactly the desired set, in one
-// transaction: it adds missing tunnels, corrects owned tunnels whose type, options, BFD
-// or peer tag differ, and deletes owned tunnels that are no longer desired. ovs-vsctl
+// transaction: it adds missing tunnels, corrects owned tunnels whose type, options, BFD,
+// protection or peer tag differ, and deletes owned tunnels that are no longer desired. ovs-vsctl
 // equivalent, per peer, all in one invocation:
 //
 //	ovs-vsctl -- --may-exist add-port obr0 vxlan-0af40002 \
@@ -32,7 +32,7 @@ type SyncResult struct {
 //	       options:key=42 options:dst_port=4789 [bfd:enable=true] \
 //	       external_ids:ovsmesh.io/owner=ovsmesh external_ids:ovsmesh.io/tunnel-peer=node2 \
 //	    -- set Port vxlan-0af40002 external_ids:ovsmesh.io/owner=ovsmesh \
-//	       external_ids:ovsmesh.io/tunnel-peer=node2 \
+//	       external_ids:ovsmesh.io/tunnel-peer=node2 [protected=true] \
 //	    -- --if-exists del-port obr0 gre-0af40002 ...
 //
 // Port names come from PortName. It only ever touches ports that carry both
@@ -98,7 +98,7 @@ func (c *Client) planOps(br *ovsmodel.Bridge, plan tunnelPlan) ([]ovsdb.Operatio
 		ifaces[i] = &ovsmodel.Interface{UUID: c.namedUUID("iface"), Name: t.Name, Type: t.Type,
 			Options: t.Options, BFD: t.BFD, ExternalIDs: tunnelTags(t.Peer)}
 		ports[i] = &ovsmodel.Port{UUID: c.namedUUID("port"), Name: t.Name,
-			Interfaces: []string{ifaces[i].UUID}, ExternalIDs: tunnelTags(t.Peer)}
+			Interfaces: []string{ifaces[i].UUID}, ExternalIDs: tunnelTags(t.Peer), Protected: t.Protected}
 	}
 	remove := make([]string, len(plan.Remove))
 	for i, h := range plan.Remove {
@@ -145,6 +145,14 @@ func (c *Client) updateTunnelOps(u tunnelUpdate) ([]ovsdb.Operation, error) {
 		op, err := c.ovs.Where(iface).Mutate(iface, mapMutations(&iface.ExternalIDs, []string{OwnerKey, TunnelPeerKey}, tags)...)
 		if err != nil {
 			return nil, fmt.Errorf("ovs: tag interface %s: %w", u.Want.Name, err)
+		}
+		ops = append(ops, op...)
+	}
+	if u.Protected {
+		port := &ovsmodel.Port{UUID: u.Have.PortUUID, Protected: u.Want.Protected}
+		op, err := c.ovs.Where(port).Update(port, &port.Protected)
+		if err != nil {
+			return nil, fmt.Errorf("ovs: set protected on port %s: %w", u.Want.Name, err)
 		}
 		ops = append(ops, op...)
 	}

@@ -14,6 +14,7 @@ type haveTunnel struct {
 	PortUUID        string
 	Name            string
 	PortExternalIDs map[string]string
+	PortProtected   bool
 	// Iface is the port's interface, nil when the port does not have exactly one
 	// interface of its own name (never made by ovsmesh; such a port is replaced).
 	Iface *ovsmodel.Interface
@@ -28,6 +29,8 @@ type tunnelUpdate struct {
 	// PeerTag is set when external_ids:ovsmesh.io/tunnel-peer must change (on the port,
 	// the interface, or both).
 	PortPeerTag, IfacePeerTag bool
+	// Protected is set when Port.protected must change.
+	Protected bool
 }
 
 // tunnelPlan is the difference between the desired tunnels and the owned ones.
@@ -105,7 +108,8 @@ func diffTunnel(want tunnelConfig, h haveTunnel) (tunnelUpdate, bool) {
 	}
 	u.PortPeerTag = h.PortExternalIDs[TunnelPeerKey] != want.Peer
 	u.IfacePeerTag = h.Iface.ExternalIDs[TunnelPeerKey] != want.Peer || !owned(h.Iface.ExternalIDs)
-	return u, len(u.IfaceColumns) > 0 || u.PortPeerTag || u.IfacePeerTag
+	u.Protected = h.PortProtected != want.Protected
+	return u, len(u.IfaceColumns) > 0 || u.PortPeerTag || u.IfacePeerTag || u.Protected
 }
 
 func nonNil(m map[string]string) map[string]string {
@@ -130,7 +134,7 @@ func haveTunnels(ports map[string]portRow) map[string]haveTunnel {
 		if _, isTunnel := p.Port.ExternalIDs[TunnelPeerKey]; !isTunnel {
 			continue
 		}
-		h := haveTunnel{PortUUID: p.Port.UUID, Name: name, PortExternalIDs: p.Port.ExternalIDs}
+		h := haveTunnel{PortUUID: p.Port.UUID, Name: name, PortExternalIDs: p.Port.ExternalIDs, PortProtected: p.Port.Protected}
 		if i := p.iface(); i != nil && i.Name == name {
 			h.Iface = i
 		}

@@ -37,6 +37,12 @@ type TunnelSpec struct {
 	// Note that RSTP honours it: a tunnel whose peer does not answer BFD gets the RSTP
 	// role Disabled and does not forward (OVS 3.1's STP ignores BFD).
 	BFD bool
+	// Protected makes the port an OVS protected port (Port.protected): a frame that came
+	// in on a protected port is never sent out of another protected port of the bridge.
+	// With every tunnel of a full mesh protected, no frame ever crosses a node in transit,
+	// which keeps the mesh loop-free with spanning tree off (split horizon). A new port is
+	// created protected in the same transaction: it never exists unprotected.
+	Protected bool
 }
 
 // PortName returns the name of the port (and of its interface) for a tunnel: the type,
@@ -134,6 +140,8 @@ type tunnelConfig struct {
 	Type    string            // Interface.type
 	Options map[string]string // Interface.options, complete
 	BFD     map[string]string // Interface.bfd, complete
+	// Protected is Port.protected.
+	Protected bool
 }
 
 // configFor translates a validated spec. Addresses are written in canonical form so
@@ -156,5 +164,5 @@ func configFor(s TunnelSpec) tunnelConfig {
 	if s.BFD {
 		bfd["enable"] = "true"
 	}
-	return tunnelConfig{Name: PortName(s), Peer: s.PeerName, Type: typ, Options: opts, BFD: bfd}
+	return tunnelConfig{Name: PortName(s), Peer: s.PeerName, Type: typ, Options: opts, BFD: bfd, Protected: s.Protected}
 }

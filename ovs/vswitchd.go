@@ -44,6 +44,25 @@ func VswitchdCtlPath(runDir string) (string, error) {
 //
 // The whole exchange is bounded by ctx and by 5 s.
 func VswitchdVersion(ctx context.Context, ctl string) (string, error) {
+	version, err := unixctl(ctx, ctl, "version")
+	return strings.TrimSpace(version), err
+}
+
+// FlushFDB empties the MAC learning table of a bridge. ovs-appctl equivalent:
+//
+//	ovs-appctl -t <ctl> fdb/flush obr0
+//
+// After a loop-prevention change, MACs learned on the old paths (a peer's pods learned on
+// the tunnel to the spanning-tree root) would send unicast into a port that no longer
+// leads there until they age out (300 s); flushed, the next frame floods and relearns.
+func FlushFDB(ctx context.Context, ctl, bridge string) error {
+	_, err := unixctl(ctx, ctl, "fdb/flush", bridge)
+	return err
+}
+
+// unixctl runs one ovs-appctl command on ovs-vswitchd's unixctl socket (JSON-RPC; every
+// command takes an array of string arguments and answers a string), bounded by ctx and 5 s.
+func unixctl(ctx context.Context, ctl, command string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var d net.Dialer
@@ -54,13 +73,15 @@ func VswitchdVersion(ctx context.Context, ctl string) (string, error) {
 	c := rpc2.NewClientWithCodec(jsonrpc.NewJSONCodec(conn))
 	go c.Run()
 	defer c.Close()
-	var version string
-	// unixctl commands take an array of string arguments; version takes none.
-	if err := c.CallWithContext(ctx, "version", []string{}, &version); err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return "", fmt.Errorf("ovs: ovs-vswitchd on %s did not answer within 5 s", ctl)
-		}
-		return "", fmt.Errorf("ovs: ovs-vswitchd on %s: version: %w", ctl, err)
+	if args == nil {
+		args = []string{}
 	}
-	return strings.TrimSpace(version), nil
+	var reply string
+	if err := c.CallWithContext(ctx, command, args, &reply); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return "", fmt.Errorf("ovs: ovs-vswitchd on %s did not answer %s within 5 s", ctl, command)
+		}
+		return "", fmt.Errorf("ovs: ovs-vswitchd on %s: %s: %w", ctl, command, err)
+	}
+	return reply, nil
 }

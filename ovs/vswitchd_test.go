@@ -149,3 +149,67 @@ func TestPortStatesWithVswitchd(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitHorizonPorts: tunnels made protected are protected in OVSDB from their first
+// transaction, ovs-vswitchd sets them up (Live), protection flips in place (one update per
+// port, no port replaced), LoopPrevention reads the bridge's mode, and FlushFDB reaches
+// ovs-vswitchd.
+func TestSplitHorizonPorts(t *testing.T) {
+	srv, c := startDB(t)
+	ctx := testCtx(t)
+	sw := srv.StartSwitch(t)
+
+	if proto, exists, err := c.LoopPrevention(ctx, "obr0"); err != nil || exists || proto != "" {
+		t.Errorf("LoopPrevention before the bridge = %q %v %v", proto, exists, err)
+	}
+	ensureBridge(t, c, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP})
+	if proto, exists, err := c.LoopPrevention(ctx, "obr0"); err != nil || !exists || proto != ProtocolSTP {
+		t.Errorf("LoopPrevention of an STP bridge = %q %v %v", proto, exists, err)
+	}
+	ensureBridge(t, c, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev})
+	if proto, exists, err := c.LoopPrevention(ctx, "obr0"); err != nil || !exists || proto != "" {
+		t.Errorf("LoopPrevention with the tree off = %q %v %v", proto, exists, err)
+	}
+	peers := threePeers("vxlan")
+	for i := range peers {
+		peers[i].Protected = true
+	}
+	if res := mustSync(t, c, "obr0", peers); res.Added != 3 || res.Ops != 7 {
+		t.Fatalf("protected sync = %+v, want 3 ports added in 7 ops (protection is a column of the new port)", res)
+	}
+	for _, p := range peers {
+		if got := get(t, srv, "Port", PortName(p), "protected"); got != "true" {
+			t.Errorf("%s protected = %s", PortName(p), got)
+		}
+	}
+	var states []PortState
+	waitFor(t, 20*time.Second, "ovs-vswitchd sets the three tunnels up", func() bool {
+		var err error
+		if states, err = c.PortStates(ctx, "obr0"); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, s := range states {
+			if s.Peer != "" && s.Live && s.Protected && s.STPState == "" && s.RSTPState == "" {
+				n++
+			}
+		}
+		return n == 3
+	})
+	uuids := srv.Vsctl("--bare", "--columns=_uuid", "list", "Port")
+	if res := mustSync(t, c, "obr0", threePeers("vxlan")); res.Updated != 3 || res.Added+res.Deleted != 0 || res.Ops != 3 {
+		t.Errorf("unprotect = %+v, want 3 updates in 3 ops", res)
+	}
+	if got := srv.Vsctl("--bare", "--columns=_uuid", "list", "Port"); got != uuids {
+		t.Errorf("ports were replaced, not updated:\n%s\n%s", uuids, got)
+	}
+	if got := get(t, srv, "Port", "vxlan-ac1e0002", "protected"); got != "false" {
+		t.Errorf("after unprotect: protected = %s", got)
+	}
+	if err := FlushFDB(ctx, sw.Ctl, "obr0"); err != nil {
+		t.Errorf("FlushFDB: %v", err)
+	}
+	if err := FlushFDB(ctx, sw.Ctl, "nosuchbr"); err == nil || !strings.Contains(err.Error(), "fdb/flush") {
+		t.Errorf("FlushFDB of a missing bridge: %v, want ovs-vswitchd's error", err)
+	}
+}

@@ -17,15 +17,55 @@ const (
 	TunnelVXLAN TunnelType = "VXLAN"
 )
 
-// LoopPreventionProtocol is the spanning-tree flavour run on the OVS bridge. A full mesh of
-// tunnels between bridges is a loop, so one of them is always on.
-// +kubebuilder:validation:Enum=STP;RSTP
+// LoopPreventionProtocol is how the OVS bridges keep the full mesh of tunnels, which is a
+// loop, from circulating broadcasts forever.
+//
+//   - STP (the original design) and RSTP run a spanning tree over the mesh: one tree for the
+//     whole cluster, so traffic between two non-root nodes crosses the root node, a new
+//     port waits 2 × forwardDelay (STP) or a few seconds (RSTP) before it forwards, and OVS
+//     runs the protocol on a bounded number of ports (see MaxTunnels). Right for a partial
+//     mesh, where some pairs need transit.
+//   - SplitHorizon turns the tree off and makes every tunnel port an OVS protected port: a
+//     frame that came in on a tunnel never leaves through another tunnel. In a full mesh
+//     every node is one tunnel from every other, so nothing needs transit and no loop can
+//     form: every pair talks directly, a new port forwards at once, and a node's failure
+//     only affects traffic to that node. The name is the routing term for the same rule
+//     (never send a route back out where it came from), and says what it is not: no tree.
+//
+// +kubebuilder:validation:Enum=STP;RSTP;SplitHorizon
 type LoopPreventionProtocol string
 
 const (
-	ProtocolSTP  LoopPreventionProtocol = "STP"
-	ProtocolRSTP LoopPreventionProtocol = "RSTP"
+	ProtocolSTP          LoopPreventionProtocol = "STP"
+	ProtocolRSTP         LoopPreventionProtocol = "RSTP"
+	ProtocolSplitHorizon LoopPreventionProtocol = "SplitHorizon"
 )
+
+// Spanning-tree port limits of OVS (lib/stp.h STP_MAX_PORTS, lib/rstp.h RSTP_MAX_PORTS).
+// ovs-vswitchd numbers the bridge's non-internal ports and adds every port beyond the limit
+// with the protocol disabled on it: such a port forwards everything, so a mesh larger than
+// the limit is a broadcast loop. The veth into the Linux bridge is one of those ports.
+const (
+	stpMaxPorts  = 255
+	rstpMaxPorts = 4095
+)
+
+// MaxTunnels is the largest number of tunnel ports (peers) one bridge can have under the
+// protocol without a loop: the protocol's port limit less the veth port. 0 means no limit
+// (SplitHorizon needs no per-port protocol state). An empty protocol is the default, STP.
+func (p LoopPreventionProtocol) MaxTunnels() int {
+	switch p {
+	case ProtocolSplitHorizon:
+		return 0
+	case ProtocolRSTP:
+		return rstpMaxPorts - 1
+	}
+	return stpMaxPorts - 1
+}
+
+// SpanningTree reports whether the protocol runs a spanning tree (STP, RSTP, or empty,
+// which defaults to STP).
+func (p LoopPreventionProtocol) SpanningTree() bool { return p != ProtocolSplitHorizon }
 
 // DatapathType is the OVS datapath of the bridge: "system" (kernel module) on real nodes,
 // "netdev" (userspace) where the kernel has no OVS module.
@@ -65,13 +105,16 @@ type TunnelSpec struct {
 	BFD bool `json:"bfd,omitempty"`
 }
 
-// LoopPreventionSpec configures STP or RSTP on the OVS bridge. Timers are in seconds and must
-// satisfy 802.1D: 2*(forwardDelay-1) >= maxAge >= 2*(helloTime+1).
+// LoopPreventionSpec configures how the mesh is kept loop-free. Priority and timers apply to
+// STP and RSTP (SplitHorizon has none); they are in seconds and must satisfy 802.1D:
+// 2*(forwardDelay-1) >= maxAge >= 2*(helloTime+1).
 // +kubebuilder:validation:XValidation:rule="2 * (self.forwardDelay - 1) >= self.maxAge",message="loopPrevention: maxAge must be at most 2*(forwardDelay-1) seconds (IEEE 802.1D)"
 // +kubebuilder:validation:XValidation:rule="self.maxAge >= 2 * (self.helloTime + 1)",message="loopPrevention: maxAge must be at least 2*(helloTime+1) seconds (IEEE 802.1D)"
 // +kubebuilder:validation:XValidation:rule="self.protocol != 'RSTP' || (self.priority % 4096 == 0 && self.priority <= 61440)",message="loopPrevention.priority must be a multiple of 4096 between 0 and 61440 for RSTP"
 type LoopPreventionSpec struct {
-	// Protocol is STP (the default, as in the original design) or RSTP (converges in seconds).
+	// Protocol is STP (the default, as in the original design), RSTP (converges in seconds)
+	// or SplitHorizon (no tree: every pair of nodes talks directly over its own tunnel). It
+	// may be changed on a live cluster; agents switch in an order that never forms a loop.
 	// +kubebuilder:default=STP
 	// +optional
 	Protocol LoopPreventionProtocol `json:"protocol,omitempty"`
@@ -148,7 +191,7 @@ type NetworkClusterSpec struct {
 	// +optional
 	Tunnel TunnelSpec `json:"tunnel,omitempty"`
 
-	// LoopPrevention configures STP or RSTP on the OVS bridge.
+	// LoopPrevention configures STP, RSTP or split horizon on the OVS bridge.
 	// The default is spelled out in full because the API server checks the timer rules
 	// against the default object itself.
 	// +kubebuilder:default={protocol:STP,priority:32768,helloTime:2,maxAge:20,forwardDelay:15}

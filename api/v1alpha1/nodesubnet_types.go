@@ -46,6 +46,24 @@ const (
 	PeerUnknown PeerState = "Unknown"
 )
 
+// Why a peer is listed in NodeSubnetStatus.UnhealthyPeers.
+const (
+	// PeerReasonMissing: the tunnel port is not on the bridge (its name is taken by a port
+	// ovsmesh does not own, the spanning-tree limit guard held it back, or it is being made).
+	PeerReasonMissing = "Missing"
+	// PeerReasonNotLive: the port is in OVSDB but ovs-vswitchd has not (or could not) set
+	// it up; see the interface's error column.
+	PeerReasonNotLive = "NotLive"
+	// PeerReasonConverging: spanning tree has not yet moved the port to a stable state.
+	PeerReasonConverging = "Converging"
+	// PeerReasonDown: BFD says the peer does not answer.
+	PeerReasonDown = "Down"
+)
+
+// MaxUnhealthyPeers bounds NodeSubnetStatus.UnhealthyPeers, so that a node's status does not
+// grow with the cluster even when many peers are down at once.
+const MaxUnhealthyPeers = 16
+
 // PeerStatus is one tunnel of the mesh as seen from this node.
 type PeerStatus struct {
 	// NodeName of the peer.
@@ -59,6 +77,48 @@ type PeerStatus struct {
 	// STPState is the spanning-tree state of the tunnel port (forwarding, blocking, ...).
 	// +optional
 	STPState string `json:"stpState,omitempty"`
+	// Reason says why the peer needs attention: Missing, NotLive, Converging or Down.
+	// +optional
+	Reason string `json:"reason,omitempty"`
+	// Message is the detail: the OVS interface error, the name conflict, the limit.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	Message string `json:"message,omitempty"`
+}
+
+// TunnelSummary counts this node's tunnels by state. Counts, not a list: the status of every
+// node is watched by every agent and the operator, so its size must not depend on the size
+// of the cluster. Per-peer detail is on the node (ovs-vsctl list Port, ovs-appctl bfd/show).
+//
+// The fields are optional without omitempty, like tunnelCount: a zero is written out, and a
+// merge patch that carries only the counts that changed still makes a valid object.
+type TunnelSummary struct {
+	// Desired is the number of peers this node should have a tunnel to.
+	// +optional
+	Desired int32 `json:"desired"`
+	// Live is the number of desired tunnels ovs-vswitchd has set up.
+	// +optional
+	Live int32 `json:"live"`
+	// Forwarding is the number of live tunnels that carry traffic: all of them under
+	// SplitHorizon, those spanning tree moved to forwarding under STP or RSTP.
+	// +optional
+	Forwarding int32 `json:"forwarding"`
+	// Blocked is the number of tunnels spanning tree keeps from forwarding to break the
+	// loop (STP blocking, RSTP discarding as alternate or backup): stable, not a fault.
+	// +optional
+	Blocked int32 `json:"blocked"`
+	// Converging is the number of tunnels that spanning tree has not yet moved to a stable
+	// state, or that ovs-vswitchd has not set up yet.
+	// +optional
+	Converging int32 `json:"converging"`
+	// Missing is the number of desired tunnels that are not on the bridge.
+	// +optional
+	Missing int32 `json:"missing"`
+	// Up and Down count the peers BFD reports alive and not answering (both 0 without BFD).
+	// +optional
+	Up int32 `json:"up"`
+	// +optional
+	Down int32 `json:"down"`
 }
 
 // NodeSubnetStatus is written by the node's agent.
@@ -73,15 +133,22 @@ type NodeSubnetStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// TunnelCount is the number of tunnel ports on the OVS bridge.
+	// TunnelCount is the number of ovsmesh tunnel ports on the OVS bridge.
 	// +optional
 	TunnelCount int32 `json:"tunnelCount"`
 
-	// Peers lists every tunnel and its state.
+	// Tunnels counts the desired tunnels by state.
+	// +optional
+	Tunnels TunnelSummary `json:"tunnels,omitempty"`
+
+	// UnhealthyPeers lists the peers that need attention (missing, not live, converging or
+	// down), sorted by node name, at most 16; Tunnels has the full counts. Empty when every
+	// tunnel is fine.
 	// +listType=map
 	// +listMapKey=nodeName
+	// +kubebuilder:validation:MaxItems=16
 	// +optional
-	Peers []PeerStatus `json:"peers,omitempty"`
+	UnhealthyPeers []PeerStatus `json:"unhealthyPeers,omitempty"`
 
 	// MTU in use on the Linux bridge and written to the CNI config.
 	// +optional
@@ -98,6 +165,7 @@ type NodeSubnetStatus struct {
 // +kubebuilder:printcolumn:name="Node IP",type=string,JSONPath=`.spec.nodeIP`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Tunnels",type=integer,JSONPath=`.status.tunnelCount`
+// +kubebuilder:printcolumn:name="Forwarding",type=integer,JSONPath=`.status.tunnels.forwarding`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type NodeSubnet struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -227,7 +227,7 @@ func TestNodeSubnetAcceptedAndImmutable(t *testing.T) {
 func TestPrinterColumnsAndShortNames(t *testing.T) {
 	want := map[string][]string{
 		"networkclusters.network.ovsmesh.io": {"Tunnel", "Cluster CIDR", "Ready", "Nodes", "Available", "Age"},
-		"nodesubnets.network.ovsmesh.io":     {"Node", "CIDR", "Node IP", "Ready", "Tunnels", "Age"},
+		"nodesubnets.network.ovsmesh.io":     {"Node", "CIDR", "Node IP", "Ready", "Tunnels", "Forwarding", "Age"},
 	}
 	short := map[string]string{"networkclusters.network.ovsmesh.io": "ncl", "nodesubnets.network.ovsmesh.io": "nsub"}
 	for name, cols := range want {
