@@ -136,7 +136,9 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	if err := c.Create(ctx, &n3); err != nil {
 		t.Fatal(err)
 	}
-	waitStatus(t, c, "n1", "2 tunnels", func(ns *v1alpha1.NodeSubnet) bool { return ns.Status.TunnelCount == 2 && ns.Status.Tunnels.Desired == 2 })
+	waitStatus(t, c, "n1", "2 tunnels", func(ns *v1alpha1.NodeSubnet) bool {
+		return ns.Status.TunnelCount == 2 && ns.Status.Tunnels.Desired == 2
+	})
 	if got := sortedLines(n.Vsctl("list-ports", "obr0")); !slices.Equal(got, []string{"gre-ac1e0002", "gre-ac1e0003", "vobr0"}) {
 		t.Errorf("ports = %v", got)
 	}

@@ -39,12 +39,12 @@ type statusInput struct {
 	// Protocol is the loop prevention of the spec (its MaxTunnels bounds the mesh).
 	Protocol v1.LoopPreventionProtocol
 	Pool     *Pool // nil when the spec cannot be turned into a pool (PoolErr)
-	PoolErr    error
-	Selector   labels.Selector
-	Nodes      []corev1.Node
-	Subnets    []v1.NodeSubnet
-	ApplyErr   error // the agent objects could not be applied
-	Deleting   bool
+	PoolErr  error
+	Selector labels.Selector
+	Nodes    []corev1.Node
+	Subnets  []v1.NodeSubnet
+	ApplyErr error // the agent objects could not be applied
+	Deleting bool
 	// CleanupPending are the nodes whose agent has not reported CleanedUp (when Deleting).
 	CleanupPending []string
 }
