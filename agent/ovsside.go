@@ -21,9 +21,10 @@ type ovsSide struct {
 	// vswitchdCtl resolves ovs-vswitchd's unixctl socket for the liveness probe and the MAC
 	// table flush; nil: neither.
 	vswitchdCtl func() (string, error)
-	// flushPending: the loop prevention changed and the MAC table is not flushed yet. Only
-	// the agent's one reconcile worker calls Apply, so it needs no lock.
-	flushPending bool
+	// flushNow and flushSettled: the loop prevention changed and the MAC table is due a
+	// flush now, or once the tree has settled. Only the agent's one reconcile worker calls
+	// Apply, so they need no lock.
+	flushNow, flushSettled bool
 }
 
 // NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe.
@@ -80,18 +81,20 @@ func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
 // switch is one mesh transaction that deletes the old ports and adds the new ones; the
 // bridge row is not touched.
 //
-// A change of loop prevention is ordered so that the mesh is never without it:
-//   - tree → split horizon: the tunnels are protected first (while the tree still breaks
-//     the loop), and only then is the tree turned off;
+// A change of loop prevention is ordered so that the mesh is never without it, in the
+// database and in the data path (each step waits until ovs-vswitchd has applied the one
+// before, as `ovs-vsctl` without --no-wait does):
+//   - tree → split horizon: the tunnels are protected first, while the tree still breaks
+//     the loop, and only then is the tree turned off; then the ports are made anew (see
+//     recreatePorts for the OVS bug that needs it);
 //   - split horizon → tree: the tree goes on first (every port starts blocking/discarding
 //     and forwards only once the protocol says so), and only then are the tunnels
 //     unprotected.
 //
-// ovs-vswitchd applies the database in commit order; when it picks up both transactions in
-// one reconfiguration, it publishes the new forwarding configuration to its packet threads
-// at once, so either way no packet sees the state in between. After a change the bridge's
-// MAC table is flushed: MACs learned along the tree would blackhole traffic under split
-// horizon until they aged out.
+// Then the bridge's MAC table is flushed: MACs learned along the old paths (a peer's pods
+// on the tunnel to the root, or on a direct tunnel the new tree blocks) would blackhole
+// unicast until they aged out (300 s). Under a tree it is flushed once more when the tree
+// has settled, since frames keep being learned while it forms.
 func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	n := 0
 	spec := bridgeSpec(s)
@@ -103,6 +106,9 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	if changed && spec.Protocol == "" {
 		res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
 		n += res.Ops
+		if err == nil {
+			err = o.waitApplied(ctx)
+		}
 		if err != nil {
 			return n, err
 		}
@@ -115,6 +121,24 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 		return n, err
 	}
 	n += len(ops)
+	if changed {
+		if err := o.waitApplied(ctx); err != nil {
+			return n, err
+		}
+	}
+	if changed && spec.Protocol == "" {
+		// OVS 3.1 leaves every port that was under the tree out of floods once the tree is
+		// off (it recomputes a port's floodability while the tree is still set, and not
+		// after), so broadcasts and ARP would reach no peer and no pod. Ports made anew are
+		// floodable: the veth port and the tunnels are deleted, and re-added below (now
+		// protected from their first transaction). Costs a few milliseconds of loss, once,
+		// on a switch that has already cost the tree's reconvergence.
+		m, err := o.recreatePorts(ctx, s)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
 	ops, err = o.c.EnsurePortOps(ctx, s.Bridge, s.VethPort, ovs.PortSystem)
 	if err != nil {
 		return n, err
@@ -128,19 +152,63 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	// Remembered until it succeeds: once the bridge matches, nothing else says a flush is due.
-	o.flushPending = o.flushPending || changed
-	if o.flushPending && o.vswitchdCtl != nil {
-		ctl, err := o.vswitchdCtl()
-		if err == nil {
-			err = ovs.FlushFDB(ctx, ctl, s.Bridge)
-		}
-		if err != nil {
-			return n, fmt.Errorf("flushing the MAC table of %s after the loop-prevention change: %w", s.Bridge, err)
-		}
-		o.flushPending = false
+	if changed {
+		// Remembered until done: once the bridge matches, nothing else says a flush is due.
+		o.flushNow, o.flushSettled = true, s.Protocol.SpanningTree()
 	}
-	return n, nil
+	return n, o.flush(ctx, s)
+}
+
+// recreatePorts removes the bridge's veth port and tunnels and waits until ovs-vswitchd has
+// removed them, so that adding them again makes new ports, not the same ones.
+func (o *ovsSide) recreatePorts(ctx context.Context, s OVSState) (int, error) {
+	ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+	if err == nil {
+		err = o.c.Transact(ctx, ops...)
+	}
+	if err != nil {
+		return 0, err
+	}
+	res, err := o.c.SyncTunnels(ctx, s.Bridge, nil)
+	if err != nil {
+		return len(ops) + res.Ops, err
+	}
+	return len(ops) + res.Ops, o.waitApplied(ctx)
+}
+
+// flush empties the bridge's MAC table when a loop-prevention change asks for it: once
+// ovs-vswitchd has applied the change, and (under a tree) once more when every tunnel has
+// reached a stable state.
+func (o *ovsSide) flush(ctx context.Context, s OVSState) error {
+	if o.vswitchdCtl == nil || (!o.flushNow && !o.flushSettled) {
+		return nil
+	}
+	if !o.flushNow {
+		ports, err := o.c.PortStates(ctx, s.Bridge)
+		if err != nil || !tunnelReport(s, ports).Ready() {
+			return err // not settled yet: the next pass (port states change) looks again
+		}
+		o.flushSettled = false
+	}
+	if err := o.waitApplied(ctx); err != nil {
+		return err
+	}
+	ctl, err := o.vswitchdCtl()
+	if err == nil {
+		err = ovs.FlushFDB(ctx, ctl, s.Bridge)
+	}
+	if err != nil {
+		return fmt.Errorf("flushing the MAC table of %s after the loop-prevention change: %w", s.Bridge, err)
+	}
+	o.flushNow = false
+	return nil
+}
+
+// waitApplied waits (at most 10 s) until ovs-vswitchd has applied what is committed.
+func (o *ovsSide) waitApplied(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return o.c.WaitApplied(ctx)
 }
 
 // Ports implements OVSSide.

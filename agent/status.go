@@ -46,14 +46,27 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 			cond.Reason, what = ReasonTunnelsNotLive, "ovs-vswitchd has not yet set up"
 		}
 		cond.Message = fmt.Sprintf("%s; %s %d of %d tunnel ports", msg, what, t.Summary.Converging+t.Summary.Missing, t.Summary.Desired)
-		if len(t.Unhealthy) > 0 {
-			u := t.Unhealthy[0]
+		if t.VethBlocked != "" {
+			cond.Message += fmt.Sprintf(", and the veth port %s does not forward yet (%s)", s.OVS.VethPort, t.VethBlocked)
+		}
+		if u := firstNotReady(t.Unhealthy); u != nil {
 			cond.Message += fmt.Sprintf(" (first: %s, %s: %s)", u.NodeName, u.Reason, u.Message)
 		}
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	meta.RemoveStatusCondition(&st.Conditions, v1alpha1.ConditionCleanedUp)
 	return st
+}
+
+// firstNotReady is the first unhealthy peer that holds Ready back (a peer BFD calls down
+// does not).
+func firstNotReady(peers []v1alpha1.PeerStatus) *v1alpha1.PeerStatus {
+	for i := range peers {
+		if peers[i].Reason != v1alpha1.PeerReasonDown {
+			return &peers[i]
+		}
+	}
+	return nil
 }
 
 // notReadyStatus returns st with Ready=False, the reason taken from err. The rest of the

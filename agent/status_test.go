@@ -22,7 +22,8 @@ import (
 // ports builds the port states OVS would report for n1's tunnels to n2 and n3 (GRE), plus
 // the veth, with f filling in each tunnel's state.
 func ports(f func(i int, p *ovs.PortState)) []ovs.PortState {
-	out := []ovs.PortState{{Name: "vobr0", Owned: true, Live: true}}
+	// The veth forwards (both protocols' fields set: each reads its own).
+	out := []ovs.PortState{{Name: "vobr0", Owned: true, Live: true, STPState: "forwarding", RSTPState: "Forwarding"}}
 	for i, name := range []string{"gre-ac1e0002", "gre-ac1e0003"} {
 		p := ovs.PortState{Name: name, Owned: true, Peer: []string{"n2", "n3"}[i], InterfaceType: "gre", Live: true}
 		f(i, &p)
@@ -127,6 +128,31 @@ func TestReadyMeansForwarding(t *testing.T) {
 	}
 }
 
+// TestReadyWaitsForTheVeth: the tunnels are settled, but the veth into kbr0 is still
+// discarding (RSTP proposes on it like on any port): the pods cannot reach the mesh yet.
+func TestReadyWaitsForTheVeth(t *testing.T) {
+	spec := defaultSpec()
+	spec.LoopPrevention.Protocol = v1alpha1.ProtocolRSTP
+	s, err := Desired(spec, threeNodes(), "n1", 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := ports(func(i int, p *ovs.PortState) { p.RSTPState, p.RSTPRole = "Forwarding", "Designated" })
+	ps[0].RSTPState, ps[0].RSTPRole = "Discarding", "Designated"
+	c := meta.FindStatusCondition(readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, Result{Tunnels: tunnelReport(s.OVS, ps)}).Conditions, v1alpha1.ConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != ReasonSpanningTreeConverging ||
+		!strings.Contains(c.Message, "the veth port vobr0 does not forward yet (RSTP Discarding as Designated)") {
+		t.Errorf("Ready = %+v", c)
+	}
+	spec.LoopPrevention.Protocol = v1alpha1.ProtocolSplitHorizon // no tree: live is enough
+	s, _ = Desired(spec, threeNodes(), "n1", 1500)
+	ps = ports(func(i int, p *ovs.PortState) { p.Protected = true })
+	ps[0].STPState, ps[0].RSTPState = "", ""
+	if r := tunnelReport(s.OVS, ps); !r.Ready() {
+		t.Errorf("split horizon, live veth and protected tunnels: not ready: %+v", r)
+	}
+}
+
 // TestStatusIsBounded: 3,000 peers, all of them converging, and the status still lists at
 // most MaxUnhealthyPeers, first by name, with the counts saying how many there are.
 func TestStatusIsBounded(t *testing.T) {
@@ -142,7 +168,7 @@ func TestStatusIsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var states []ovs.PortState
+	states := []ovs.PortState{{Name: "vobr0", Owned: true, Live: true, RSTPState: "Forwarding", RSTPRole: "Designated"}}
 	for _, ts := range tunnelSpecs(s.OVS)[:2990] { // 10 not on the bridge yet
 		states = append(states, ovs.PortState{Name: ovs.PortName(ts), Owned: true, Peer: ts.PeerName, Live: true,
 			RSTPState: "Learning", RSTPRole: "Designated"})

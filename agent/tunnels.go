@@ -19,12 +19,19 @@ type TunnelReport struct {
 	// Unhealthy are the desired peers whose tunnel is missing, not live, converging or
 	// down, sorted by node name (all of them; the status keeps the first few).
 	Unhealthy []v1alpha1.PeerStatus
+	// VethBlocked says why the veth port into the Linux bridge does not forward yet ("" when
+	// it does). It is the pods' only way onto the mesh, and under STP and RSTP it goes
+	// through the same listening/learning or discarding as a tunnel.
+	VethBlocked string
 }
 
 // Ready reports whether every desired tunnel carries traffic or is held back by spanning
-// tree on purpose: what pods need to talk. BFD's view is reported, not required (a peer
-// whose node is gone is that peer's problem, not this node's).
-func (r TunnelReport) Ready() bool { return r.Summary.Converging == 0 && r.Summary.Missing == 0 }
+// tree on purpose, and the veth port forwards: what pods need to talk. BFD's view is
+// reported, not required (a peer whose node is gone is that peer's problem, not this
+// node's).
+func (r TunnelReport) Ready() bool {
+	return r.Summary.Converging == 0 && r.Summary.Missing == 0 && r.VethBlocked == ""
+}
 
 // tunnelReport classifies every desired tunnel from the port states OVS reports. Pure: the
 // OVS side returns facts, the meaning (which states are stable under which protocol) is here.
@@ -39,6 +46,20 @@ func tunnelReport(s OVSState, ports []ovs.PortState) TunnelReport {
 		}
 	}
 	r.Summary.Desired = int32(len(s.Peers))
+	switch v := byName[s.VethPort]; {
+	case v == nil:
+		r.VethBlocked = "not on " + s.Bridge
+	case !v.Live:
+		r.VethBlocked = "not set up by ovs-vswitchd"
+	case s.Protocol.SpanningTree():
+		// Never protected; under a tree it must forward (blocking it would cut the pods off).
+		if st, why := portTraffic(s.Protocol, v, false); st != trafficForwarding {
+			r.VethBlocked = why
+			if st == trafficBlocked {
+				r.VethBlocked = "blocked by spanning tree"
+			}
+		}
+	}
 	for _, spec := range tunnelSpecs(s) {
 		name := ovs.PortName(spec)
 		ps := v1alpha1.PeerStatus{NodeName: spec.PeerName, NodeIP: spec.RemoteIP, Port: name, State: v1alpha1.PeerUnknown}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,28 @@ func TestVswitchdCtlPath(t *testing.T) {
 	}
 	if _, err := VswitchdCtlPath(dir); err == nil || !strings.Contains(err.Error(), "not a pid") {
 		t.Errorf("garbled pidfile: %v", err)
+	}
+}
+
+// TestWaitApplied: with ovs-vswitchd running, WaitApplied returns once cur_cfg has caught up
+// with the next_cfg it set; with none, it waits until the caller's deadline and says so.
+func TestWaitApplied(t *testing.T) {
+	srv, c := startDB(t)
+	ctx := testCtx(t)
+	srv.Vsctl("--no-wait", "init")
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if err := c.WaitApplied(short); err == nil || !strings.Contains(err.Error(), "has not applied configuration 1") {
+		t.Errorf("WaitApplied without ovs-vswitchd: %v", err)
+	}
+	srv.StartSwitch(t)
+	for i := 0; i < 3; i++ {
+		if err := c.WaitApplied(ctx); err != nil {
+			t.Fatalf("WaitApplied #%d: %v", i, err)
+		}
+		next, cur := get(t, srv, "Open_vSwitch", ".", "next_cfg"), get(t, srv, "Open_vSwitch", ".", "cur_cfg")
+		if want := strconv.Itoa(i + 2); next != want || cur != next {
+			t.Errorf("after WaitApplied #%d: next_cfg %s cur_cfg %s, want both %s", i, next, cur, want)
+		}
 	}
 }

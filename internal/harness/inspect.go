@@ -76,6 +76,16 @@ func parseSTPShow(out string) map[string]string {
 // UnderlayPackets is the number of packets the underlay bridge has sent to all nodes so far:
 // the measure of a broadcast storm.
 func (c *Cluster) UnderlayPackets(ctx context.Context) (uint64, error) {
+	return c.underlayTx(ctx, func(port string) bool { return strings.HasPrefix(port, c.Prefix+"-u") })
+}
+
+// UnderlayPacketsTo is the number of packets the underlay bridge has sent to node n so far:
+// everything n's OVS received, so traffic crossing n in transit shows in it.
+func (c *Cluster) UnderlayPacketsTo(ctx context.Context, n *Node) (uint64, error) {
+	return c.underlayTx(ctx, func(port string) bool { return port == n.ulPort })
+}
+
+func (c *Cluster) underlayTx(ctx context.Context, match func(port string) bool) (uint64, error) {
 	out, err := run(ctx, "ip", "-n", c.underlayNS, "-s", "-j", "link", "show")
 	if err != nil {
 		return 0, err
@@ -93,7 +103,7 @@ func (c *Cluster) UnderlayPackets(ctx context.Context) (uint64, error) {
 	}
 	var sum uint64
 	for _, l := range links {
-		if strings.HasPrefix(l.Name, c.Prefix+"-u") {
+		if match(l.Name) {
 			sum += l.Stats.TX.Packets
 		}
 	}

@@ -81,6 +81,21 @@ func (p *Process) Stop(grace time.Duration) {
 	}
 }
 
+// Interrupt sends SIGINT to the process group, as Ctrl-C does (ping then prints its
+// summary), SIGKILL after grace, and waits.
+func (p *Process) Interrupt(grace time.Duration) {
+	if p == nil || p.Exited() {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
 // Kill sends SIGKILL to the process group and waits: a crash, not a shutdown.
 func (p *Process) Kill() {
 	if p == nil || p.Exited() {

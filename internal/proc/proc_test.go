@@ -69,3 +69,20 @@ func TestWaitForTimesOut(t *testing.T) {
 		t.Errorf("WaitFor = %v after %d polls, want a timeout after several", err, n)
 	}
 }
+
+// TestInterruptLetsItReport: Interrupt is Ctrl-C: a process that traps SIGINT gets to write
+// its last words (as ping writes its summary) before it exits.
+func TestInterruptLetsItReport(t *testing.T) {
+	p, err := Start(t.TempDir(), "trap", "", nil, "sh", "-c", `trap 'echo summary; exit 0' INT; echo ready; while :; do sleep 0.05; done`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := WaitFor(context.Background(), 5*time.Second, 10*time.Millisecond, func() bool { return p.Tail(1) == "ready" }); err != nil {
+		p.Kill()
+		t.Fatal("never ready")
+	}
+	p.Interrupt(5 * time.Second)
+	if out, err := p.Output(time.Second); err != nil || !strings.HasSuffix(out, "summary\n") {
+		t.Errorf("after Interrupt: %q %v", out, err)
+	}
+}

@@ -103,6 +103,27 @@ func waitAvailable(t *testing.T, c *harness.Cluster, timeout time.Duration) *v1.
 	}
 }
 
+// availableThenPing is what a user does after installing: `kubectl wait
+// --for=condition=Available`, start pods, ping. Every pod pair must answer on the first try
+// (three echoes, no retry): Available must not come before pods can talk, whatever the
+// loop prevention. It returns the pods (perNode on every node).
+func availableThenPing(t *testing.T, c *harness.Cluster, perNode int) []*harness.Pod {
+	t.Helper()
+	ctx := context.Background()
+	start := time.Now()
+	if out, err := c.Kubectl(ctx, "wait", "--for=condition=Available", "networkcluster/default", "--timeout=3m"); err != nil {
+		t.Fatalf("kubectl wait --for=condition=Available: %v\n%s", err, out)
+	}
+	t.Logf("Available %.1f s after the wait started", time.Since(start).Seconds())
+	pods := addPods(t, c, perNode)
+	res := harness.PingAll(ctx, pods, 0)
+	if f := harness.Failed(res); len(f) > 0 {
+		t.Fatalf("right after Available, %d of %d pod pairs do not ping on the first try: %v", len(f), len(res), f)
+	}
+	t.Logf("right after Available: %d/%d pod pairs ping on the first try", len(res), len(res))
+	return pods
+}
+
 // eventually polls cond until it returns nil or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()

@@ -1,0 +1,204 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/internal/harness"
+)
+
+// TestSplitHorizonMesh walks a 4-node GRE mesh under SplitHorizon: pods talk right after
+// Available, every tunnel is protected with spanning tree off and no storm forms, traffic
+// between two nodes never crosses a third, a node leaving costs the other pairs nothing, and
+// the mesh switches live to STP, back, and to RSTP under continuous ping without a storm.
+func TestSplitHorizonMesh(t *testing.T) {
+	c := startCluster(t, 4)
+	ctx := context.Background()
+	apply(t, c, networkCluster("GRE", "SplitHorizon"))
+	pods := availableThenPing(t, c, 1)
+	podOn := func(n *harness.Node) *harness.Pod {
+		for _, p := range pods {
+			if p.Node == n {
+				return p
+			}
+		}
+		t.Fatalf("no pod on %s", n.Name)
+		return nil
+	}
+
+	steps := []struct {
+		name string
+		fn   func(t *testing.T)
+	}{
+		{"every tunnel protected, spanning tree off, no storm", func(t *testing.T) {
+			checkMode(t, c, v1.ProtocolSplitHorizon)
+			checkNoStorm(t, c, pods)
+		}},
+		{"direct paths: traffic between two nodes never crosses a third", func(t *testing.T) {
+			a, b, third := c.Nodes[1], c.Nodes[2], c.Nodes[0]
+			before3, before2 := underlayTo(t, c, third), underlayTo(t, c, b)
+			if got, err := podOn(a).Ping(ctx, podOn(b).IP, 200, "-i", "0.01", "-q"); err != nil || got != 200 {
+				t.Fatalf("200 pings %s → %s: %d back (%v)", a.Name, b.Name, got, err)
+			}
+			through, toB := underlayTo(t, c, third)-before3, underlayTo(t, c, b)-before2
+			t.Logf("200 pings %s → %s: %d underlay packets reached %s, %d reached %s", a.Name, b.Name, toB, b.Name, through, third.Name)
+			if toB < 200 {
+				t.Errorf("%s received %d underlay packets for 200 pings: the counter does not see the traffic", b.Name, toB)
+			}
+			// Under STP with the third node as root, all 400 packets would cross it.
+			if through > 20 {
+				t.Errorf("%d underlay packets reached %s, a bystander: traffic is crossing it in transit", through, third.Name)
+			}
+		}},
+		{"a node leaves: the other pairs lose nothing", func(t *testing.T) {
+			gone := c.Nodes[3]
+			stay := c.Nodes[:3]
+			var pings []*harness.Process
+			for i, n := range stay {
+				to := podOn(stay[(i+1)%len(stay)])
+				p, err := podOn(n).Start("ping-leave", "ping", "-i", "0.02", "-W", "1", to.IP)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Kill()
+				pings = append(pings, p)
+			}
+			time.Sleep(time.Second)
+			if err := c.RemoveNode(ctx, gone); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range c.Nodes {
+				eventually(t, 30*time.Second, n.Name+" drops the tunnel to "+gone.Name, func() error {
+					if ports, err := n.TunnelPorts(ctx); err != nil || len(ports) != len(stay)-1 {
+						return fmt.Errorf("%d tunnel ports (%v), want %d", len(ports), err, len(stay)-1)
+					}
+					return nil
+				})
+			}
+			time.Sleep(time.Second)
+			for _, p := range pings {
+				sent, lost := interrupt(t, p)
+				t.Logf("%s while %s left: %d sent, %d lost", p.Name, gone.Name, sent, lost)
+				if lost != 0 || sent < 50 {
+					t.Errorf("%s: %d of %d lost while another node left the mesh", p.Name, lost, sent)
+				}
+			}
+			var kept []*harness.Pod
+			for _, p := range pods {
+				if p.Node != gone {
+					kept = append(kept, p)
+				}
+			}
+			pods = kept
+			waitAvailable(t, c, time.Minute)
+		}},
+		{"live switches SplitHorizon → STP → SplitHorizon → RSTP under continuous ping: no storm", func(t *testing.T) {
+			from, to := pods[0], pods[len(pods)-1]
+			for _, target := range []v1.LoopPreventionProtocol{v1.ProtocolSTP, v1.ProtocolSplitHorizon, v1.ProtocolRSTP} {
+				before, err := c.UnderlayPackets(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p, err := from.Start("ping-"+string(target), "ping", "-i", "0.05", "-W", "1", to.IP)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p.Kill()
+				t0 := time.Now()
+				patchProtocol(t, c, target)
+				waitAvailable(t, c, 2*time.Minute)
+				took := time.Since(t0)
+				// Pods talk once Available says so, at once.
+				if f := harness.Failed(harness.PingAll(ctx, pods, 0)); len(f) > 0 {
+					t.Errorf("→ %s: Available, but %d pairs do not ping on the first try: %v", target, len(f), f)
+				}
+				sent, lost := interrupt(t, p)
+				after, err := c.UnderlayPackets(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				secs := time.Since(t0).Seconds()
+				t.Logf("→ %s: Available after %.1f s; continuous ping %s → %s: %d sent, %d lost (%.1f s); underlay %d packets in %.1f s",
+					target, took.Seconds(), from.Name, to.Name, sent, lost, float64(lost)*0.05, after-before, secs)
+				checkMode(t, c, target)
+				// A storm here is ~280,000 packets a second; continuous ping, BPDUs and ARP
+				// are well under 200.
+				if rate := float64(after-before) / secs; rate > 1000 {
+					t.Fatalf("→ %s: %.0f underlay packets a second: broadcast storm", target, rate)
+				}
+			}
+			checkNoStorm(t, c, pods)
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.fn) {
+			t.Fatalf("step %q failed; later steps depend on it", s.name)
+		}
+	}
+}
+
+// checkMode asserts, through ovs-vsctl on every node, the OVS side of a loop-prevention
+// mode: the bridge's stp_enable/rstp_enable, and whether the tunnel ports are protected.
+func checkMode(t *testing.T, c *harness.Cluster, p v1.LoopPreventionProtocol) {
+	t.Helper()
+	ctx := context.Background()
+	wantBridge := map[v1.LoopPreventionProtocol]string{
+		v1.ProtocolSTP: "true\nfalse", v1.ProtocolRSTP: "false\ntrue", v1.ProtocolSplitHorizon: "false\nfalse",
+	}[p]
+	for _, n := range c.Nodes {
+		out, err := n.Vsctl(ctx, "get", "Bridge", "obr0", "stp_enable", "rstp_enable")
+		if err != nil || strings.TrimSpace(out) != wantBridge {
+			t.Errorf("%s: obr0 stp_enable/rstp_enable = %q (%v), want %q for %s", n.Name, out, err, wantBridge, p)
+		}
+		ports, err := n.TunnelPorts(ctx)
+		if err != nil || len(ports) != len(c.Nodes)-1 {
+			t.Errorf("%s: %d tunnel ports (%v), want %d", n.Name, len(ports), err, len(c.Nodes)-1)
+		}
+		for port := range ports {
+			out, err := n.Vsctl(ctx, "get", "Port", port, "protected")
+			want := strconv.FormatBool(p == v1.ProtocolSplitHorizon)
+			if err != nil || strings.TrimSpace(out) != want {
+				t.Errorf("%s: port %s protected = %q (%v), want %s under %s", n.Name, port, out, err, want, p)
+			}
+		}
+	}
+}
+
+func patchProtocol(t *testing.T, c *harness.Cluster, p v1.LoopPreventionProtocol) {
+	t.Helper()
+	if out, err := c.Kubectl(context.Background(), "patch", "networkcluster", "default", "--type=merge",
+		"-p", fmt.Sprintf(`{"spec":{"loopPrevention":{"protocol":%q}}}`, p)); err != nil {
+		t.Fatalf("switching to %s: %v\n%s", p, err, out)
+	}
+}
+
+func underlayTo(t *testing.T, c *harness.Cluster, n *harness.Node) uint64 {
+	t.Helper()
+	v, err := c.UnderlayPacketsTo(context.Background(), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+// interrupt stops a continuous ping as Ctrl-C would and returns what its summary says.
+func interrupt(t *testing.T, p *harness.Process) (sent, lost int) {
+	t.Helper()
+	p.Interrupt(5 * time.Second)
+	out, _ := p.Output(time.Second)
+	m := pingSummary.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("%s: no summary:\n%s", p.Name, lastLines(out, 5))
+	}
+	sent, _ = strconv.Atoi(m[1])
+	got, _ := strconv.Atoi(m[2])
+	return sent, sent - got
+}
