@@ -156,6 +156,15 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 		// Remembered until done: once the bridge matches, nothing else says a flush is due.
 		o.flushNow, o.flushSettled = true, s.Protocol.SpanningTree()
 	}
+	if n > 0 && o.vswitchdCtl != nil {
+		// Let ovs-vswitchd set the new ports up before the caller reads their state: the
+		// status then goes from "joining" straight to the port's real state, one update
+		// fewer for every watcher. A timeout is not an error here: the liveness probe that
+		// follows reports an ovs-vswitchd that does not answer.
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		_ = o.c.WaitApplied(wctx)
+		cancel()
+	}
 	return n, o.flush(ctx, s)
 }
 

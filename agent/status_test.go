@@ -141,7 +141,7 @@ func TestReadyWaitsForTheVeth(t *testing.T) {
 	ps[0].RSTPState, ps[0].RSTPRole = "Discarding", "Designated"
 	c := meta.FindStatusCondition(readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, Result{Tunnels: tunnelReport(s.OVS, ps)}).Conditions, v1alpha1.ConditionReady)
 	if c.Status != metav1.ConditionFalse || c.Reason != ReasonSpanningTreeConverging ||
-		!strings.Contains(c.Message, "the veth port vobr0 does not forward yet (RSTP Discarding as Designated)") {
+		!strings.Contains(c.Message, "the veth port vobr0 does not forward yet (RSTP has not settled the port yet)") {
 		t.Errorf("Ready = %+v", c)
 	}
 	spec.LoopPrevention.Protocol = v1alpha1.ProtocolSplitHorizon // no tree: live is enough
@@ -178,12 +178,12 @@ func TestStatusIsBounded(t *testing.T) {
 		t.Errorf("summary = %+v, want %+v", st.Tunnels, want)
 	}
 	if len(st.UnhealthyPeers) != v1alpha1.MaxUnhealthyPeers || st.UnhealthyPeers[0].NodeName != "p0001" ||
-		st.UnhealthyPeers[0].Reason != v1alpha1.PeerReasonConverging || st.UnhealthyPeers[0].Message != "RSTP Learning as Designated" {
+		st.UnhealthyPeers[0].Reason != v1alpha1.PeerReasonConverging || st.UnhealthyPeers[0].Message != "RSTP has not settled the port yet" || st.UnhealthyPeers[0].STPState != "" {
 		t.Errorf("unhealthy peers: %d, first %+v", len(st.UnhealthyPeers), st.UnhealthyPeers[0])
 	}
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
 	if c.Status != metav1.ConditionFalse || c.Reason != ReasonSpanningTreeConverging ||
-		!strings.Contains(c.Message, "converging on 3000 of 3000 tunnel ports (first: p0001, Converging: RSTP Learning as Designated)") {
+		!strings.Contains(c.Message, "converging on 3000 of 3000 tunnel ports (first: p0001, Converging: RSTP has not settled the port yet)") {
 		t.Errorf("Ready = %+v", c)
 	}
 	b, err := json.Marshal(st)

@@ -99,7 +99,7 @@ func tunnelReport(s OVSState, ports []ovs.PortState) TunnelReport {
 		default:
 			r.Summary.Live++
 			r.Summary.Converging++
-			ps.Reason, ps.Message = v1alpha1.PeerReasonConverging, why
+			ps.Reason, ps.Message, ps.STPState = v1alpha1.PeerReasonConverging, why, ""
 		}
 		if ps.Reason == "" && ps.State == v1alpha1.PeerDown {
 			ps.Reason, ps.Message = v1alpha1.PeerReasonDown, "BFD: "+p.BFDState
@@ -124,7 +124,9 @@ const (
 )
 
 // portTraffic says whether a live tunnel port carries traffic under the protocol, and if it
-// does not yet, why.
+// does not yet, why. The reason names the protocol, not the port's passing state (listening,
+// learning): a status that changed with every step of the tree would cost the API server a
+// request per step per port; the state itself is on the node (ovs-appctl stp/show).
 //
 //   - Split horizon: the port forwards once it is protected (it is created protected; an
 //     unprotected one is a leftover of a tree the next pass fixes).
@@ -150,20 +152,16 @@ func portTraffic(proto v1alpha1.LoopPreventionProtocol, p *ovs.PortState, bfdDow
 			return trafficBlocked, ""
 		case p.RSTPState == "Discarding" && p.RSTPRole == "Disabled" && bfdDown:
 			return trafficBlocked, ""
-		case p.RSTPState == "":
-			return trafficConverging, "RSTP has not reported a state yet"
 		}
-		return trafficConverging, fmt.Sprintf("RSTP %s as %s", p.RSTPState, p.RSTPRole)
+		return trafficConverging, "RSTP has not settled the port yet"
 	}
 	switch {
 	case p.STPState == "forwarding":
 		return trafficForwarding, ""
 	case p.STPState == "blocking" && p.STPRole == "alternate":
 		return trafficBlocked, ""
-	case p.STPState == "":
-		return trafficConverging, "STP has not reported a state yet"
 	}
-	return trafficConverging, fmt.Sprintf("STP %s as %s", p.STPState, p.STPRole)
+	return trafficConverging, "STP has not settled the port yet"
 }
 
 func bfdState(s string) v1alpha1.PeerState {

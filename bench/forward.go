@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/containernetworking/plugins/pkg/ns"
 )
@@ -11,8 +12,11 @@ import (
 // forwardAPI listens on addr inside network namespace nsName and relays every connection to
 // target in this (root) namespace: a process in the namespace reaches the API server on the
 // root loopback through it, the way node-local API load balancers work. A socket stays in
-// the namespace it was created in, so only the listen happens inside. Closed at e.Close.
-func (e *Env) forwardAPI(nsName, addr, target string) error {
+// the namespace it was created in, so only the listen happens inside. Closed at e.Close. The
+// counter it returns is the number of bytes the namespace side has sent (requests, TLS and
+// HTTP/2 framing included): what a client there costs the API server.
+func (e *Env) forwardAPI(nsName, addr, target string) (*atomic.Int64, error) {
+	sent := new(atomic.Int64)
 	var ln net.Listener
 	err := ns.WithNetNSPath("/run/netns/"+nsName, func(ns.NetNS) error {
 		var err error
@@ -20,7 +24,7 @@ func (e *Env) forwardAPI(nsName, addr, target string) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -41,12 +45,24 @@ func (e *Env) forwardAPI(nsName, addr, target string) error {
 				}
 				defer t.Close()
 				done := make(chan struct{}, 2)
-				go func() { io.Copy(t, c); done <- struct{}{} }()
+				go func() { io.Copy(counting{t, sent}, c); done <- struct{}{} }()
 				go func() { io.Copy(c, t); done <- struct{}{} }()
 				<-done
 			}()
 		}
 	}()
 	e.Defer(func() { ln.Close() })
-	return nil
+	return sent, nil
+}
+
+// counting is a writer that adds what it writes to n as it goes.
+type counting struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c counting) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }

@@ -127,3 +127,29 @@ func TestSmokePodStart(t *testing.T) {
 	}
 	checkFigures(t, r.Figures())
 }
+
+// TestSmokeMesh runs the loop-prevention comparison for SplitHorizon at a small size: a few
+// pings, 1 s iperf3 runs, a short kill window. SplitHorizon's figures are zeros by design
+// (nothing through the bystander, nothing lost), so they are checked as such.
+func TestSmokeMesh(t *testing.T) {
+	e := newEnv(t)
+	ctx := smokeCtx(t, 4*time.Minute)
+	c, err := StartCluster(ctx, e, ClusterOptions{Nodes: 4, Tunnel: "GRE", Protocol: "SplitHorizon"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Mesh(ctx, e, c, "SplitHorizon", MeshOptions{Pings: 20, Iperf: time.Second, KillWindow: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	figs := r.Figures()
+	for _, f := range figs {
+		t.Log(f.Row())
+	}
+	if len(figs) != 3 || r.Direct <= 0 || r.OneHop <= 0 || r.KillSent < 50 {
+		t.Fatalf("result %+v, %d figures", r, len(figs))
+	}
+	if r.Transit > 10 || r.KillLost != 0 {
+		t.Errorf("split horizon: %d packets through the bystander, %d lost while it died; want ~0 and 0", r.Transit, r.KillLost)
+	}
+}

@@ -2,7 +2,7 @@
 // ratio against its reference, measured in the same run (see package bench). `make bench`
 // runs it; BENCHMARKS.md records its output.
 //
-//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,rejoin,datapath,podstart] [-json results.json]
+//	ovsmesh-bench [-only ovs,cni,ipam,rss,converge,mesh,rejoin,datapath,podstart] [-json results.json]
 package main
 
 import (
@@ -160,9 +160,36 @@ var suites = []suite{
 	}},
 	{"converge", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		return convergeSettings(ctx, []convergeSetting{
+			{"SplitHorizon", false, *joins, false},
 			{"RSTP", false, *joins, false}, {"RSTP", true, *joins, false},
 			{"STP", false, *joins, false}, {"STP", true, *joins, false},
 		})
+	}},
+	{"mesh", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
+		// One 4-node cluster per mode (fast timers), side by side in this run.
+		var figs []bench.Figure
+		var errs []error
+		for _, p := range []string{"STP", "RSTP", "SplitHorizon"} {
+			me, err := bench.NewEnv(os.Stderr)
+			if err != nil {
+				return figs, err
+			}
+			o := bench.MeshOptions{Pings: 200, Iperf: time.Duration(*iperfSecs) * time.Second, KillWindow: 25 * time.Second}
+			if p == "STP" {
+				o.SyntheticPeers = 300
+			}
+			c, err := bench.StartCluster(ctx, me, bench.ClusterOptions{Nodes: 4, Tunnel: "GRE", Protocol: p, FastTimers: true})
+			if err == nil {
+				var r bench.MeshResult
+				r, err = bench.Mesh(ctx, me, c, p, o)
+				figs = append(figs, r.Figures()...)
+			}
+			me.Close()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", p, err))
+			}
+		}
+		return figs, errors.Join(errs...)
 	}},
 	{"rejoin", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		// A node joining into the subnet a node just left: its pod gets the address the
