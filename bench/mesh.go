@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -191,18 +189,14 @@ func Mesh(ctx context.Context, e *Env, c *harness.Cluster, protocol string, o Me
 	time.Sleep(o.KillWindow)
 	p.Interrupt(5 * time.Second)
 	out, _ := p.Output(time.Second)
-	m := pingSummary.FindStringSubmatch(out)
-	if m == nil {
+	sent, got, ok := harness.PingSummary(out)
+	if !ok {
 		return r, fmt.Errorf("ping while %s died: no summary: %s", by.Name, lastLines(out, 3))
 	}
-	r.KillSent, _ = strconv.Atoi(m[1])
-	got, _ := strconv.Atoi(m[2])
-	r.KillLost = r.KillSent - got
+	r.KillSent, r.KillLost = sent, sent-got
 	e.Logf("%s: %s killed: %d of %d pings %s → %s lost", protocol, by.Name, r.KillLost, r.KillSent, a.Name, b.Name)
 	return r, nil
 }
-
-var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
 // bystander is the spanning-tree root (its bridge ID is the root ID it reports), or under
 // SplitHorizon the first node.

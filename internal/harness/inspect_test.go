@@ -37,3 +37,13 @@ func TestParseReceived(t *testing.T) {
 		}
 	}
 }
+
+func TestPingSummary(t *testing.T) {
+	out := "PING 10.244.2.2 (10.244.2.2) 56(84) bytes of data.\n\n--- 10.244.2.2 ping statistics ---\n164 packets transmitted, 21 received, 87.1951% packet loss, time 8213ms\n"
+	if sent, got, ok := PingSummary(out); !ok || sent != 164 || got != 21 {
+		t.Errorf("PingSummary = %d %d %v", sent, got, ok)
+	}
+	if _, _, ok := PingSummary("ping: connect: Network is unreachable"); ok {
+		t.Error("PingSummary found a summary in an error")
+	}
+}

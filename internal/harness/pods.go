@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -116,6 +117,20 @@ func (p *Pod) Ping(ctx context.Context, ip string, count int, extra ...string) (
 	}
 	return got, nil
 }
+
+// PingSummary reads ping's summary line ("N packets transmitted, M received"): what a
+// continuous ping stopped with Process.Interrupt reports. ok is false without one.
+func PingSummary(out string) (sent, received int, ok bool) {
+	m := pingSummary.FindStringSubmatch(out)
+	if m == nil {
+		return 0, 0, false
+	}
+	sent, _ = strconv.Atoi(m[1])
+	received, _ = strconv.Atoi(m[2])
+	return sent, received, true
+}
+
+var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
 
 // parseReceived extracts "N received" from ping's summary; -1 when absent.
 func parseReceived(out string) int {

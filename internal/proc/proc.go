@@ -68,26 +68,17 @@ func (p *Process) Exited() bool {
 }
 
 // Stop sends SIGTERM to the process group, SIGKILL after grace, and waits.
-func (p *Process) Stop(grace time.Duration) {
-	if p == nil || p.Exited() {
-		return
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
+func (p *Process) Stop(grace time.Duration) { p.signal(syscall.SIGTERM, grace) }
 
 // Interrupt sends SIGINT to the process group, as Ctrl-C does (ping then prints its
 // summary), SIGKILL after grace, and waits.
-func (p *Process) Interrupt(grace time.Duration) {
+func (p *Process) Interrupt(grace time.Duration) { p.signal(syscall.SIGINT, grace) }
+
+func (p *Process) signal(sig syscall.Signal, grace time.Duration) {
 	if p == nil || p.Exited() {
 		return
 	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT)
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
 	select {
 	case <-p.done:
 	case <-time.After(grace):

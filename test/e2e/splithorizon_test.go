@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,18 +186,14 @@ func underlayTo(t *testing.T, c *harness.Cluster, n *harness.Node) uint64 {
 	return v
 }
 
-var pingSummary = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
-
 // interrupt stops a continuous ping as Ctrl-C would and returns what its summary says.
 func interrupt(t *testing.T, p *harness.Process) (sent, lost int) {
 	t.Helper()
 	p.Interrupt(5 * time.Second)
 	out, _ := p.Output(time.Second)
-	m := pingSummary.FindStringSubmatch(out)
-	if m == nil {
+	sent, got, ok := harness.PingSummary(out)
+	if !ok {
 		t.Fatalf("%s: no summary:\n%s", p.Name, lastLines(out, 5))
 	}
-	sent, _ = strconv.Atoi(m[1])
-	got, _ := strconv.Atoi(m[2])
 	return sent, sent - got
 }
