@@ -64,6 +64,14 @@ type OVSState struct {
 	BFD        bool
 	// Peers, sorted by node name: one tunnel each.
 	Peers []Peer
+	// Skipped are the NodeSubnets left out of the mesh: an address no tunnel can use, or one
+	// another node (or this one) already has. Reported, never fatal to the others.
+	Skipped []SkippedPeer
+}
+
+// SkippedPeer is a NodeSubnet left out of the mesh, and why (a v1alpha1.PeerReason...).
+type SkippedPeer struct {
+	NodeName, NodeIP, Reason, Message string
 }
 
 // Peer is another node of the mesh.
@@ -109,6 +117,10 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	}
 	if !s.Subnet.Contains(s.Gateway) {
 		return s, fmt.Errorf("NodeSubnet %s gateway %s is outside %s", own.Name, s.Gateway, s.Subnet)
+	}
+	if s.Subnet.Bits() <= 30 && (s.Gateway == s.Subnet.Addr() || s.Gateway == lastAddr(s.Subnet)) {
+		// Admission refuses the network address; the broadcast address it cannot compute.
+		return s, fmt.Errorf("NodeSubnet %s gateway %s is the network or broadcast address of %s: pods could not use it", own.Name, s.Gateway, s.Subnet)
 	}
 	if !clusterCIDR.Contains(s.Subnet.Addr()) || s.Subnet.Bits() < clusterCIDR.Bits() {
 		return s, fmt.Errorf("NodeSubnet %s cidr %s is outside the cluster CIDR %s", own.Name, s.Subnet, clusterCIDR)
@@ -156,8 +168,8 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 		TunnelType:   tunnelType,
 		Key:          spec.Tunnel.Key,
 		BFD:          spec.Tunnel.BFD,
-		Peers:        peers(subnets, own),
 	}
+	s.OVS.Peers, s.OVS.Skipped = peers(subnets, own)
 	if tunnelType == "vxlan" {
 		s.OVS.DstPort = int(orInt(spec.Tunnel.VXLANPort, defaultVXLANPort))
 	}
@@ -166,15 +178,21 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	return s, nil
 }
 
-// peers lists the tunnel endpoints: every other NodeSubnet with a usable IPv4 node IP that is
-// not being torn down, sorted by node name. A node IP already taken by an earlier peer (or by
-// this node) is skipped: OVS refuses two tunnels with the same remote_ip and type.
-func peers(subnets []v1alpha1.NodeSubnet, own *v1alpha1.NodeSubnet) []Peer {
+// peers lists the tunnel endpoints: every other NodeSubnet that is not being torn down, sorted
+// by node name, and those it leaves out. A node IP no tunnel can use (v1alpha1.UsableNodeIP),
+// or one already taken by an earlier peer or by this node, is left out and reported: OVS
+// refuses two tunnels with the same remote_ip and type, and one unusable address must not
+// stop the tunnels to everyone else.
+func peers(subnets []v1alpha1.NodeSubnet, own *v1alpha1.NodeSubnet) ([]Peer, []SkippedPeer) {
 	sorted := make([]v1alpha1.NodeSubnet, len(subnets))
 	copy(sorted, subnets)
 	sort.Slice(sorted, func(i, j int) bool { return nodeNameOf(&sorted[i]) < nodeNameOf(&sorted[j]) })
-	seen := map[string]bool{own.Spec.NodeIP: true}
+	owner := map[netip.Addr]string{}
+	if ip, err := netip.ParseAddr(own.Spec.NodeIP); err == nil {
+		owner[ip] = "this node"
+	}
 	out := []Peer{}
+	var skipped []SkippedPeer
 	for i := range sorted {
 		ns := &sorted[i]
 		name := nodeNameOf(ns)
@@ -182,13 +200,23 @@ func peers(subnets []v1alpha1.NodeSubnet, own *v1alpha1.NodeSubnet) []Peer {
 			continue
 		}
 		ip, err := netip.ParseAddr(ns.Spec.NodeIP)
-		if err != nil || !ip.Is4() || seen[ip.String()] {
+		if err == nil {
+			err = v1alpha1.UsableNodeIP(ip)
+		}
+		if err != nil {
+			skipped = append(skipped, SkippedPeer{NodeName: name, NodeIP: ns.Spec.NodeIP, Reason: v1alpha1.PeerReasonUnusableAddress,
+				Message: fmt.Sprintf("node IP %q cannot be a tunnel end: %v", ns.Spec.NodeIP, err)})
 			continue
 		}
-		seen[ip.String()] = true
+		if first, taken := owner[ip]; taken {
+			skipped = append(skipped, SkippedPeer{NodeName: name, NodeIP: ns.Spec.NodeIP, Reason: v1alpha1.PeerReasonDuplicateAddress,
+				Message: fmt.Sprintf("node IP %s is also %s's: no tunnel to it until one of them changes", ip, first)})
+			continue
+		}
+		owner[ip] = name
 		out = append(out, Peer{NodeName: name, NodeIP: ip})
 	}
-	return out
+	return out, skipped
 }
 
 // findSubnet returns this node's NodeSubnet (named after the node, spec.nodeName as fallback).
@@ -233,6 +261,14 @@ func cut15(s string) string {
 		return s[:15]
 	}
 	return s
+}
+
+// lastAddr is the highest address of an IPv4 prefix (its broadcast address).
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

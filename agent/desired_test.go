@@ -155,9 +155,26 @@ func TestDesired(t *testing.T) {
 				gone := subnet("n7", "10.244.7.0/24", "10.244.7.1", "172.30.0.7")
 				gone.DeletionTimestamp = &metav1.Time{}
 				v6 := subnet("n8", "10.244.8.0/24", "10.244.8.1", "fd00::8")
-				return append(in, noIP, dup, self, gone, v6)
+				zero := subnet("n9", "10.244.9.0/24", "10.244.9.1", "0.0.0.0")
+				bcast := subnet("na", "10.244.10.0/24", "10.244.10.1", "255.255.255.255")
+				return append(in, noIP, dup, self, gone, v6, zero, bcast)
 			},
-			check: func(t *testing.T, s NodeState) { eq(t, "peers", peerNames(s.OVS.Peers), "n2=172.30.0.2") },
+			check: func(t *testing.T, s NodeState) {
+				eq(t, "peers", peerNames(s.OVS.Peers), "n2=172.30.0.2")
+				// Left out and reported, each with its reason; the torn-down and deleted ones
+				// are not peers at all.
+				var got []string
+				for _, k := range s.OVS.Skipped {
+					got = append(got, k.NodeName+":"+k.Reason)
+				}
+				eq(t, "skipped", strings.Join(got, ","), "n4:UnusableAddress,n5:DuplicateAddress,n6:DuplicateAddress,n8:UnusableAddress,n9:UnusableAddress,na:UnusableAddress")
+				if m := s.OVS.Skipped[1].Message; !strings.Contains(m, "172.30.0.2 is also n2's") {
+					t.Errorf("duplicate message %q", m)
+				}
+				if m := s.OVS.Skipped[2].Message; !strings.Contains(m, "this node's") {
+					t.Errorf("own-address duplicate message %q", m)
+				}
+			},
 		},
 		{
 			name: "single node has no peers", node: "n1", underlay: 1500,
@@ -170,6 +187,13 @@ func TestDesired(t *testing.T) {
 		},
 		{
 			name: "no subnet for this node", node: "n9", underlay: 1500, wantErr: ErrNoSubnet.Error(),
+		},
+		{
+			name: "gateway is the broadcast address", node: "n1", underlay: 1500, wantErr: "network or broadcast address of 10.244.1.0/24",
+			subnets: func(in []v1alpha1.NodeSubnet) []v1alpha1.NodeSubnet {
+				in[1].Spec.Gateway = "10.244.1.255"
+				return in
+			},
 		},
 		{
 			name: "gateway outside cidr", node: "n1", underlay: 1500, wantErr: "outside 10.244.1.0/24",

@@ -31,6 +31,9 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 	if s.OVS.BFD {
 		msg += fmt.Sprintf(", BFD: %d/%d peers up", t.Summary.Up, t.Summary.Desired)
 	}
+	if t.Summary.Skipped > 0 {
+		msg += fmt.Sprintf(", %d peers left out for their address (see unhealthyPeers)", t.Summary.Skipped)
+	}
 	cond := metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied,
 		Message: msg, ObservedGeneration: generation,
@@ -58,11 +61,13 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 	return st
 }
 
-// firstNotReady is the first unhealthy peer that holds Ready back (a peer BFD calls down
-// does not).
+// firstNotReady is the first unhealthy peer that holds Ready back (one BFD calls down, or
+// one left out for its address, does not).
 func firstNotReady(peers []v1alpha1.PeerStatus) *v1alpha1.PeerStatus {
 	for i := range peers {
-		if peers[i].Reason != v1alpha1.PeerReasonDown {
+		switch peers[i].Reason {
+		case v1alpha1.PeerReasonDown, v1alpha1.PeerReasonUnusableAddress, v1alpha1.PeerReasonDuplicateAddress:
+		default:
 			return &peers[i]
 		}
 	}

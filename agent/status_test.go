@@ -335,3 +335,25 @@ func TestWriteFileAtomic(t *testing.T) {
 		t.Errorf("second remove: %v %v", removed, err)
 	}
 }
+
+// TestSkippedPeersAreReportedNotFatal: a peer left out for its address is counted and listed
+// with its reason, and Ready stays True: the rest of the mesh is fine.
+func TestSkippedPeersAreReportedNotFatal(t *testing.T) {
+	subnets := append(threeNodes(), subnet("n9", "10.244.9.0/24", "10.244.9.1", "0.0.0.0"))
+	s, err := Desired(defaultSpec(), subnets, "n1", 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, Result{Tunnels: tunnelReport(s.OVS, ports(func(i int, p *ovs.PortState) {
+		p.STPState, p.STPRole = "forwarding", "designated"
+	}))})
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
+	if c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "1 peers left out for their address") {
+		t.Errorf("Ready = %+v", c)
+	}
+	if st.Tunnels.Skipped != 1 || st.Tunnels.Desired != 2 || len(st.UnhealthyPeers) != 1 ||
+		st.UnhealthyPeers[0].NodeName != "n9" || st.UnhealthyPeers[0].Reason != v1alpha1.PeerReasonUnusableAddress ||
+		!strings.Contains(st.UnhealthyPeers[0].Message, "unspecified") {
+		t.Errorf("status = %+v", st)
+	}
+}

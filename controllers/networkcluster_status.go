@@ -187,7 +187,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 	case len(notReported) > 0:
 		set(v1.ConditionProgressing, true, ReasonWaitingForAgents, "waiting for the agents on: "+nameList(notReported))
 	case len(noAddress) > 0:
-		set(v1.ConditionProgressing, true, ReasonWaitingForNodeAddress, "waiting for an IPv4 InternalIP on: "+nameList(noAddress))
+		set(v1.ConditionProgressing, true, ReasonWaitingForNodeAddress, "waiting for an IPv4 InternalIP a tunnel can use (not 0.0.0.0, loopback, multicast or broadcast) on: "+nameList(noAddress))
 	case total == 0:
 		set(v1.ConditionProgressing, false, ReasonNoNodes, "no node matches the node selector")
 	default:

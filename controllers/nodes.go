@@ -31,13 +31,16 @@ var toCluster = handler.EnqueueRequestsFromMapFunc(func(context.Context, client.
 	return []reconcile.Request{{NamespacedName: clusterKey}}
 })
 
-// internalIPv4 returns the node's first IPv4 InternalIP: the underlay address tunnels go to.
+// internalIPv4 returns the node's first InternalIP that a tunnel can use (IPv4 unicast, see
+// v1.UsableNodeIP): the underlay address tunnels go to. A node with none (only IPv6, or an
+// address like 0.0.0.0 that would break every peer's tunnel sync) gets no subnet yet; the
+// NetworkCluster's Progressing condition names it.
 func internalIPv4(n *corev1.Node) (netip.Addr, bool) {
 	for _, a := range n.Status.Addresses {
 		if a.Type != corev1.NodeInternalIP {
 			continue
 		}
-		if ip, err := netip.ParseAddr(a.Address); err == nil && ip.Is4() {
+		if ip, err := netip.ParseAddr(a.Address); err == nil && v1.UsableNodeIP(ip) == nil {
 			return ip, true
 		}
 	}

@@ -81,6 +81,20 @@ func TestPlanAllocatesOldestFirstAndReportsNoAddress(t *testing.T) {
 	}
 }
 
+// TestPlanSkipsUnusableAddresses: an InternalIP no tunnel can use gets no subnet (its
+// NodeSubnet would be refused at admission, and as a peer it would break every tunnel
+// sync): the node waits, named under NoAddress, like a node with no address at all.
+func TestPlanSkipsUnusableAddresses(t *testing.T) {
+	p := plan([]corev1.Node{node("zero", "0.0.0.0", 1, nil), node("loop", "127.0.0.1", 2, nil),
+		node("mcast", "224.0.0.9", 3, nil), node("ok", "10.0.0.4", 4, nil)}, nil, nil)
+	if got := allocNames(p); !slices.Equal(got, []string{"ok"}) {
+		t.Errorf("allocations %v, want only the node with a usable address", got)
+	}
+	if got := slices.Sorted(slices.Values(p.NoAddress)); !slices.Equal(got, []string{"loop", "mcast", "zero"}) {
+		t.Errorf("no address %v", got)
+	}
+}
+
 func TestPlanSelectorAndVanishedNodes(t *testing.T) {
 	sel := labels.SelectorFromSet(map[string]string{"mesh": "yes"})
 	in, out, gone := nsub("in", "10.244.0.0/24", "10.0.0.1"), nsub("out", "10.244.1.0/24", "10.0.0.2"), nsub("gone", "10.244.2.0/24", "10.0.0.3")

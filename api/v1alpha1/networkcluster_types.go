@@ -149,17 +149,28 @@ type LoopPreventionSpec struct {
 }
 
 // BridgeNames are the names of the two bridges on every node. Linux interface names are at
-// most 15 characters.
+// most 15 characters. They are immutable: a rename on a live cluster would cut every pod
+// attached to the old bridge off; delete the NetworkCluster (which removes the bridges from
+// every node) and create it again with the new names.
+//
+// Besides the two names, ovsmesh makes a veth pair named "v" + each bridge name (cut to 15
+// characters): neither bridge may be named like the other's veth end.
+// +kubebuilder:validation:XValidation:rule="!has(self.ovs) || !has(self.linux) || (self.linux != (size(self.ovs) >= 15 ? ('v' + self.ovs).substring(0, 15) : 'v' + self.ovs) && self.ovs != (size(self.linux) >= 15 ? ('v' + self.linux).substring(0, 15) : 'v' + self.linux))",message="bridges: a bridge may not be named \"v\" + the other bridge's name: ovsmesh names its veth pair that way"
 type BridgeNames struct {
-	// OVS is the Open vSwitch bridge that carries the tunnels.
+	// OVS is the Open vSwitch bridge that carries the tunnels. Immutable.
 	// +kubebuilder:default=obr0
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_.-]{1,15}$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['.', '..', 'all', 'default', 'lo', 'ovs-system', 'ovs-netdev'])",message="bridges.ovs may not be '.', '..', 'all', 'default' (the kernel or its sysctl tree reserve them), 'lo', 'ovs-system' or 'ovs-netdev' (devices every node already has)"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="bridges.ovs is immutable: a rename would cut the pods off; delete the NetworkCluster (that removes the bridges from every node) and create it with the new name"
 	// +optional
 	OVS string `json:"ovs,omitempty"`
 
 	// Linux is the Linux bridge the pods attach to; it holds the node's gateway address.
+	// Immutable.
 	// +kubebuilder:default=kbr0
 	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9_.-]{1,15}$`
+	// +kubebuilder:validation:XValidation:rule="!(self in ['.', '..', 'all', 'default', 'lo', 'ovs-system', 'ovs-netdev'])",message="bridges.linux may not be '.', '..', 'all', 'default' (the kernel or its sysctl tree reserve them), 'lo', 'ovs-system' or 'ovs-netdev' (devices every node already has)"
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="bridges.linux is immutable: a rename would cut the pods off; delete the NetworkCluster (that removes the bridges from every node) and create it with the new name"
 	// +optional
 	Linux string `json:"linux,omitempty"`
 }
@@ -175,6 +186,12 @@ type NetworkClusterSpec struct {
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() == 4",message="clusterCIDR must be IPv4 (IPv6 is not supported yet)"
 	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).masked() == cidr(self)",message="clusterCIDR must be a network address with no host bits set (for example 10.244.0.0/16, not 10.244.1.0/16)"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="clusterCIDR is immutable: delete and recreate the NetworkCluster to change it"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || cidr(self).prefixLength() >= 8",message="clusterCIDR must be a /8 or longer: a wider prefix would route the node's own networks into the pod bridge"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || !(cidr('0.0.0.0/8').containsCIDR(cidr(self)) || cidr(self).containsCIDR('0.0.0.0/8'))",message="clusterCIDR must not overlap 0.0.0.0/8 (\"this network\", RFC 791)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || !(cidr('127.0.0.0/8').containsCIDR(cidr(self)) || cidr(self).containsCIDR('127.0.0.0/8'))",message="clusterCIDR must not overlap 127.0.0.0/8 (loopback)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || !(cidr('169.254.0.0/16').containsCIDR(cidr(self)) || cidr(self).containsCIDR('169.254.0.0/16'))",message="clusterCIDR must not overlap 169.254.0.0/16 (link-local: cloud metadata and node-local DNS live there)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || !(cidr('224.0.0.0/4').containsCIDR(cidr(self)) || cidr(self).containsCIDR('224.0.0.0/4'))",message="clusterCIDR must not overlap 224.0.0.0/4 (multicast)"
+	// +kubebuilder:validation:XValidation:rule="!isCIDR(self) || cidr(self).ip().family() != 4 || !(cidr('240.0.0.0/4').containsCIDR(cidr(self)) || cidr(self).containsCIDR('240.0.0.0/4'))",message="clusterCIDR must not overlap 240.0.0.0/4 (reserved, and the broadcast address)"
 	// +optional
 	ClusterCIDR string `json:"clusterCIDR,omitempty"`
 

@@ -6,6 +6,7 @@ import (
 
 // NodeSubnetSpec is written by the operator: the node's share of the cluster CIDR.
 // +kubebuilder:validation:XValidation:rule="!isCIDR(self.cidr) || !isIP(self.gateway) || cidr(self.cidr).containsIP(self.gateway)",message="gateway must be an address inside cidr"
+// +kubebuilder:validation:XValidation:rule="!isCIDR(self.cidr) || !isIP(self.gateway) || cidr(self.cidr).prefixLength() >= 31 || self.gateway != string(cidr(self.cidr).ip())",message="gateway must not be the network address of cidr"
 type NodeSubnetSpec struct {
 	// NodeName is the Node this subnet belongs to; the NodeSubnet has the same name. Immutable.
 	// +kubebuilder:validation:MinLength=1
@@ -28,6 +29,7 @@ type NodeSubnetSpec struct {
 	// NodeIP is the node's underlay (InternalIP) address: the remote end of tunnels to it.
 	// +kubebuilder:validation:MaxLength=15
 	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4",message="nodeIP must be an IPv4 address"
+	// +kubebuilder:validation:XValidation:rule="!isIP(self) || ip(self).family() != 4 || (!ip(self).isUnspecified() && !ip(self).isLoopback() && !cidr('224.0.0.0/4').containsIP(self) && self != '255.255.255.255')",message="nodeIP must be a unicast address a tunnel can reach: not 0.0.0.0, loopback, multicast or broadcast"
 	NodeIP string `json:"nodeIP"`
 
 	// Teardown is set by the operator when ovsmesh is being uninstalled: the agent removes
@@ -58,6 +60,12 @@ const (
 	PeerReasonConverging = "Converging"
 	// PeerReasonDown: BFD says the peer does not answer.
 	PeerReasonDown = "Down"
+	// PeerReasonUnusableAddress: the peer's node IP cannot be a tunnel end (0.0.0.0,
+	// loopback, multicast, broadcast); it is left out of the mesh.
+	PeerReasonUnusableAddress = "UnusableAddress"
+	// PeerReasonDuplicateAddress: the peer's node IP is another node's (or this node's);
+	// it is left out of the mesh until one of them changes.
+	PeerReasonDuplicateAddress = "DuplicateAddress"
 )
 
 // MaxUnhealthyPeers bounds NodeSubnetStatus.UnhealthyPeers, so that a node's status does not
@@ -77,7 +85,8 @@ type PeerStatus struct {
 	// STPState is the spanning-tree state of the tunnel port (forwarding, blocking, ...).
 	// +optional
 	STPState string `json:"stpState,omitempty"`
-	// Reason says why the peer needs attention: Missing, NotLive, Converging or Down.
+	// Reason says why the peer needs attention: Missing, NotLive, Converging, Down,
+	// UnusableAddress or DuplicateAddress.
 	// +optional
 	Reason string `json:"reason,omitempty"`
 	// Message is the detail: the OVS interface error, the name conflict, the limit.
@@ -114,6 +123,10 @@ type TunnelSummary struct {
 	// Missing is the number of desired tunnels that are not on the bridge.
 	// +optional
 	Missing int32 `json:"missing"`
+	// Skipped is the number of peers left out of the mesh: an address no tunnel can use, or
+	// one another node already has (listed in unhealthyPeers). They do not hold Ready back.
+	// +optional
+	Skipped int32 `json:"skipped"`
 	// Up and Down count the peers BFD reports alive and not answering (both 0 without BFD).
 	// +optional
 	Up int32 `json:"up"`
@@ -141,9 +154,9 @@ type NodeSubnetStatus struct {
 	// +optional
 	Tunnels TunnelSummary `json:"tunnels,omitempty"`
 
-	// UnhealthyPeers lists the peers that need attention (missing, not live, converging or
-	// down), sorted by node name, at most 16; Tunnels has the full counts. Empty when every
-	// tunnel is fine.
+	// UnhealthyPeers lists the peers that need attention (missing, not live, converging,
+	// down, or left out for their address), sorted by node name, at most 16; Tunnels has the
+	// full counts. Empty when every tunnel is fine.
 	// +listType=map
 	// +listMapKey=nodeName
 	// +kubebuilder:validation:MaxItems=16

@@ -151,6 +151,23 @@ func TestInvalidObjectsAreRejectedWithAClearMessage(t *testing.T) {
 		{"NodeSubnet gateway outside", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.2.1, nodeIP: 192.168.0.2}", []string{"spec", "gateway must be an address inside cidr"}},
 		{"NodeSubnet bad node IP", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.1.1, nodeIP: node-a.local}", []string{"spec.nodeIP", "IPv4 address"}},
 		{"NodeSubnet bad cidr", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0, gateway: 10.244.1.1, nodeIP: 192.168.0.2}", []string{"spec.cidr", "IPv4 CIDR"}},
+		{"cluster CIDR 0.0.0.0/0", ncHead + "spec: {clusterCIDR: 0.0.0.0/0}", []string{"spec.clusterCIDR", "must be a /8 or longer"}},
+		{"cluster CIDR 0.0.0.0/8", ncHead + "spec: {clusterCIDR: 0.0.0.0/8, nodeSubnetPrefixLength: 24}", []string{"spec.clusterCIDR", "0.0.0.0/8"}},
+		{"cluster CIDR loopback", ncHead + "spec: {clusterCIDR: 127.0.0.0/16}", []string{"spec.clusterCIDR", "loopback"}},
+		{"cluster CIDR link-local", ncHead + "spec: {clusterCIDR: 169.254.0.0/16}", []string{"spec.clusterCIDR", "link-local"}},
+		{"cluster CIDR multicast", ncHead + "spec: {clusterCIDR: 239.1.0.0/16}", []string{"spec.clusterCIDR", "multicast"}},
+		{"cluster CIDR reserved", ncHead + "spec: {clusterCIDR: 250.0.0.0/16}", []string{"spec.clusterCIDR", "reserved"}},
+		{"bridge named all", ncHead + "spec: {bridges: {ovs: all}}", []string{"spec.bridges.ovs", "may not be"}},
+		{"bridge named lo", ncHead + "spec: {bridges: {linux: lo}}", []string{"spec.bridges.linux", "may not be"}},
+		{"bridge named ..", ncHead + "spec: {bridges: {linux: '..'}}", []string{"spec.bridges.linux", "may not be"}},
+		{"bridge named ovs-system", ncHead + "spec: {bridges: {ovs: ovs-system}}", []string{"spec.bridges.ovs", "may not be"}},
+		{"linux bridge named like the OVS veth", ncHead + "spec: {bridges: {ovs: obr0, linux: vobr0}}", []string{"spec.bridges", "veth pair"}},
+		{"OVS bridge named like the Linux veth", ncHead + "spec: {bridges: {ovs: vkbr0, linux: kbr0}}", []string{"spec.bridges", "veth pair"}},
+		{"NodeSubnet node IP 0.0.0.0", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.1.1, nodeIP: 0.0.0.0}", []string{"spec.nodeIP", "unicast address a tunnel can reach"}},
+		{"NodeSubnet node IP loopback", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.1.1, nodeIP: 127.0.0.1}", []string{"spec.nodeIP", "loopback"}},
+		{"NodeSubnet node IP multicast", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.1.1, nodeIP: 224.0.0.5}", []string{"spec.nodeIP", "multicast"}},
+		{"NodeSubnet node IP broadcast", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.1.1, nodeIP: 255.255.255.255}", []string{"spec.nodeIP", "broadcast"}},
+		{"NodeSubnet gateway is the network", nsHead + "spec: {nodeName: node-a, cidr: 10.244.1.0/24, gateway: 10.244.1.0, nodeIP: 192.168.0.2}", []string{"spec", "gateway must not be the network address"}},
 		{"NodeSubnet missing nodeName", nsHead + "spec: {cidr: 10.244.1.0/24, gateway: 10.244.1.1, nodeIP: 192.168.0.2}", []string{"spec.nodeName", "Required value"}},
 	}
 	if len(cases) < 12 {
@@ -186,12 +203,14 @@ func TestImmutableFields(t *testing.T) {
 	for _, c := range []struct{ field, value, want string }{
 		{"clusterCIDR", "10.245.0.0/16", "clusterCIDR is immutable"},
 		{"nodeSubnetPrefixLength", "25", "nodeSubnetPrefixLength is immutable"},
+		{"bridges", `{"ovs":"obr1"}`, "bridges.ovs is immutable: a rename would cut the pods off; delete the NetworkCluster"},
+		{"bridges", `{"linux":"kbr1"}`, "bridges.linux is immutable"},
 	} {
 		var cur v1.NetworkCluster
 		if err := env.Client.Get(ctx(t), client.ObjectKey{Name: "default"}, &cur); err != nil {
 			t.Fatal(err)
 		}
-		patch := []byte(`{"spec":{"` + c.field + `":` + map[bool]string{true: c.value, false: `"` + c.value + `"`}[c.field == "nodeSubnetPrefixLength"] + `}}`)
+		patch := []byte(`{"spec":{"` + c.field + `":` + map[bool]string{true: c.value, false: `"` + c.value + `"`}[c.field != "clusterCIDR"] + `}}`)
 		err := env.Client.Patch(ctx(t), &cur, client.RawPatch("application/merge-patch+json", patch))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("changing %s: got %v, want an error containing %q", c.field, err, c.want)

@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"errors"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/vishvananda/netlink"
 )
 
@@ -88,5 +92,54 @@ func TestAddFailsWhenTheInterfaceExists(t *testing.T) {
 	}
 	if got := n.reservations(l.Name); len(got) != 0 {
 		t.Errorf("address leaked by the failed ADD: %v", got)
+	}
+}
+
+// TestRepeatedAddKeepsTheLiveAttachment: a second ADD for an attachment that is up must not
+// touch it (the plugin used to delete the working veth, then fail). It is refused with CNI
+// error JSON; the pod keeps its interface, address and reservation, and CHECK still passes.
+func TestRepeatedAddKeepsTheLiveAttachment(t *testing.T) {
+	n := newNode(t, nodeOpts{})
+	l := n.list(n.input("1.1.0"))
+	p := n.newPod(t)
+	first := n.mustAdd(t, l, p)
+	t.Cleanup(func() { _ = n.del(t, l, p.rt()) })
+	var before *netlink.LinkAttrs
+	inPod(t, p, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err == nil {
+			before = l.Attrs()
+		}
+		return err
+	})
+	veths, reserved := n.vethNames(), n.reservations(l.Name)
+
+	_, err := n.add(t, l, p.rt())
+	var cniErr *types.Error
+	if !errors.As(err, &cniErr) || cniErr.Code != types.ErrInternal || !strings.Contains(cniErr.Msg, `interface "eth0" already exists`) {
+		t.Fatalf("repeated ADD: %v, want CNI error %d naming eth0", err, types.ErrInternal)
+	}
+	inPod(t, p, func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if l.Attrs().Index != before.Index || l.Attrs().HardwareAddr.String() != before.HardwareAddr.String() {
+			t.Errorf("eth0 was replaced: index %d → %d, MAC %s → %s", before.Index, l.Attrs().Index, before.HardwareAddr, l.Attrs().HardwareAddr)
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil || len(addrs) != 1 || addrs[0].IP.String() != first.IPs[0].Address.IP.String() {
+			t.Errorf("eth0 addresses after the repeated ADD: %v (%v), want %s", addrs, err, first.IPs[0].Address.IP)
+		}
+		return nil
+	})
+	if got := n.vethNames(); !slices.Equal(got, veths) {
+		t.Errorf("host veths %v → %v", veths, got)
+	}
+	if got := n.reservations(l.Name); !maps.Equal(got, reserved) {
+		t.Errorf("reservations %v → %v", reserved, got)
+	}
+	if err := n.check(t, l, p.rt()); err != nil {
+		t.Errorf("CHECK after the refused ADD: %v", err)
 	}
 }

@@ -54,8 +54,18 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 
 	att := attachment{Network: conf.Name, ContainerID: args.ContainerID, IfName: args.IfName}
 	hostName := HostVethName(args.ContainerID, args.IfName)
-	// A host veth of this very attachment can only be left over from an ADD that died half
-	// way (the runtime never repeats ADD without DEL), so it is removed, not reported.
+	// The runtime never repeats ADD without DEL, so an interface of that name already in the
+	// pod is a replay of a live attachment (or someone else's device): refuse, as the
+	// reference bridge plugin does, and touch nothing — deleting it would cut a running pod
+	// off. Nothing is registered for undo yet, so the error leaves everything as it was.
+	if exists, err := podHasLink(podNS, args.IfName); err != nil {
+		return err
+	} else if exists {
+		return types.NewError(types.ErrInternal, fmt.Sprintf(
+			"interface %q already exists in the pod's network namespace: if it is this attachment, it is live; DEL it before adding it again", args.IfName), "")
+	}
+	// With no pod end, a host veth of this very attachment can only be left over from an ADD
+	// that died half way, so it is removed, not reported.
 	if err := removeHostVeth(att); err != nil {
 		return err
 	}
@@ -109,6 +119,23 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 		return fmt.Errorf("configuring %s in the pod netns: %w", args.IfName, err)
 	}
 	return types.PrintResult(res, conf.CNIVersion)
+}
+
+// podHasLink reports whether the pod netns has a link of that name.
+func podHasLink(podNS ns.NetNS, name string) (bool, error) {
+	var exists bool
+	err := podNS.Do(func(ns.NetNS) error {
+		_, err := netlinksafe.LinkByName(name)
+		switch {
+		case err == nil:
+			exists = true
+		case isNotFound(err):
+		default:
+			return fmt.Errorf("looking up %s in the pod netns: %w", name, err)
+		}
+		return nil
+	})
+	return exists, err
 }
 
 // firstIPv4 is the first IPv4 address IPAM gave; the zero Addr when there is none.
