@@ -134,11 +134,16 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 		tunnelType, overhead = "vxlan", OverheadVXLAN
 	}
 	s.MTU = int(spec.MTU)
-	if s.MTU == 0 {
-		if underlayMTU <= overhead {
-			return s, fmt.Errorf("underlay MTU %d is too small for %s (overhead %d bytes)", underlayMTU, strings.ToUpper(tunnelType), overhead)
-		}
+	switch {
+	case s.MTU == 0 && underlayMTU <= overhead:
+		return s, fmt.Errorf("underlay MTU %d is too small for %s (overhead %d bytes)", underlayMTU, strings.ToUpper(tunnelType), overhead)
+	case s.MTU == 0:
 		s.MTU = underlayMTU - overhead
+	case underlayMTU > 0 && s.MTU > underlayMTU-overhead: // 0: the underlay MTU is unknown
+		// Full-size pod packets would not fit the underlay once encapsulated: dropped, or
+		// fragmented by nobody (the outer header carries DF), while small ones pass.
+		return s, fmt.Errorf("spec.mtu %d is larger than this node's underlay allows: %d (underlay) − %d (%s overhead) = %d; set spec.mtu to at most %d, or 0 for automatic",
+			s.MTU, underlayMTU, overhead, strings.ToUpper(tunnelType), underlayMTU-overhead, underlayMTU-overhead)
 	}
 
 	ovsBridge := or(spec.Bridges.OVS, defaultOVSBridge)

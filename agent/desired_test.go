@@ -107,6 +107,11 @@ func TestDesired(t *testing.T) {
 			check: func(t *testing.T, s NodeState) { eq(t, "mtu", s.MTU, 1400) },
 		},
 		{
+			name: "explicit MTU larger than the underlay allows", node: "n1", underlay: 1500,
+			spec:    func(s *v1alpha1.NetworkClusterSpec) { s.MTU = 1480 },
+			wantErr: "spec.mtu 1480 is larger than this node's underlay allows: 1500 (underlay) − 42 (GRE overhead) = 1458",
+		},
+		{
 			name: "explicit MTU needs no underlay MTU", node: "n1", underlay: 0,
 			spec:  func(s *v1alpha1.NetworkClusterSpec) { s.MTU = 1400 },
 			check: func(t *testing.T, s NodeState) { eq(t, "mtu", s.MTU, 1400) },

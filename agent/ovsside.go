@@ -52,9 +52,12 @@ func bridgeSpec(s OVSState) ovs.BridgeSpec {
 	if !s.Protocol.SpanningTree() {
 		proto = "" // split horizon: no tree, the tunnels are protected instead
 	}
+	// The priority is always written: the API defaults it to 32768, so a 0 here was asked
+	// for (the most preferred root), not left out.
+	prio := s.Priority
 	return ovs.BridgeSpec{
 		Name: s.Bridge, DatapathType: s.DatapathType, Protocol: proto,
-		Priority: s.Priority, HelloTime: s.HelloTime, MaxAge: s.MaxAge, ForwardDelay: s.ForwardDelay,
+		Priority: &prio, HelloTime: s.HelloTime, MaxAge: s.MaxAge, ForwardDelay: s.ForwardDelay,
 		// standalone: obr0 is a plain learning switch with no controller; it also keeps
 		// forwarding if anyone ever sets a controller that then goes away.
 		FailMode: "standalone",

@@ -36,13 +36,14 @@ type BridgeSpec struct {
 	// disabled. "" disables both: a full mesh is then a broadcast loop unless every
 	// tunnel is protected (TunnelSpec.Protected, split horizon).
 	Protocol string
-	// Bridge priority and timers in seconds, written to other_config as
-	// stp-priority/stp-hello-time/stp-max-age/stp-forward-delay or
-	// rstp-priority/rstp-max-age/rstp-forward-delay. 0 leaves OVS's default (priority
-	// 32768, hello 2 s, max age 20 s, forward delay 15 s); so priority 0 itself cannot be
-	// asked for, use 4096 to prefer a bridge as root. RSTP's hello time is fixed at 2 s
-	// (IEEE 802.1D-2004; OVS has no knob), so HelloTime only applies to STP.
-	Priority, HelloTime, MaxAge, ForwardDelay int
+	// Priority is the bridge priority (other_config:stp-priority or rstp-priority); nil
+	// leaves OVS's default, 32768. 0 is a priority like any other: the most preferred root.
+	Priority *int
+	// Timers in seconds, written to other_config as stp-hello-time/stp-max-age/
+	// stp-forward-delay or rstp-max-age/rstp-forward-delay. 0 leaves OVS's default (hello
+	// 2 s, max age 20 s, forward delay 15 s), as none of them can be 0. RSTP's hello time is
+	// fixed at 2 s (IEEE 802.1D-2004; OVS has no knob), so HelloTime only applies to STP.
+	HelloTime, MaxAge, ForwardDelay int
 	// FailMode is "standalone", "secure" or "" (unset: OVS behaves as standalone).
 	FailMode string
 }
@@ -77,15 +78,19 @@ func (s BridgeSpec) Validate() error {
 		name      string
 		v, lo, hi int
 	}
-	maxPrio := 65535
-	if proto == ProtocolRSTP {
-		maxPrio = 61440
-		if s.Priority%4096 != 0 {
-			return fmt.Errorf("bridge %s: RSTP priority %d is not a multiple of 4096", s.Name, s.Priority)
+	if s.Priority != nil {
+		maxPrio := 65535
+		if proto == ProtocolRSTP {
+			maxPrio = 61440
+			if *s.Priority%4096 != 0 {
+				return fmt.Errorf("bridge %s: RSTP priority %d is not a multiple of 4096", s.Name, *s.Priority)
+			}
+		}
+		if *s.Priority < 0 || *s.Priority > maxPrio {
+			return fmt.Errorf("bridge %s: priority %d out of range 0-%d", s.Name, *s.Priority, maxPrio)
 		}
 	}
 	for _, r := range []rng{
-		{"priority", s.Priority, 0, maxPrio},
 		{"hello time", s.HelloTime, 1, 10},
 		{"max age", s.MaxAge, 6, 40},
 		{"forward delay", s.ForwardDelay, 4, 30},
@@ -118,14 +123,19 @@ func (s BridgeSpec) timerConfig() map[string]string {
 			want[k] = strconv.Itoa(v)
 		}
 	}
+	prio := func(k string) {
+		if s.Priority != nil {
+			want[k] = strconv.Itoa(*s.Priority)
+		}
+	}
 	switch strings.ToUpper(s.Protocol) {
 	case ProtocolSTP:
-		set("stp-priority", s.Priority)
+		prio("stp-priority")
 		set("stp-hello-time", s.HelloTime)
 		set("stp-max-age", s.MaxAge)
 		set("stp-forward-delay", s.ForwardDelay)
 	case ProtocolRSTP:
-		set("rstp-priority", s.Priority)
+		prio("rstp-priority")
 		set("rstp-max-age", s.MaxAge)
 		set("rstp-forward-delay", s.ForwardDelay)
 	}

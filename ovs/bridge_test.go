@@ -1,6 +1,8 @@
 package ovs
 
 import (
+	"k8s.io/utils/ptr"
+
 	"errors"
 	"strings"
 	"testing"
@@ -13,7 +15,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 	srv.Vsctl("set", "Open_vSwitch", ".", "external_ids:system-id=node1")
 
 	stp := BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP,
-		Priority: 32769, HelloTime: 1, MaxAge: 6, ForwardDelay: 4, FailMode: "standalone"}
+		Priority: ptr.To(32769), HelloTime: 1, MaxAge: 6, ForwardDelay: 4, FailMode: "standalone"}
 	ops, err := c.EnsureBridgeOps(ctx, stp)
 	commit(t, c, ops, err)
 	if len(ops) != 4 {
@@ -48,7 +50,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 	// A user's own other_config key survives the switch to RSTP.
 	srv.Vsctl("set", "Bridge", "obr0", `other_config:hwaddr="02:00:00:00:01:01"`)
 	rstp := BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: "rstp",
-		Priority: 4096 * 8, HelloTime: 2, MaxAge: 10, ForwardDelay: 5, FailMode: "standalone"}
+		Priority: ptr.To(4096 * 8), HelloTime: 2, MaxAge: 10, ForwardDelay: 5, FailMode: "standalone"}
 	ops, err = c.EnsureBridgeOps(ctx, rstp)
 	commit(t, c, ops, err)
 	if len(ops) != 2 {
@@ -112,9 +114,9 @@ func TestBridgeSpecValidate(t *testing.T) {
 		ok   bool
 	}{
 		{BridgeSpec{Name: "obr0", Protocol: "STP"}, true},
-		{BridgeSpec{Name: "obr0", Protocol: "RSTP", Priority: 4096}, true},
-		{BridgeSpec{Name: "obr0", Protocol: "RSTP", Priority: 4097}, false},
-		{BridgeSpec{Name: "obr0", Protocol: "STP", Priority: 4097}, true},
+		{BridgeSpec{Name: "obr0", Protocol: "RSTP", Priority: ptr.To(4096)}, true},
+		{BridgeSpec{Name: "obr0", Protocol: "RSTP", Priority: ptr.To(4097)}, false},
+		{BridgeSpec{Name: "obr0", Protocol: "STP", Priority: ptr.To(4097)}, true},
 		{BridgeSpec{Name: "obr0", Protocol: "STP", MaxAge: 5}, false},
 		{BridgeSpec{Name: "obr0", Protocol: "STP", HelloTime: 11}, false},
 		{BridgeSpec{Name: "obr0", Protocol: "STP", ForwardDelay: 31}, false},
@@ -145,5 +147,25 @@ func TestEnsureBridgeUninitialisedDB(t *testing.T) {
 	}
 	if n := len(lines(srv.Vsctl("--bare", "--columns=_uuid", "list", "Open_vSwitch"))); n != 1 {
 		t.Errorf("%d Open_vSwitch rows, want 1", n)
+	}
+}
+
+// TestBridgePriorityZero: priority 0 (the most preferred root) is written as 0, not taken for
+// "unset"; nil leaves the key out (OVS's default, 32768).
+func TestBridgePriorityZero(t *testing.T) {
+	srv, c := startDB(t)
+	ctx := testCtx(t)
+	ops, err := c.EnsureBridgeOps(ctx, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP, Priority: ptr.To(0)})
+	commit(t, c, ops, err)
+	if got := get(t, srv, "Bridge", "obr0", "other_config:stp-priority"); got != "0" {
+		t.Errorf("stp-priority = %q, want 0", got)
+	}
+	ops, err = c.EnsureBridgeOps(ctx, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP})
+	commit(t, c, ops, err)
+	if got := srv.Vsctl("get", "Bridge", "obr0", "other_config"); strings.Contains(got, "stp-priority") {
+		t.Errorf("nil priority left other_config %s", got)
+	}
+	if err := (BridgeSpec{Name: "obr0", Protocol: ProtocolRSTP, Priority: ptr.To(65536)}).Validate(); err == nil {
+		t.Error("priority 65536 accepted")
 	}
 }

@@ -19,7 +19,7 @@
 //
 //	c, err := ovs.Dial(ctx, ovs.Options{Logger: log})
 //	ops, err := c.EnsureBridgeOps(ctx, ovs.BridgeSpec{Name: "obr0", DatapathType: "netdev",
-//		Protocol: "STP", Priority: 32768, HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
+//		Protocol: "STP", Priority: ptr.To(32768), HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
 //	err = c.Transact(ctx, ops...)           // spanning tree on before any tunnel exists
 //	ops, err = c.EnsurePortOps(ctx, "obr0", "vobr0", ovs.PortSystem)
 //	err = c.Transact(ctx, ops...)

@@ -1,6 +1,8 @@
 package ovs
 
 import (
+	"k8s.io/utils/ptr"
+
 	"fmt"
 	"os"
 	"slices"
@@ -16,7 +18,7 @@ func threeNodeShow(t *testing.T) []string {
 	for n := 1; n <= 3; n++ {
 		srv, c := startDB(t)
 		ensureBridge(t, c, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP,
-			Priority: 32768, HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
+			Priority: ptr.To(32768), HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
 		ops, err := c.EnsurePortOps(testCtx(t), "obr0", "vobr0", PortSystem)
 		commit(t, c, ops, err)
 		var peers []TunnelSpec

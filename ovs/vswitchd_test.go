@@ -1,6 +1,8 @@
 package ovs
 
 import (
+	"k8s.io/utils/ptr"
+
 	"strconv"
 	"strings"
 	"testing"
@@ -122,7 +124,7 @@ func TestPortStatesWithVswitchd(t *testing.T) {
 	// RSTP: switch the live bridge; rstp_status follows. RSTP, unlike OVS's STP, honours
 	// BFD: the tunnel whose peer does not answer BFD is taken out (role Disabled).
 	ensureBridge(t, c, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolRSTP,
-		Priority: 4096, MaxAge: 6, ForwardDelay: 4})
+		Priority: ptr.To(4096), MaxAge: 6, ForwardDelay: 4})
 	want := map[string][2]string{"vxlan-c0000202": {"Discarding", "Disabled"}, "vxlan-c0000203": {"Forwarding", "Designated"}}
 	waitFor(t, 40*time.Second, "RSTP states in rstp_status", func() bool {
 		states, _ = c.PortStates(ctx, "obr0")

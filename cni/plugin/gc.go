@@ -2,9 +2,11 @@ package plugin
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
@@ -20,6 +22,12 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 	conf, err := config.Parse(args.StdinData)
 	if err != nil {
 		return err
+	}
+	// The runtime names what is still in use; an empty list means nothing is. A GC without
+	// the key at all is not an empty list: it says nothing, so nothing is removed.
+	if !hasKey(args.StdinData, "cni.dev/valid-attachments") {
+		return types.NewError(types.ErrInvalidNetworkConfig,
+			"GC without cni.dev/valid-attachments: the runtime must say which attachments are still in use; nothing removed", "")
 	}
 	valid := map[attachmentKey]bool{}
 	validIDs := map[string]bool{}
@@ -52,6 +60,16 @@ func (p *Plugin) GC(args *skel.CmdArgs) error {
 			"ipam", conf.IPAM.Type, "versions", ipamPl.Info)
 	}
 	return joinErrors(errs)
+}
+
+// hasKey reports whether the JSON object has the top-level key.
+func hasKey(raw []byte, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
 }
 
 // gcPlan decides how GC reaches the IPAM plugin: forward GC when it speaks 1.1.0, and for

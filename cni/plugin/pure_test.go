@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
 )
@@ -203,5 +204,19 @@ func TestJoinErrors(t *testing.T) {
 	err := joinErrors([]error{one, os.ErrNotExist})
 	if !errors.As(err, &te) || te.Code != types.ErrInternal || !strings.Contains(te.Details, "busy") || !strings.Contains(te.Details, "not exist") {
 		t.Errorf("joinErrors = %v", err)
+	}
+}
+
+// TestGCWithoutValidAttachmentsRemovesNothing: the key missing is not an empty list: GC
+// answers with CNI error 7 before it looks at any link or reservation.
+func TestGCWithoutValidAttachmentsRemovesNothing(t *testing.T) {
+	p := &Plugin{}
+	err := p.GC(&skel.CmdArgs{StdinData: []byte(`{"cniVersion":"1.1.0","name":"ovsmesh","type":"ovsmesh","bridge":"kbr0","ipam":{"type":"host-local"}}`)})
+	var e *types.Error
+	if !errors.As(err, &e) || e.Code != types.ErrInvalidNetworkConfig || !strings.Contains(e.Msg, "nothing removed") {
+		t.Errorf("GC without the key: %v", err)
+	}
+	if !hasKey([]byte(`{"cni.dev/valid-attachments":[]}`), "cni.dev/valid-attachments") || hasKey([]byte(`{"a":1}`), "cni.dev/valid-attachments") {
+		t.Error("hasKey")
 	}
 }
