@@ -134,6 +134,10 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	if err := checkTunnelLimit(s.OVS); err != nil {
 		return r, err
 	}
+	if s.OVS.VethIfindex, err = a.Host.LinkIndex(s.OVS.VethPort); err != nil {
+		return r, withReason(ReasonHostError, err)
+	}
+	s.OVS.VethRecreated = hostnet.VethCreated(r.HostChanges, s.Host.Veth)
 	r.OVSOps, err = a.OVS.Apply(ctx, s.OVS)
 	if r.OVSOps > 0 {
 		a.Log.Info("OVS changed", "operations", r.OVSOps, "bridge", s.OVS.Bridge, "tunnels", len(s.OVS.Peers))

@@ -57,6 +57,13 @@ type OVSState struct {
 	ForwardDelay int
 	// VethPort is the veth end plugged into the bridge (a system port).
 	VethPort string
+	// VethIfindex is the kernel ifindex of VethPort as the host has it now, and
+	// VethRecreated says the host side made the veth anew in this pass (both set by the
+	// Applier after the host side). ovs-vswitchd's userspace datapath keeps reading a
+	// vanished device under the same name (and may even refresh the ifindex column from the
+	// new one): the port is then plugged in again.
+	VethIfindex   int
+	VethRecreated bool
 
 	TunnelType string // "gre" or "vxlan" (OVS interface types)
 	Key        *int64

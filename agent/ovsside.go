@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/hostnet"
 	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
@@ -142,6 +143,11 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 			return n, err
 		}
 	}
+	m, err := o.replugStaleVeth(ctx, s)
+	n += m
+	if err != nil {
+		return n, err
+	}
 	ops, err = o.c.EnsurePortOps(ctx, s.Bridge, s.VethPort, ovs.PortSystem)
 	if err != nil {
 		return n, err
@@ -169,6 +175,33 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 		cancel()
 	}
 	return n, o.flush(ctx, s)
+}
+
+// replugStaleVeth removes the veth port when the host side has just made the veth anew, or
+// ovs-vswitchd reports a device of another ifindex for it than the host has, and waits until
+// ovs-vswitchd has let go; EnsurePortOps then adds it again and ovs-vswitchd opens the new
+// device. Without it the userspace datapath keeps a socket on the vanished device: the port
+// looks fine in OVSDB and carries nothing.
+func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) {
+	ports, err := o.c.PortStates(ctx, s.Bridge)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range ports {
+		stale := s.VethIfindex != 0 && p.Ifindex != 0 && p.Ifindex != s.VethIfindex
+		if p.Name != s.VethPort || !(s.VethRecreated || stale) {
+			continue
+		}
+		ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+		if err == nil {
+			err = o.c.Transact(ctx, ops...)
+		}
+		if err == nil {
+			err = o.waitApplied(ctx)
+		}
+		return len(ops), err
+	}
+	return 0, nil
 }
 
 // recreatePorts removes the bridge's veth port and tunnels and waits until ovs-vswitchd has
@@ -334,6 +367,20 @@ func (c *Connector) watchVswitchd(stop <-chan struct{}) {
 			}
 		}
 	}
+}
+
+// WatchHost turns the kernel's notifications about what the agent keeps on the host (its
+// links, addresses, routes, its nftables table) into reconciles on events, the channel the
+// controller already watches for OVS changes: drift is repaired at once, not at the next
+// periodic resync. One pending event is enough, the pass re-reads everything.
+func WatchHost(ctx context.Context, host *hostnet.Host, events chan<- event.GenericEvent) error {
+	ev := event.GenericEvent{Object: &v1alpha1.NodeSubnet{}}
+	return host.Watch(ctx, func() {
+		select {
+		case events <- ev:
+		default:
+		}
+	})
 }
 
 // Close closes the OVS connection, if any.

@@ -68,6 +68,11 @@ type Interface interface {
 	// the rule.
 	EnsureMasquerade(m Masquerade) ([]string, error)
 
+	// LinkIndex returns the ifindex of the link named name, or 0 when there is none. It
+	// changes nothing. A veth made anew has a new index: the OVS side compares it with the
+	// one ovs-vswitchd opened (see agent.OVSState.VethIfindex).
+	LinkIndex(name string) (int, error)
+
 	// Cleanup removes the masquerade table, the veth pair, the route and the bridge named in
 	// n, each only when it exists and is ovsmesh's (the bridge only when it carries the
 	// ovsmesh alias). Missing objects are not errors: Cleanup is idempotent. It leaves

@@ -5,12 +5,22 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/ovsmesh/ovsmesh/internal/ipmac"
 )
+
+// LinkIndex implements Interface.
+func (h *Host) LinkIndex(name string) (int, error) {
+	l, err := h.linkByName(name)
+	if err != nil || l == nil {
+		return 0, err
+	}
+	return l.Attrs().Index, nil
+}
 
 // FindUnderlay implements Interface.
 func (h *Host) FindUnderlay(name string, addr netip.Addr) (Underlay, error) {
@@ -128,7 +138,7 @@ func (h *Host) EnsureVethPair(v VethPair) ([]string, error) {
 		if err := h.nl.LinkAdd(veth); err != nil {
 			return ch, fmt.Errorf("creating veth %s/%s: %w", v.Name, v.PeerName, err)
 		}
-		ch = append(ch, fmt.Sprintf("%s: created veth pair with %s", v.Name, v.PeerName))
+		ch = append(ch, vethCreated(v))
 		if a, err = h.nl.LinkByName(v.Name); err != nil {
 			return ch, err
 		}
@@ -187,6 +197,17 @@ func (h *Host) ensureLinkBasics(l netlink.Link, mtu int, masterName string, mast
 		ch = append(ch, fmt.Sprintf("%s: up", at.Name))
 	}
 	return ch, nil
+}
+
+func vethCreated(v VethPair) string {
+	return fmt.Sprintf("%s: created veth pair with %s", v.Name, v.PeerName)
+}
+
+// VethCreated reports whether changes (what Apply returned) say the veth pair v was made
+// anew: its ifindexes are new, and whatever held the old ends (ovs-vswitchd's userspace
+// datapath keeps a socket on the vanished device) must let go and take the new ones.
+func VethCreated(changes []string, v VethPair) bool {
+	return slices.Contains(changes, vethCreated(v))
 }
 
 // linkByName returns nil, nil when the link does not exist.

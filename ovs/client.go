@@ -152,7 +152,7 @@ func (c *Client) newMonitor() *client.Monitor {
 		client.WithTable(port, &port.UUID, &port.Name, &port.Interfaces, &port.ExternalIDs,
 			&port.Status, &port.RSTPStatus, &port.Protected),
 		client.WithTable(iface, &iface.UUID, &iface.Name, &iface.Type, &iface.Options, &iface.BFD,
-			&iface.BFDStatus, &iface.ExternalIDs, &iface.Error, &iface.Ofport, &iface.LinkState),
+			&iface.BFDStatus, &iface.ExternalIDs, &iface.Error, &iface.Ofport, &iface.LinkState, &iface.Ifindex),
 	)
 }
 

@@ -35,6 +35,9 @@ type PortState struct {
 	// Live: ovs-vswitchd has set the interface up (it wrote a positive ofport). A port
 	// that is in the database but not yet live carries no traffic.
 	Live bool
+	// Ifindex is the kernel ifindex of the device ovs-vswitchd opened for the interface (0
+	// for none, and for tunnels, whose devices are OVS's own).
+	Ifindex int
 }
 
 // Forwarding reports whether the port forwards traffic by whichever protocol is on:
@@ -84,6 +87,9 @@ func (c *Client) PortStates(ctx context.Context, bridge string) ([]PortState, er
 				s.Error = *i.Error
 			}
 			s.Live = i.Ofport != nil && *i.Ofport > 0
+			if i.Ifindex != nil {
+				s.Ifindex = *i.Ifindex
+			}
 		}
 		out = append(out, s)
 	}

@@ -148,9 +148,13 @@ func run(log logr.Logger, o options) error {
 			return err
 		}
 	}
+	ctx := ctrl.SetupSignalHandler()
+	if err := agent.WatchHost(ctx, host, conn.Events); err != nil {
+		log.Error(err, "cannot watch the host for drift; it is repaired at the periodic resync only", "resync", o.resync.String())
+	}
 	log.Info("starting agent", "ovsdbSocket", o.ovsdbSocket, "cniConfDir", o.cniConfDir)
 	// On SIGTERM the manager stops and the agent exits leaving the data path in place.
-	return mgr.Start(ctrl.SetupSignalHandler())
+	return mgr.Start(ctx)
 }
 
 // cleanup removes everything from the node. Bridge names and the cluster CIDR come from the

@@ -102,6 +102,41 @@ func TestSplitHorizonMesh(t *testing.T) {
 			pods = kept
 			waitAvailable(t, c, time.Minute)
 		}},
+		{"drift on a node is repaired within 2 s", func(t *testing.T) {
+			n := c.Nodes[0]
+			for _, d := range []struct {
+				what     string
+				break_   []string
+				repaired []string // succeeds once repaired
+				check    func(out string) bool
+			}{
+				{"masquerade table deleted", []string{"nft", "delete", "table", "ip", "ovsmesh"}, []string{"nft", "list", "table", "ip", "ovsmesh"}, nil},
+				{"kbr0 set down", []string{"ip", "link", "set", "kbr0", "down"}, []string{"ip", "-br", "link", "show", "kbr0"},
+					func(out string) bool { return strings.Contains(out, " UP ") }},
+				{"cluster route deleted", []string{"ip", "route", "del", "10.244.0.0/16"}, []string{"ip", "route", "show", "10.244.0.0/16"},
+					func(out string) bool { return strings.Contains(out, "dev kbr0") }},
+				{"veth end deleted", []string{"ip", "link", "del", "vkbr0"}, []string{"ip", "-br", "link", "show", "vkbr0"},
+					func(out string) bool { return strings.Contains(out, "UP") }},
+			} {
+				if out, err := n.Exec(ctx, d.break_...); err != nil {
+					t.Fatalf("%s: %v: %s", d.what, err, out)
+				}
+				t0 := time.Now()
+				for {
+					out, err := n.Exec(ctx, d.repaired...)
+					if err == nil && (d.check == nil || d.check(out)) {
+						break
+					}
+					if time.Since(t0) > 2*time.Second {
+						t.Fatalf("%s: not repaired within 2 s (%v: %s)", d.what, err, out)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				t.Logf("%s: repaired after %d ms", d.what, time.Since(t0).Milliseconds())
+			}
+			waitAvailable(t, c, time.Minute)
+			pingAll(t, pods, 30*time.Second)
+		}},
 		{"live switches SplitHorizon → STP → SplitHorizon → RSTP under continuous ping: no storm", func(t *testing.T) {
 			from, to := pods[0], pods[len(pods)-1]
 			for _, target := range []v1.LoopPreventionProtocol{v1.ProtocolSTP, v1.ProtocolSplitHorizon, v1.ProtocolRSTP} {
