@@ -182,6 +182,25 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 		BFD:          spec.Tunnel.BFD,
 	}
 	s.OVS.Peers, s.OVS.Skipped = peers(subnets, own)
+	// The route to the cluster CIDR goes to kbr0: were a node address inside it, the
+	// tunnels to that node (and the node's own traffic) would be sent into the pod bridge.
+	// Nothing is programmed; the operator reports the same as ClusterCIDRConflict.
+	var inside []string
+	if clusterCIDR.Contains(s.NodeIP) {
+		inside = append(inside, fmt.Sprintf("this node (%s)", s.NodeIP))
+	}
+	for _, p := range s.OVS.Peers {
+		if clusterCIDR.Contains(p.NodeIP) {
+			inside = append(inside, fmt.Sprintf("%s (%s)", p.NodeName, p.NodeIP))
+		}
+	}
+	if len(inside) > 0 {
+		if len(inside) > 5 {
+			inside = append(inside[:5], fmt.Sprintf("and %d more", len(inside)-5))
+		}
+		return s, fmt.Errorf("the cluster CIDR %s contains the node address of %s: its route via %s would capture the node network; nothing programmed",
+			clusterCIDR, strings.Join(inside, ", "), linuxBridge)
+	}
 	if tunnelType == "vxlan" {
 		s.OVS.DstPort = int(orInt(spec.Tunnel.VXLANPort, defaultVXLANPort))
 	}

@@ -194,6 +194,13 @@ func TestDesired(t *testing.T) {
 			name: "no subnet for this node", node: "n9", underlay: 1500, wantErr: ErrNoSubnet.Error(),
 		},
 		{
+			name: "a peer's node IP inside the cluster CIDR", node: "n1", underlay: 1500,
+			wantErr: "the cluster CIDR 10.244.0.0/16 contains the node address of n9 (10.244.200.9)",
+			subnets: func(in []v1alpha1.NodeSubnet) []v1alpha1.NodeSubnet {
+				return append(in, subnet("n9", "10.244.9.0/24", "10.244.9.1", "10.244.200.9"))
+			},
+		},
+		{
 			name: "gateway is the broadcast address", node: "n1", underlay: 1500, wantErr: "network or broadcast address of 10.244.1.0/24",
 			subnets: func(in []v1alpha1.NodeSubnet) []v1alpha1.NodeSubnet {
 				in[1].Spec.Gateway = "10.244.1.255"

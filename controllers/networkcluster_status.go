@@ -3,7 +3,9 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"sort"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -30,6 +32,12 @@ const (
 	ReasonUninstalling           = "Uninstalling"
 	ReasonSpanningTreeConverging = v1.ReasonSpanningTreeConverging
 	ReasonSpanningTreeLimit      = v1.ReasonSpanningTreeLimit
+	// ReasonClusterCIDRConflict: the cluster CIDR holds a node's own address, so the route
+	// to it (dev kbr0) would capture the node network's traffic.
+	ReasonClusterCIDRConflict = "ClusterCIDRConflict"
+	// ReasonDuplicateNodeIP: two selected Nodes report the same InternalIP; neither can
+	// have a tunnel to it that means one node.
+	ReasonDuplicateNodeIP = "DuplicateNodeIP"
 	// ReasonSubnetsExhausted (shared with the IPAM event) is in nodesubnet_controller.go.
 )
 
@@ -130,6 +138,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		}
 	}
 	st.NodesTotal, st.NodesReady = int32(total), int32(ready)
+	inCIDR, dupIPs := addressConflicts(in)
 	free := 0
 	if in.Pool != nil {
 		free = in.Pool.Free(used)
@@ -143,6 +152,12 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionDegraded, true, ReasonInvalidSpec, in.PoolErr.Error())
 	case in.ApplyErr != nil:
 		set(v1.ConditionDegraded, true, ReasonAgentDeployFailed, "applying the agent DaemonSet and RBAC: "+in.ApplyErr.Error())
+	case len(inCIDR) > 0:
+		set(v1.ConditionDegraded, true, ReasonClusterCIDRConflict, fmt.Sprintf(
+			"clusterCIDR %s contains the InternalIP of %s: its route (dev kbr0) would capture the node network's own traffic, so agents refuse to program it; recreate the NetworkCluster with a clusterCIDR outside the nodes' network",
+			in.Pool.cluster, nameList(inCIDR)))
+	case len(dupIPs) > 0:
+		set(v1.ConditionDegraded, true, ReasonDuplicateNodeIP, "nodes report the same InternalIP, and no agent makes a tunnel to an address two nodes claim: "+nameList(dupIPs))
 	case tooManyPeers(in.Protocol, total):
 		set(v1.ConditionDegraded, true, ReasonSpanningTreeLimit, fmt.Sprintf(
 			"%d selected nodes need %d tunnels on every node, but OVS runs %s on at most %d ports of a bridge (beyond that a port forwards without it: a loop); agents leave their bridges as they are: set spec.loopPrevention.protocol to SplitHorizon%s",
@@ -194,6 +209,35 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionProgressing, false, ReasonAsExpected, fmt.Sprintf("%d of %d nodes ready", ready, total))
 	}
 	return st
+}
+
+// addressConflicts finds selected nodes whose InternalIP is inside the cluster CIDR
+// ("node (ip)"), and InternalIPs two or more selected nodes share ("ip: a, b").
+func addressConflicts(in statusInput) (inCIDR, dups []string) {
+	byIP := map[netip.Addr][]string{}
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
+		if in.Selector == nil || !nodeInMesh(n, in.Selector) {
+			continue
+		}
+		ip, ok := internalIPv4(n)
+		if !ok {
+			continue
+		}
+		if in.Pool != nil && in.Pool.cluster.Contains(ip) {
+			inCIDR = append(inCIDR, fmt.Sprintf("%s (%s)", n.Name, ip))
+		}
+		byIP[ip] = append(byIP[ip], n.Name)
+	}
+	for ip, names := range byIP {
+		if len(names) > 1 {
+			sort.Strings(names)
+			dups = append(dups, fmt.Sprintf("%s: %s", ip, strings.Join(names, ", ")))
+		}
+	}
+	sort.Strings(inCIDR)
+	sort.Strings(dups)
+	return inCIDR, dups
 }
 
 // tooManyPeers: a full mesh of nodes needs nodes-1 tunnels per bridge, more than the protocol

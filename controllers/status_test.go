@@ -184,3 +184,22 @@ func equalStatus(a, b v1.NetworkClusterStatus) bool {
 	}
 	return true
 }
+
+// TestComputeStatusAddressConflicts: a cluster CIDR holding a node's InternalIP, and two
+// Nodes with one InternalIP, are Degraded with the nodes and addresses named.
+func TestComputeStatusAddressConflicts(t *testing.T) {
+	now := metav1.NewTime(t0)
+	nodes := []corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.244.3.4", 0, nil)}
+	in := statusInput{Generation: 1, Pool: &defaultPool, Selector: labels.Everything(), Nodes: nodes}
+	st := computeStatus(in, v1.NetworkClusterStatus{}, now)
+	expect(t, st, v1.ConditionDegraded, metav1.ConditionTrue, ReasonClusterCIDRConflict)
+	if m := condOf(t, st, v1.ConditionDegraded).Message; !strings.Contains(m, "10.244.0.0/16 contains the InternalIP of b (10.244.3.4)") {
+		t.Errorf("message %q", m)
+	}
+	in.Nodes = []corev1.Node{node("a", "10.0.0.1", 0, nil), node("c", "10.0.0.7", 0, nil), node("b", "10.0.0.7", 0, nil)}
+	st = computeStatus(in, st, now)
+	expect(t, st, v1.ConditionDegraded, metav1.ConditionTrue, ReasonDuplicateNodeIP)
+	if m := condOf(t, st, v1.ConditionDegraded).Message; !strings.Contains(m, "10.0.0.7: b, c") || strings.Contains(m, "10.0.0.1") {
+		t.Errorf("message %q", m)
+	}
+}
