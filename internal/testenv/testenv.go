@@ -5,6 +5,7 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -66,17 +67,26 @@ type Env struct {
 // Start starts etcd and kube-apiserver with the CRDs from config/crd/bases.
 // The caller must call Stop.
 func Start() (*Env, error) {
+	return start(filepath.Join(RepoRoot(), "config", "crd", "bases"))
+}
+
+func start(crdDir string) (*Env, error) {
 	assets, err := AssetsDir()
 	if err != nil {
 		return nil, err
 	}
 	e := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{crdDir},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 	}
 	cfg, err := e.Start()
 	if err != nil {
+		// Start leaves etcd and kube-apiserver running when a later step fails (a CRD the
+		// API server refuses, say): stop them, or every such failure leaks a control plane.
+		if serr := e.Stop(); serr != nil {
+			err = errors.Join(err, fmt.Errorf("stopping the partly started envtest: %w", serr))
+		}
 		return nil, fmt.Errorf("starting envtest: %w", err)
 	}
 	c, err := client.New(cfg, client.Options{Scheme: Scheme()})
