@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 	"github.com/ovsmesh/ovsmesh/hostnet"
 )
 
@@ -125,7 +126,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	if !s.Subnet.Contains(s.Gateway) {
 		return s, fmt.Errorf("NodeSubnet %s gateway %s is outside %s", own.Name, s.Gateway, s.Subnet)
 	}
-	if s.Subnet.Bits() <= 30 && (s.Gateway == s.Subnet.Addr() || s.Gateway == lastAddr(s.Subnet)) {
+	if s.Subnet.Bits() <= 30 && (s.Gateway == s.Subnet.Addr() || s.Gateway == cniconfig.BroadcastAddr(s.Subnet)) {
 		// Admission refuses the network address; the broadcast address it cannot compute.
 		return s, fmt.Errorf("NodeSubnet %s gateway %s is the network or broadcast address of %s: pods could not use it", own.Name, s.Gateway, s.Subnet)
 	}
@@ -292,14 +293,6 @@ func cut15(s string) string {
 		return s[:15]
 	}
 	return s
-}
-
-// lastAddr is the highest address of an IPv4 prefix (its broadcast address).
-func lastAddr(p netip.Prefix) netip.Addr {
-	a := p.Masked().Addr().As4()
-	host := uint32(1)<<(32-p.Bits()) - 1
-	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

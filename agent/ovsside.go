@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
-	"github.com/ovsmesh/ovsmesh/hostnet"
 	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
@@ -183,25 +182,20 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 // device. Without it the userspace datapath keeps a socket on the vanished device: the port
 // looks fine in OVSDB and carries nothing.
 func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) {
-	ports, err := o.c.PortStates(ctx, s.Bridge)
-	if err != nil {
-		return 0, err
+	if !s.VethRecreated {
+		opened, err := o.c.InterfaceIfindex(ctx, s.VethPort)
+		if err != nil || s.VethIfindex == 0 || opened == 0 || opened == s.VethIfindex {
+			return 0, err
+		}
 	}
-	for _, p := range ports {
-		stale := s.VethIfindex != 0 && p.Ifindex != 0 && p.Ifindex != s.VethIfindex
-		if p.Name != s.VethPort || !(s.VethRecreated || stale) {
-			continue
-		}
-		ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
-		if err == nil {
-			err = o.c.Transact(ctx, ops...)
-		}
-		if err == nil {
-			err = o.waitApplied(ctx)
-		}
-		return len(ops), err
+	ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+	if err == nil {
+		err = o.c.Transact(ctx, ops...)
 	}
-	return 0, nil
+	if err == nil && len(ops) > 0 {
+		err = o.waitApplied(ctx)
+	}
+	return len(ops), err
 }
 
 // recreatePorts removes the bridge's veth port and tunnels and waits until ovs-vswitchd has
@@ -367,20 +361,6 @@ func (c *Connector) watchVswitchd(stop <-chan struct{}) {
 			}
 		}
 	}
-}
-
-// WatchHost turns the kernel's notifications about what the agent keeps on the host (its
-// links, addresses, routes, its nftables table) into reconciles on events, the channel the
-// controller already watches for OVS changes: drift is repaired at once, not at the next
-// periodic resync. One pending event is enough, the pass re-reads everything.
-func WatchHost(ctx context.Context, host *hostnet.Host, events chan<- event.GenericEvent) error {
-	ev := event.GenericEvent{Object: &v1alpha1.NodeSubnet{}}
-	return host.Watch(ctx, func() {
-		select {
-		case events <- ev:
-		default:
-		}
-	})
 }
 
 // Close closes the OVS connection, if any.

@@ -80,7 +80,7 @@ func notReadyStatus(st v1alpha1.NodeSubnetStatus, generation int64, err error) v
 	st = *st.DeepCopy()
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonOf(err),
-		Message: truncate(err.Error()), ObservedGeneration: generation,
+		Message: truncate(err.Error(), maxConditionMessage), ObservedGeneration: generation,
 	})
 	return st
 }
@@ -94,7 +94,7 @@ func cleanedStatus(st v1alpha1.NodeSubnetStatus, generation int64, err error) v1
 		Reason: ReasonCleanedUp, Message: "the OVS bridge, the Linux bridge, the veth, the route, the masquerade table and the CNI config are removed",
 		ObservedGeneration: generation}
 	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonCleanupFailed, truncate(err.Error())
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonCleanupFailed, truncate(err.Error(), maxConditionMessage)
 	} else {
 		st.TunnelCount, st.Tunnels, st.UnhealthyPeers, st.MTU = 0, v1alpha1.TunnelSummary{}, nil, 0
 	}
@@ -106,11 +106,15 @@ func cleanedStatus(st v1alpha1.NodeSubnetStatus, generation int64, err error) v1
 	return st
 }
 
-// truncate keeps condition messages within the API's 32 KiB limit with room to spare.
-func truncate(s string) string {
-	const max = 4096
+// maxConditionMessage keeps condition messages within the API's 32 KiB limit with room to
+// spare; a peer's message has a 256-character limit of its own (PeerStatus.Message).
+const maxConditionMessage = 4096
+
+// truncate cuts s to at most max bytes, marking the cut with "…".
+func truncate(s string, max int) string {
+	const mark = "…"
 	if len(s) > max {
-		return s[:max] + "…"
+		return s[:max-len(mark)] + mark
 	}
 	return s
 }

@@ -105,26 +105,21 @@ func tunnelReport(s OVSState, ports []ovs.PortState) TunnelReport {
 			ps.Reason, ps.Message = v1alpha1.PeerReasonDown, "BFD: "+p.BFDState
 		}
 		if ps.Reason != "" {
-			ps.Message = cutMessage(ps.Message)
+			ps.Message = truncate(ps.Message, maxPeerMessage)
 			r.Unhealthy = append(r.Unhealthy, ps)
 		}
 	}
 	for _, k := range s.Skipped {
 		r.Summary.Skipped++
 		r.Unhealthy = append(r.Unhealthy, v1alpha1.PeerStatus{NodeName: k.NodeName, NodeIP: k.NodeIP, State: v1alpha1.PeerUnknown,
-			Reason: k.Reason, Message: cutMessage(k.Message)})
+			Reason: k.Reason, Message: truncate(k.Message, maxPeerMessage)})
 	}
 	sort.Slice(r.Unhealthy, func(i, j int) bool { return r.Unhealthy[i].NodeName < r.Unhealthy[j].NodeName })
 	return r
 }
 
-// cutMessage keeps a peer's message within the API's 256 characters.
-func cutMessage(m string) string {
-	if len(m) > 256 {
-		return m[:252] + "…"
-	}
-	return m
-}
+// maxPeerMessage is PeerStatus.Message's limit in the CRD.
+const maxPeerMessage = 256
 
 type traffic int
 

@@ -288,7 +288,7 @@ func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 					continue
 				}
 				orig := s.DeepCopy()
-				s.Status = peerStatus(all[i].name, peers)
+				s.Status = peerStatus(peers)
 				err = c.Status().Patch(ctx, &s, client.MergeFrom(orig))
 			}
 			errs <- err
@@ -308,7 +308,7 @@ func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 
 // peerStatus is what a Ready agent with peers tunnels in a healthy mesh writes (BFD on, every
 // peer up, so no unhealthy peers).
-func peerStatus(name string, peers int) v1.NodeSubnetStatus {
+func peerStatus(peers int) v1.NodeSubnetStatus {
 	n := int32(peers)
 	return v1.NodeSubnetStatus{ObservedGeneration: 1, TunnelCount: n, MTU: 1450,
 		Tunnels: v1.TunnelSummary{Desired: n, Live: n, Forwarding: n, Up: n},

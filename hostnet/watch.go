@@ -56,6 +56,9 @@ func (h *Host) Watch(ctx context.Context, changed func()) error {
 		if mon != nil {
 			_ = mon.Close()
 		}
+		if nft != nil {
+			_ = nft.CloseLasting()
+		}
 		return errors.Join(errs...)
 	}
 

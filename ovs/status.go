@@ -2,8 +2,14 @@ package ovs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/ovn-kubernetes/libovsdb/client"
+
+	"github.com/ovsmesh/ovsmesh/ovs/model"
 )
 
 // PortState is the spanning-tree and BFD state ovs-vswitchd reports for a port. Fields
@@ -35,9 +41,6 @@ type PortState struct {
 	// Live: ovs-vswitchd has set the interface up (it wrote a positive ofport). A port
 	// that is in the database but not yet live carries no traffic.
 	Live bool
-	// Ifindex is the kernel ifindex of the device ovs-vswitchd opened for the interface (0
-	// for none, and for tunnels, whose devices are OVS's own).
-	Ifindex int
 }
 
 // Forwarding reports whether the port forwards traffic by whichever protocol is on:
@@ -87,12 +90,31 @@ func (c *Client) PortStates(ctx context.Context, bridge string) ([]PortState, er
 				s.Error = *i.Error
 			}
 			s.Live = i.Ofport != nil && *i.Ofport > 0
-			if i.Ifindex != nil {
-				s.Ifindex = *i.Ifindex
-			}
 		}
 		out = append(out, s)
 	}
 	slices.SortFunc(out, func(a, b PortState) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// InterfaceIfindex returns the kernel ifindex ovs-vswitchd reports for the device it opened
+// for the interface named name: 0 when there is no such interface or none is reported yet.
+// One indexed cache lookup, unlike PortStates. ovs-vsctl equivalent:
+//
+//	ovs-vsctl get Interface vobr0 ifindex
+func (c *Client) InterfaceIfindex(ctx context.Context, name string) (int, error) {
+	if err := c.waitConnected(ctx); err != nil {
+		return 0, err
+	}
+	i := &model.Interface{Name: name}
+	if err := c.get(ctx, i); err != nil {
+		if errors.Is(err, client.ErrNotFound) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("ovs: interface %s: %w", name, err)
+	}
+	if i.Ifindex == nil {
+		return 0, nil
+	}
+	return *i.Ifindex, nil
 }

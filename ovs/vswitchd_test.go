@@ -198,6 +198,14 @@ func TestSplitHorizonPorts(t *testing.T) {
 		}
 		return n == 3
 	})
+	// The bridge's local port is a device ovs-vswitchd made: it reports its kernel ifindex.
+	waitFor(t, 20*time.Second, "ifindex of obr0's local interface", func() bool {
+		idx, err := c.InterfaceIfindex(ctx, "obr0")
+		return err == nil && idx > 0 && strconv.Itoa(idx) == get(t, srv, "Interface", "obr0", "ifindex")
+	})
+	if idx, err := c.InterfaceIfindex(ctx, "nosuch0"); err != nil || idx != 0 {
+		t.Errorf("InterfaceIfindex of a missing interface = %d, %v", idx, err)
+	}
 	uuids := srv.Vsctl("--bare", "--columns=_uuid", "list", "Port")
 	if res := mustSync(t, c, "obr0", threePeers("vxlan")); res.Updated != 3 || res.Added+res.Deleted != 0 || res.Ops != 3 {
 		t.Errorf("unprotect = %+v, want 3 updates in 3 ops", res)

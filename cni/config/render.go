@@ -105,7 +105,7 @@ func defaults(in Input) (Input, error) {
 		return in, fmt.Errorf("Subnet %v: too small for a gateway and a pod (at most /30)", in.Subnet)
 	case !in.Gateway.IsValid() || !in.Subnet.Contains(in.Gateway):
 		return in, fmt.Errorf("Gateway %v: must be an address inside Subnet %v", in.Gateway, in.Subnet)
-	case in.Gateway == in.Subnet.Addr() || in.Gateway == lastAddr(in.Subnet):
+	case in.Gateway == in.Subnet.Addr() || in.Gateway == BroadcastAddr(in.Subnet):
 		return in, fmt.Errorf("Gateway %v: the network and broadcast addresses of %v cannot be a gateway", in.Gateway, in.Subnet)
 	case in.ClusterCIDR.IsValid() && (in.ClusterCIDR.Bits() > in.Subnet.Bits() || !in.ClusterCIDR.Contains(in.Subnet.Addr())):
 		return in, fmt.Errorf("ClusterCIDR %v must contain Subnet %v", in.ClusterCIDR, in.Subnet)
@@ -119,8 +119,8 @@ func defaults(in Input) (Input, error) {
 	return in, nil
 }
 
-// lastAddr is the broadcast address of an IPv4 prefix.
-func lastAddr(p netip.Prefix) netip.Addr {
+// BroadcastAddr is the broadcast (highest) address of an IPv4 prefix.
+func BroadcastAddr(p netip.Prefix) netip.Addr {
 	a := p.Masked().Addr().As4()
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
