@@ -160,7 +160,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	netdev := spec.DatapathType == v1alpha1.DatapathNetdev
 
 	s.Host = hostnet.State{
-		Bridge: hostnet.Bridge{Name: linuxBridge, Address: netip.PrefixFrom(s.Gateway, s.Subnet.Bits()), MTU: s.MTU},
+		Bridge: hostnet.Bridge{Name: linuxBridge, Address: netip.PrefixFrom(s.Gateway, s.Subnet.Bits()), MTU: s.MTU, ClusterCIDR: clusterCIDR},
 		Veth: hostnet.VethPair{Name: vethOVS, PeerName: vethLinux, Master: linuxBridge, MTU: s.MTU,
 			DisableOffloads: netdev},
 		Route:      hostnet.Route{Dst: clusterCIDR, Dev: linuxBridge},

@@ -16,8 +16,24 @@ import (
 	"net/netip"
 )
 
-// Alias marks the links ovsmesh owns (visible in `ip link` as "alias ovsmesh").
+// Alias marks the links ovsmesh created (visible in `ip link` as "alias ovsmesh"): Cleanup
+// deletes them.
 const Alias = "ovsmesh"
+
+// AliasAdopted marks a Linux bridge ovsmesh found empty and took over instead of creating
+// it: it is kept up to date like one ovsmesh made, but Cleanup never deletes it (someone
+// made it, perhaps a provisioning script that expects it) — it takes back only what it added
+// (the gateway address, the route, this alias).
+const AliasAdopted = "ovsmesh:adopted"
+
+// RouteProtocol is the routing protocol id (rtm_protocol, `proto 77` in `ip route`) of the
+// cluster route. With it, ovsmesh's route is recognisable as its own; a route to the same
+// prefix that is not (another protocol, through another device) belongs to someone else and
+// is never replaced or deleted. 77 is unassigned in iproute2's rt_protos.
+const RouteProtocol = 77
+
+// owned reports whether a link alias is one of ovsmesh's marks.
+func owned(alias string) bool { return alias == Alias || alias == AliasAdopted }
 
 // NFTTable is the nftables table (family ip) holding every ovsmesh rule, so cleanup is one
 // table delete and `nft list table ip ovsmesh` shows everything ovsmesh does.
@@ -40,25 +56,30 @@ type Interface interface {
 
 	// EnsureBridge makes b.Name an up Linux bridge with MTU b.MTU holding b.Address. It
 	// creates the bridge when missing (with a MAC derived from the address, so that pods'
-	// ARP caches stay valid if it is ever recreated) and adopts an existing bridge that has
-	// no other IPv4 address. It never removes an address: a bridge holding a different IPv4
-	// address, or a link of that name that is not a bridge, is a *ConflictError and is left
-	// untouched.
+	// ARP caches stay valid if it is ever recreated; alias Alias) and adopts an existing
+	// bridge only when it is empty: no ports and no IPv4 address but b.Address (alias
+	// AliasAdopted; Cleanup keeps it). It never removes an address: a bridge ovsmesh does not
+	// own that has ports, a bridge holding a different IPv4 address, or a link of that name
+	// that is not a bridge, is a *ConflictError and is left untouched.
 	EnsureBridge(b Bridge) ([]string, error)
 
 	// EnsureVethPair makes v.Name and v.PeerName the two ends of one veth pair, both up with
 	// MTU v.MTU, v.PeerName enslaved to v.Master, and (when v.DisableOffloads) checksum,
 	// TSO, GSO and GRO offloads off on both ends. A pair that is right is kept as is (same
 	// ifindexes); MTU, up state, master and offloads are fixed in place. Ends that exist but
-	// are not each other's peer are veths left over from something else: they are deleted and
-	// the pair recreated. A link of either name that is not a veth is a *ConflictError. The
+	// are not each other's peer are deleted and the pair recreated when they carry
+	// ovsmesh's mark (left over from an earlier pair); an unmarked veth of either name, or a
+	// link of either name that is not a veth, is a *ConflictError and is left alone. The
 	// master of v.Name is never touched: it belongs to OVS (ovs-system with the kernel
 	// datapath).
 	EnsureVethPair(v VethPair) ([]string, error)
 
 	// EnsureRoute makes the main table hold exactly one route to r.Dst: scope link through
-	// r.Dev. A right route is kept; a wrong one is replaced atomically (RTM_NEWROUTE with
-	// NLM_F_REPLACE, no window without a route) and extra routes to r.Dst are removed.
+	// r.Dev, protocol RouteProtocol. It first looks at every route to r.Dst: one that is not
+	// ovsmesh's (neither through r.Dev nor of RouteProtocol — a route the host or another
+	// program made) is a *ConflictError naming it, and nothing is changed. Of ovsmesh's own,
+	// a right route is kept; a wrong one is replaced atomically (RTM_NEWROUTE with
+	// NLM_F_REPLACE, no window without a route) and extra ones are removed.
 	EnsureRoute(r Route) ([]string, error)
 
 	// EnsureMasquerade makes table ip ovsmesh hold exactly one postrouting NAT chain with one
@@ -74,8 +95,10 @@ type Interface interface {
 	LinkIndex(name string) (int, error)
 
 	// Cleanup removes the masquerade table, the veth pair, the route and the bridge named in
-	// n, each only when it exists and is ovsmesh's (the bridge only when it carries the
-	// ovsmesh alias). Missing objects are not errors: Cleanup is idempotent. It leaves
+	// n, each only when it exists and is ovsmesh's (links only when they carry its mark). A
+	// bridge ovsmesh adopted (AliasAdopted) is kept: only the route through it, its addresses
+	// inside n.RouteDst (the gateway) and the mark are removed. Missing objects are not
+	// errors: Cleanup is idempotent. It leaves
 	// ip_forward and send_redirects as they are, since other software on the node may rely
 	// on them.
 	Cleanup(n Names) ([]string, error)

@@ -10,7 +10,7 @@ import (
 
 func testState() State {
 	return State{
-		Bridge:     Bridge{Name: "kbr0", Address: netip.MustParsePrefix("10.244.1.1/24"), MTU: 1450},
+		Bridge:     Bridge{Name: "kbr0", Address: netip.MustParsePrefix("10.244.1.1/24"), MTU: 1450, ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")},
 		Veth:       VethPair{Name: "vobr0", PeerName: "vkbr0", Master: "kbr0", MTU: 1450, DisableOffloads: true},
 		Route:      Route{Dst: netip.MustParsePrefix("10.244.0.0/16"), Dev: "kbr0"},
 		Masquerade: Masquerade{Enabled: true, ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16")},
@@ -183,7 +183,9 @@ func TestBridgeWithForeignAddressIsAConflictAndLeftAlone(t *testing.T) {
 	}
 }
 
-func TestExistingBridgeWithoutAddressIsAdopted(t *testing.T) {
+// TestEmptyBridgeIsAdoptedAndKept: a bridge someone else made is taken over only while it
+// is empty, and uninstall gives it back instead of deleting it.
+func TestEmptyBridgeIsAdoptedAndKept(t *testing.T) {
 	ns, h := testNS(t)
 	sh(t, "ip", "-n", ns, "link", "add", "kbr0", "type", "bridge")
 	idx := links(t, ns)["kbr0"].Index
@@ -191,18 +193,122 @@ func TestExistingBridgeWithoutAddressIsAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := links(t, ns)["kbr0"]
-	if l.Index != idx || l.Alias != Alias || l.MTU != 1450 {
+	if l.Index != idx || l.Alias != AliasAdopted || l.MTU != 1450 {
 		t.Errorf("kbr0 not adopted in place: %+v (index was %d)", l, idx)
+	}
+	// Its ports now include ovsmesh's veth: the next pass still treats it as ours.
+	if ch, err := Apply(h, testState()); err != nil || len(ch) != 0 {
+		t.Errorf("second Apply on the adopted bridge: %v %v, want no change", ch, err)
+	}
+	ch, err := h.Cleanup(testNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("cleanup: %v", ch)
+	l, ok := links(t, ns)["kbr0"]
+	if !ok || l.Index != idx {
+		t.Fatalf("cleanup deleted the adopted kbr0 (%v)", ch)
+	}
+	if l.Alias != "" {
+		t.Errorf("adopted kbr0 keeps the alias %q after cleanup", l.Alias)
+	}
+	if got := addrs(t, ns, "kbr0"); len(got) != 0 {
+		t.Errorf("adopted kbr0 keeps addresses %v after cleanup", got)
+	}
+	if r := sh(t, "ip", "-n", ns, "route", "show", "10.244.0.0/16"); strings.TrimSpace(r) != "" {
+		t.Errorf("cluster route left: %q", r)
+	}
+	if _, ok := links(t, ns)["vobr0"]; ok {
+		t.Error("veth left after cleanup")
 	}
 }
 
-func TestStrayVethIsReplaced(t *testing.T) {
+// TestEarlierGatewayIsReplaced: a node that left the mesh and came back with another subnet
+// while its bridge stayed (the agent did not get to tear down) gets the new gateway in place
+// of the old one, on the same bridge; an address outside the cluster CIDR stays a conflict.
+func TestEarlierGatewayIsReplaced(t *testing.T) {
+	ns, h := testNS(t)
+	s := testState()
+	earlier := s
+	earlier.Bridge.Address = netip.MustParsePrefix("10.244.7.1/24")
+	if _, err := Apply(h, earlier); err != nil {
+		t.Fatal(err)
+	}
+	idx := links(t, ns)["kbr0"].Index
+	ch, err := Apply(h, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !containsSub(ch, "kbr0: removed earlier gateway 10.244.7.1/24") {
+		t.Errorf("changes %v", ch)
+	}
+	if got := addrs(t, ns, "kbr0"); !reflect.DeepEqual(got, []string{"10.244.1.1/24"}) {
+		t.Errorf("kbr0 addresses = %v", got)
+	}
+	if l := links(t, ns)["kbr0"]; l.Index != idx {
+		t.Errorf("kbr0 recreated (index %d, was %d)", l.Index, idx)
+	}
+	sh(t, "ip", "-n", ns, "addr", "add", "192.168.50.1/24", "dev", "kbr0")
+	var ce *ConflictError
+	if _, err := Apply(h, s); !errors.As(err, &ce) || !strings.Contains(err.Error(), "192.168.50.1/24") {
+		t.Errorf("Apply with a foreign address on kbr0: %v, want a ConflictError", err)
+	}
+}
+
+func TestBridgeInUseIsNotAdopted(t *testing.T) {
+	ns, h := testNS(t)
+	sh(t, "ip", "-n", ns, "link", "add", "kbr0", "type", "bridge")
+	sh(t, "ip", "-n", ns, "link", "add", "user0", "type", "veth", "peer", "name", "user1")
+	sh(t, "ip", "-n", ns, "link", "set", "user0", "master", "kbr0")
+	before := links(t, ns)
+
+	_, err := Apply(h, testState())
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Link != "kbr0" || !strings.Contains(err.Error(), "user0") || !strings.Contains(err.Error(), "adopts only an empty bridge") {
+		t.Fatalf("Apply err = %v, want a ConflictError naming kbr0's port", err)
+	}
+	after := links(t, ns)
+	for _, n := range []string{"kbr0", "user0", "user1"} {
+		if !reflect.DeepEqual(before[n], after[n]) {
+			t.Errorf("%s touched:\nbefore %+v\nafter  %+v", n, before[n], after[n])
+		}
+	}
+	if got := addrs(t, ns, "kbr0"); len(got) != 0 {
+		t.Errorf("addresses added to a bridge in use: %v", got)
+	}
+	if ch, err := h.Cleanup(testNames()); err != nil || !containsSub(ch, "left alone") {
+		t.Errorf("Cleanup: %v %v", ch, err)
+	}
+	if _, ok := links(t, ns)["kbr0"]; !ok {
+		t.Error("cleanup removed a kbr0 ovsmesh does not own")
+	}
+}
+
+func TestStrayVethIsReplacedOnlyWhenOurs(t *testing.T) {
 	ns, h := testNS(t)
 	s := testState()
 	if _, err := h.EnsureBridge(s.Bridge); err != nil {
 		t.Fatal(err)
 	}
+	// Someone else's veth with ovsmesh's name: a conflict, left alone, also by cleanup.
 	sh(t, "ip", "-n", ns, "link", "add", "vobr0", "type", "veth", "peer", "name", "stray0")
+	_, err := h.EnsureVethPair(s.Veth)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || ce.Link != "vobr0" || !strings.Contains(err.Error(), "stray0") {
+		t.Fatalf("EnsureVethPair over a foreign veth: %v, want a ConflictError naming it and its peer", err)
+	}
+	if ch, err := h.Cleanup(testNames()); err != nil || !containsSub(ch, "vobr0: left alone") {
+		t.Errorf("Cleanup: %v %v", ch, err)
+	}
+	if _, ok := links(t, ns)["stray0"]; !ok {
+		t.Fatal("a veth ovsmesh did not create was deleted")
+	}
+
+	// One left over from ovsmesh (its mark, another peer): replaced.
+	if _, err := h.EnsureBridge(s.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "-n", ns, "link", "set", "vobr0", "alias", Alias)
 	ch, err := h.EnsureVethPair(s.Veth)
 	if err != nil {
 		t.Fatal(err)
@@ -216,6 +322,63 @@ func TestStrayVethIsReplaced(t *testing.T) {
 	}
 	if ls["vkbr0"].Master != "kbr0" {
 		t.Errorf("vkbr0 = %+v", ls["vkbr0"])
+	}
+}
+
+// TestForeignRouteIsAConflictAndLeftAlone: a route to the cluster CIDR that ovsmesh did not
+// make is reported, never replaced or deleted; one an older agent made through kbr0 is
+// taken over in place.
+func TestForeignRouteIsAConflictAndLeftAlone(t *testing.T) {
+	ns, h := testNS(t)
+	s := testState()
+	if _, err := h.EnsureBridge(s.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "-n", ns, "link", "add", "eth9", "type", "veth", "peer", "name", "eth9peer")
+	sh(t, "ip", "-n", ns, "link", "set", "eth9", "up")
+	for _, add := range [][]string{
+		{"10.244.0.0/16", "dev", "eth9"},
+		{"10.244.0.0/16", "dev", "eth9", "metric", "300"},
+		{"10.244.0.0/16", "dev", "kbr0", "metric", "50", "proto", "static"}, // through kbr0: ours to fix
+	} {
+		sh(t, append([]string{"ip", "-n", ns, "route", "add"}, add...)...)
+	}
+	before := sh(t, "ip", "-n", ns, "route", "show", "10.244.0.0/16")
+	_, err := h.EnsureRoute(s.Route)
+	var ce *ConflictError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "route 10.244.0.0/16") || !strings.Contains(err.Error(), "dev eth9") {
+		t.Fatalf("EnsureRoute over a foreign route: %v, want a ConflictError naming it", err)
+	}
+	if after := sh(t, "ip", "-n", ns, "route", "show", "10.244.0.0/16"); after != before {
+		t.Errorf("routes changed:\nbefore %s\nafter  %s", before, after)
+	}
+	// Cleanup leaves the foreign routes.
+	if _, err := h.Cleanup(testNames()); err != nil {
+		t.Fatal(err)
+	}
+	if r := sh(t, "ip", "-n", ns, "route", "show", "10.244.0.0/16"); strings.Count(r, "dev eth9") != 2 {
+		t.Errorf("cleanup touched foreign routes: %q", r)
+	}
+
+	// Without them, the route through kbr0 an older agent made (no protocol id) is
+	// replaced in place.
+	sh(t, "ip", "-n", ns, "route", "flush", "10.244.0.0/16")
+	if _, err := h.EnsureBridge(s.Bridge); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, "ip", "-n", ns, "route", "add", "10.244.0.0/16", "dev", "kbr0", "scope", "link")
+	sh(t, "ip", "-n", ns, "route", "add", "10.244.0.0/16", "dev", "kbr0", "metric", "50")
+	ch, err := h.EnsureRoute(s.Route)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("take over: %v", ch)
+	r := strings.TrimSpace(sh(t, "ip", "-n", ns, "route", "show", "10.244.0.0/16"))
+	if strings.Count(r, "\n") != 0 || !strings.HasPrefix(r, "10.244.0.0/16 dev kbr0 proto 77 scope link") {
+		t.Errorf("route after taking over = %q", r)
+	}
+	if ch, err := h.EnsureRoute(s.Route); err != nil || len(ch) != 0 {
+		t.Errorf("second EnsureRoute: %v %v, want no change", ch, err)
 	}
 }
 

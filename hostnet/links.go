@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -54,7 +55,8 @@ func (h *Host) EnsureBridge(b Bridge) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if link == nil {
+	created := link == nil
+	if created {
 		// A fixed MAC derived from the gateway address (see ipmac): without one a Linux bridge
 		// takes the lowest MAC of its ports, which changes as pods come and go and leaves
 		// stale entries in the pods' ARP caches.
@@ -69,6 +71,20 @@ func (h *Host) EnsureBridge(b Bridge) ([]string, error) {
 	} else if link.Type() != "bridge" {
 		return nil, &ConflictError{Link: b.Name, What: fmt.Sprintf("exists as a %s link, not a bridge; remove it or choose another bridges.linux name", link.Type())}
 	}
+	alias := link.Attrs().Alias
+	if created {
+		alias = Alias
+	} else if !owned(alias) {
+		// Someone else's bridge: taken over only while nothing uses it.
+		ports, err := h.portsOf(link)
+		if err != nil {
+			return ch, err
+		}
+		if len(ports) > 0 {
+			return ch, &ConflictError{Link: b.Name, What: fmt.Sprintf("is a bridge ovsmesh did not create and it has ports (%s); ovsmesh adopts only an empty bridge: remove the ports or choose another bridges.linux name", strings.Join(ports, ", "))}
+		}
+		alias = AliasAdopted
+	}
 
 	// Addresses first: a conflict must leave the bridge entirely untouched.
 	addrs, err := h.nl.AddrList(link, netlink.FAMILY_V4)
@@ -76,16 +92,21 @@ func (h *Host) EnsureBridge(b Bridge) ([]string, error) {
 		return ch, fmt.Errorf("addresses of %s: %w", b.Name, err)
 	}
 	has := false
+	var stale []netlink.Addr
 	for _, a := range addrs {
 		p := prefixOf(a.IPNet)
 		if p == b.Address {
 			has = true
 			continue
 		}
+		if owned(link.Attrs().Alias) && b.ClusterCIDR.IsValid() && b.ClusterCIDR.Contains(p.Addr()) {
+			stale = append(stale, a)
+			continue
+		}
 		return ch, &ConflictError{Link: b.Name, What: fmt.Sprintf("already has address %s, want %s; ovsmesh will not take over a bridge configured for something else", p, b.Address)}
 	}
 
-	c, err := h.ensureLinkBasics(link, b.MTU, "", 0)
+	c, err := h.ensureLinkBasics(link, alias, b.MTU, "", 0)
 	ch = append(ch, c...)
 	if err != nil {
 		return ch, err
@@ -96,6 +117,13 @@ func (h *Host) EnsureBridge(b Bridge) ([]string, error) {
 			return ch, fmt.Errorf("adding %s to %s: %w", b.Address, b.Name, err)
 		}
 		ch = append(ch, fmt.Sprintf("%s: added address %s", b.Name, b.Address))
+	}
+	// After the new gateway is in place, so the bridge is never without one.
+	for _, a := range stale {
+		if err := h.nl.AddrDel(link, &a); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return ch, fmt.Errorf("removing the earlier gateway %s from %s: %w", prefixOf(a.IPNet), b.Name, err)
+		}
+		ch = append(ch, fmt.Sprintf("%s: removed earlier gateway %s", b.Name, prefixOf(a.IPNet)))
 	}
 	return ch, nil
 }
@@ -123,6 +151,11 @@ func (h *Host) EnsureVethPair(v VethPair) ([]string, error) {
 	paired := a != nil && b != nil && a.Attrs().ParentIndex == b.Attrs().Index && b.Attrs().ParentIndex == a.Attrs().Index
 	if !paired {
 		for _, l := range []netlink.Link{a, b} {
+			if l != nil && !h.vethMarked(l) {
+				return nil, &ConflictError{Link: l.Attrs().Name, What: fmt.Sprintf("is a veth ovsmesh did not create (peer %s, no %q alias); ovsmesh will not delete it: remove it or choose other bridge names", h.peerName(l), Alias)}
+			}
+		}
+		for _, l := range []netlink.Link{a, b} {
 			if l == nil {
 				continue
 			}
@@ -146,12 +179,12 @@ func (h *Host) EnsureVethPair(v VethPair) ([]string, error) {
 			return ch, err
 		}
 	}
-	c, err := h.ensureLinkBasics(a, v.MTU, "", 0)
+	c, err := h.ensureLinkBasics(a, Alias, v.MTU, "", 0)
 	ch = append(ch, c...)
 	if err != nil {
 		return ch, err
 	}
-	c, err = h.ensureLinkBasics(b, v.MTU, v.Master, master.Attrs().Index)
+	c, err = h.ensureLinkBasics(b, Alias, v.MTU, v.Master, master.Attrs().Index)
 	ch = append(ch, c...)
 	if err != nil {
 		return ch, err
@@ -169,14 +202,14 @@ func (h *Host) EnsureVethPair(v VethPair) ([]string, error) {
 }
 
 // ensureLinkBasics fixes alias, MTU, master (when masterIndex != 0) and up state in place.
-func (h *Host) ensureLinkBasics(l netlink.Link, mtu int, masterName string, masterIndex int) ([]string, error) {
+func (h *Host) ensureLinkBasics(l netlink.Link, alias string, mtu int, masterName string, masterIndex int) ([]string, error) {
 	var ch []string
 	at := l.Attrs()
-	if at.Alias != Alias {
-		if err := h.nl.LinkSetAlias(l, Alias); err != nil {
+	if at.Alias != alias {
+		if err := h.nl.LinkSetAlias(l, alias); err != nil {
 			return ch, fmt.Errorf("alias of %s: %w", at.Name, err)
 		}
-		ch = append(ch, fmt.Sprintf("%s: alias %q", at.Name, Alias))
+		ch = append(ch, fmt.Sprintf("%s: alias %q", at.Name, alias))
 	}
 	if mtu != 0 && at.MTU != mtu {
 		if err := h.nl.LinkSetMTU(l, mtu); err != nil {
@@ -221,6 +254,41 @@ func (h *Host) linkByName(name string) (netlink.Link, error) {
 		return nil, fmt.Errorf("looking up %s: %w", name, err)
 	}
 	return l, nil
+}
+
+// portsOf returns the names of the links enslaved to the bridge br.
+func (h *Host) portsOf(br netlink.Link) ([]string, error) {
+	all, err := h.nl.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("listing links: %w", err)
+	}
+	var ports []string
+	for _, l := range all {
+		if l.Attrs().MasterIndex == br.Attrs().Index {
+			ports = append(ports, l.Attrs().Name)
+		}
+	}
+	return ports, nil
+}
+
+// vethMarked reports whether the veth l or its peer carries ovsmesh's mark. The pair is
+// created with the mark on one end and the other gets it right after; a crash in between
+// leaves a pair that is still recognisably ovsmesh's.
+func (h *Host) vethMarked(l netlink.Link) bool {
+	if owned(l.Attrs().Alias) {
+		return true
+	}
+	p, err := h.nl.LinkByIndex(l.Attrs().ParentIndex)
+	// The peer index may name a link in another namespace; it is our peer only if it points back.
+	return err == nil && p.Type() == "veth" && p.Attrs().ParentIndex == l.Attrs().Index && owned(p.Attrs().Alias)
+}
+
+// peerName names the peer of the veth l, for messages.
+func (h *Host) peerName(l netlink.Link) string {
+	if p, err := h.nl.LinkByIndex(l.Attrs().ParentIndex); err == nil {
+		return p.Attrs().Name
+	}
+	return "unknown"
 }
 
 func otherName(l netlink.Link, v VethPair) string {

@@ -18,21 +18,29 @@ func (h *Host) EnsureRoute(r Route) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Someone else's route to the prefix: the host depends on it (a VPN, a provisioning
+	// script, another pod network). Replacing it would hijack that traffic; report it and
+	// change nothing.
+	for _, e := range existing {
+		if !ownRoute(e, dev.Attrs().Index) {
+			return nil, &ConflictError{Link: "route " + r.Dst.String(), What: fmt.Sprintf("the host already has %s, which ovsmesh did not create; ovsmesh will not replace or delete it: remove it or choose another clusterCIDR", describeRoute(h, e))}
+		}
+	}
 	want := &netlink.Route{
 		LinkIndex: dev.Attrs().Index,
 		Dst:       ipNet(r.Dst),
 		Scope:     netlink.SCOPE_LINK,
 		Table:     unix.RT_TABLE_MAIN,
+		Protocol:  RouteProtocol,
 	}
 	var ch []string
-	keep := -1
-	for i, e := range existing {
-		if e.LinkIndex == want.LinkIndex && e.Gw == nil && e.Scope == netlink.SCOPE_LINK && e.Priority == 0 && len(e.MultiPath) == 0 {
-			keep = i
-			break
-		}
+	right := func(e netlink.Route) bool {
+		return e.LinkIndex == want.LinkIndex && e.Gw == nil && e.Scope == netlink.SCOPE_LINK &&
+			e.Priority == 0 && len(e.MultiPath) == 0 && e.Protocol == RouteProtocol
 	}
-	if keep < 0 {
+	if !containsRoute(existing, right) {
+		// Replaces ours in place (same table, prefix and metric: one kernel operation), e.g.
+		// one an older agent made without the protocol id.
 		if err := h.nl.RouteReplace(want); err != nil {
 			return nil, fmt.Errorf("route %s dev %s: %w", r.Dst, r.Dev, err)
 		}
@@ -41,19 +49,53 @@ func (h *Host) EnsureRoute(r Route) ([]string, error) {
 			return ch, err
 		}
 	}
-	// Anything else to the same destination (another metric, another device) would shadow
-	// or compete with ours.
+	// Another of ours to the same destination (another metric) would compete with it.
 	for _, e := range existing {
-		if e.LinkIndex == want.LinkIndex && e.Gw == nil && e.Priority == 0 && len(e.MultiPath) == 0 {
+		if right(e) || !ownRoute(e, want.LinkIndex) {
 			continue
 		}
-		e := e
 		if err := h.nl.RouteDel(&e); err != nil && !errors.Is(err, unix.ESRCH) {
-			return ch, fmt.Errorf("removing competing route %s: %w", e, err)
+			return ch, fmt.Errorf("removing extra route %s: %w", e, err)
 		}
-		ch = append(ch, fmt.Sprintf("route %s: removed competing %s", r.Dst, e))
+		ch = append(ch, fmt.Sprintf("route %s: removed extra %s", r.Dst, e))
 	}
 	return ch, nil
+}
+
+// ownRoute reports whether e is ovsmesh's: through its own bridge (which only ovsmesh
+// routes into), or carrying its protocol id.
+func ownRoute(e netlink.Route, bridgeIndex int) bool {
+	return e.Protocol == RouteProtocol || (e.LinkIndex == bridgeIndex && len(e.MultiPath) == 0)
+}
+
+func containsRoute(rs []netlink.Route, f func(netlink.Route) bool) bool {
+	for _, e := range rs {
+		if f(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// describeRoute renders e as `ip route` would, roughly: what a person looks for.
+func describeRoute(h *Host, e netlink.Route) string {
+	s := "route " + e.Dst.String()
+	if e.Gw != nil {
+		s += " via " + e.Gw.String()
+	}
+	if e.LinkIndex != 0 {
+		if l, err := h.nl.LinkByIndex(e.LinkIndex); err == nil {
+			s += " dev " + l.Attrs().Name
+		}
+	}
+	if len(e.MultiPath) > 0 {
+		s += fmt.Sprintf(" (%d nexthops)", len(e.MultiPath))
+	}
+	s += fmt.Sprintf(" proto %s", e.Protocol)
+	if e.Priority != 0 {
+		s += fmt.Sprintf(" metric %d", e.Priority)
+	}
+	return s
 }
 
 func (h *Host) routesTo(r Route) ([]netlink.Route, error) {

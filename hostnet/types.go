@@ -21,6 +21,12 @@ type Bridge struct {
 	// Address is gateway/prefix, e.g. 10.244.3.1/24.
 	Address netip.Prefix
 	MTU     int
+	// ClusterCIDR, when set, holds every gateway ovsmesh ever gives this bridge: on a bridge
+	// that is ovsmesh's, an address inside it other than Address is the gateway of an
+	// earlier subnet (the node left the mesh and came back with another one while the bridge
+	// stayed) and is replaced. Outside it, or on a bridge ovsmesh does not own yet, any
+	// other address is a conflict.
+	ClusterCIDR netip.Prefix
 }
 
 // VethPair is the link between the Linux bridge and the OVS bridge.

@@ -4,106 +4,241 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
+// SysctlPollInterval is how often Watch reads the sysctls the agent keeps. The kernel
+// notifies none of them that matters here: RTM_NEWNETCONF covers forwarding but not
+// send_redirects, and /proc/sys has no inotify. Three small reads a second cost nothing.
+const SysctlPollInterval = time.Second
+
+// resubscribeInterval paces new subscriptions after one ended (the kernel closed a socket
+// that overflowed, ENOBUFS, under a burst of pod churn).
+const resubscribeInterval = time.Second
+
 // Watch calls changed whenever the kernel reports something that can undo what the agent
-// keeps on the host: one of its links (alias "ovsmesh": the Linux bridge and both veth ends)
-// changing (up/down, MTU, master) or going;
-// an IPv4 address or route being added or removed anywhere; any change to ovsmesh's
-// nftables table (including its deletion). Events carry nothing the caller uses: the agent's
-// loop is level-triggered and re-reads everything, so a burst of events is one pass. Other
-// links' churn (every pod's veth, whose alias names its attachment) is filtered out. It works in the network namespace of the
-// calling process, returns once the subscriptions are in place (an error if one cannot be
-// made), and stops when ctx ends. It watches the Host's namespace (the caller's own for New).
+// keeps on the host: one of its links (its mark: the Linux bridge and both veth ends)
+// changing (up/down, MTU, master, alias) or going; an IPv4 address or route being added or
+// removed anywhere; any change to ovsmesh's nftables table (including its deletion); and,
+// read every SysctlPollInterval, a change of ip_forward or of send_redirects (all, or one of
+// its links). Events carry nothing the caller uses: the agent's loop is level-triggered and
+// re-reads everything, so a burst of events is one pass. Other links' churn (every pod's
+// veth) is filtered out.
+//
+// It watches the Host's namespace (the caller's own for New), returns once the
+// subscriptions are in place (an error if one cannot be made), and stops when ctx ends. A
+// subscription the kernel ends later (a socket overflow drops it) is made again, with a
+// changed call for what may have been missed: the watch never goes quiet while ctx lives.
 //
 // This turns drift (someone deleting the masquerade table or setting kbr0 down) into a
 // repair within milliseconds instead of at the next periodic resync.
 func (h *Host) Watch(ctx context.Context, changed func()) error {
-	done := make(chan struct{})
-	nsh := h.ns
-	stop := func() { close(done) }
-	var errs []error
-	onErr := func(err error) { errs = append(errs, err) }
-
-	links := make(chan netlink.LinkUpdate, 64)
-	if err := netlink.LinkSubscribeWithOptions(links, done, netlink.LinkSubscribeOptions{Namespace: &nsh, ErrorCallback: func(error) {}}); err != nil {
-		onErr(fmt.Errorf("subscribing to link changes: %w", err))
-	}
-	addrs := make(chan netlink.AddrUpdate, 64)
-	if err := netlink.AddrSubscribeWithOptions(addrs, done, netlink.AddrSubscribeOptions{Namespace: &nsh, ErrorCallback: func(error) {}}); err != nil {
-		onErr(fmt.Errorf("subscribing to address changes: %w", err))
-	}
-	routes := make(chan netlink.RouteUpdate, 64)
-	if err := netlink.RouteSubscribeWithOptions(routes, done, netlink.RouteSubscribeOptions{Namespace: &nsh, ErrorCallback: func(error) {}}); err != nil {
-		onErr(fmt.Errorf("subscribing to route changes: %w", err))
-	}
-	nft, err := h.nftLasting()
-	var nftEvents chan *nftables.MonitorEvent
-	var mon *nftables.Monitor
-	if err == nil {
-		mon = nftables.NewMonitor(nftables.WithMonitorObject(nftables.MonitorObjectTables|nftables.MonitorObjectChains|nftables.MonitorObjectRules),
-			nftables.WithMonitorEventBuffer(64))
-		nftEvents, err = nft.AddMonitor(mon)
-	}
+	s, err := h.subscribe()
 	if err != nil {
-		onErr(fmt.Errorf("subscribing to nftables changes: %w", err))
+		return err
 	}
-	if len(errs) > 0 {
-		stop()
-		if mon != nil {
-			_ = mon.Close()
-		}
-		if nft != nil {
-			_ = nft.CloseLasting()
-		}
-		return errors.Join(errs...)
-	}
-
 	go func() {
-		defer func() {
-			_ = mon.Close()
-			_ = nft.CloseLasting()
-		}()
-		defer stop()
+		sys := h.newSysctlWatch()
 		for {
-			select {
-			case <-ctx.Done():
+			h.watchLoop(ctx, s, sys, changed)
+			s.close()
+			if ctx.Err() != nil {
 				return
-			case u, ok := <-links:
-				if !ok {
+			}
+			changed()
+			for s = nil; s == nil; {
+				select {
+				case <-ctx.Done():
 					return
+				case <-time.After(resubscribeInterval):
 				}
-				if u.Link != nil && u.Link.Attrs().Alias == Alias {
-					changed()
-				}
-			case u, ok := <-addrs:
-				if !ok {
-					return
-				}
-				if u.LinkAddress.IP.To4() != nil {
-					changed()
-				}
-			case u, ok := <-routes:
-				if !ok {
-					return
-				}
-				if u.Route.Family == netlink.FAMILY_V4 {
-					changed()
-				}
-			case e, ok := <-nftEvents:
-				if !ok {
-					return
-				}
-				if ours(e) {
-					changed()
-				}
+				s, _ = h.subscribe() // the next pass of the agent reports host errors itself
+			}
+			if testHookResubscribed != nil {
+				testHookResubscribed()
 			}
 		}
 	}()
 	return nil
+}
+
+// testHookSubscribed and testHookResubscribed let the tests end a subscription as the
+// kernel would, and see it made again.
+var (
+	testHookSubscribed   func(*subscription)
+	testHookResubscribed func()
+)
+
+// subscription is one set of kernel subscriptions.
+type subscription struct {
+	done   chan struct{}
+	links  chan netlink.LinkUpdate
+	addrs  chan netlink.AddrUpdate
+	routes chan netlink.RouteUpdate
+	nft    *nftables.Conn
+	mon    *nftables.Monitor
+	nftEv  chan *nftables.MonitorEvent
+}
+
+func (h *Host) subscribe() (*subscription, error) {
+	nsh := h.ns
+	s := &subscription{
+		done:   make(chan struct{}),
+		links:  make(chan netlink.LinkUpdate, 64),
+		addrs:  make(chan netlink.AddrUpdate, 64),
+		routes: make(chan netlink.RouteUpdate, 64),
+	}
+	var errs []error
+	if err := netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{Namespace: &nsh, ErrorCallback: func(error) {}}); err != nil {
+		errs = append(errs, fmt.Errorf("subscribing to link changes: %w", err))
+	}
+	if err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{Namespace: &nsh, ErrorCallback: func(error) {}}); err != nil {
+		errs = append(errs, fmt.Errorf("subscribing to address changes: %w", err))
+	}
+	if err := netlink.RouteSubscribeWithOptions(s.routes, s.done, netlink.RouteSubscribeOptions{Namespace: &nsh, ErrorCallback: func(error) {}}); err != nil {
+		errs = append(errs, fmt.Errorf("subscribing to route changes: %w", err))
+	}
+	nft, err := h.nftLasting()
+	if err == nil {
+		s.nft = nft
+		s.mon = nftables.NewMonitor(nftables.WithMonitorObject(nftables.MonitorObjectTables|nftables.MonitorObjectChains|nftables.MonitorObjectRules),
+			nftables.WithMonitorEventBuffer(64))
+		s.nftEv, err = nft.AddMonitor(s.mon)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("subscribing to nftables changes: %w", err))
+	}
+	if len(errs) > 0 {
+		s.close()
+		return nil, errors.Join(errs...)
+	}
+	if testHookSubscribed != nil {
+		testHookSubscribed(s)
+	}
+	return s, nil
+}
+
+// close ends every subscription of s; safe to call twice.
+func (s *subscription) close() {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	if s.mon != nil {
+		_ = s.mon.Close()
+		s.mon = nil
+	}
+	if s.nft != nil {
+		_ = s.nft.CloseLasting()
+		s.nft = nil
+	}
+}
+
+// watchLoop forwards s's events to changed until ctx ends or one of s's subscriptions does.
+func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *sysctlWatch, changed func()) {
+	tick := time.NewTicker(SysctlPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if sys.changed() {
+				changed()
+			}
+		case u, ok := <-s.links:
+			if !ok {
+				return
+			}
+			if u.Link != nil && owned(u.Link.Attrs().Alias) {
+				sys.link(u.Link.Attrs().Name, u.Header.Type != unix.RTM_DELLINK)
+				changed()
+			}
+		case u, ok := <-s.addrs:
+			if !ok {
+				return
+			}
+			if u.LinkAddress.IP.To4() != nil {
+				changed()
+			}
+		case u, ok := <-s.routes:
+			if !ok {
+				return
+			}
+			if u.Route.Family == netlink.FAMILY_V4 {
+				changed()
+			}
+		case e, ok := <-s.nftEv:
+			if !ok {
+				return
+			}
+			if ours(e) {
+				changed()
+			}
+		}
+	}
+}
+
+// sysctlWatch remembers the last values of the sysctls the agent keeps.
+type sysctlWatch struct {
+	h     *Host
+	links map[string]bool // ovsmesh's links, whose send_redirects it reads
+	last  string
+}
+
+func (h *Host) newSysctlWatch() *sysctlWatch {
+	w := &sysctlWatch{h: h, links: map[string]bool{}}
+	if ls, err := h.nl.LinkList(); err == nil {
+		for _, l := range ls {
+			if owned(l.Attrs().Alias) {
+				w.links[l.Attrs().Name] = true
+			}
+		}
+	}
+	w.last = w.read()
+	return w
+}
+
+func (w *sysctlWatch) link(name string, present bool) {
+	if present {
+		w.links[name] = true
+	} else {
+		delete(w.links, name)
+	}
+}
+
+// changed reads the sysctls again and reports whether any differs from the last read.
+func (w *sysctlWatch) changed() bool {
+	cur := w.read()
+	diff := cur != w.last
+	w.last = cur
+	return diff
+}
+
+func (w *sysctlWatch) read() string {
+	paths := []string{ipForward, "/proc/sys/net/ipv4/conf/all/send_redirects"}
+	for _, name := range slices.Sorted(maps.Keys(w.links)) {
+		paths = append(paths, filepath.Join("/proc/sys/net/ipv4/conf", name, "send_redirects"))
+	}
+	var b strings.Builder
+	_ = w.h.inNS(func() error {
+		for _, p := range paths {
+			v, _ := os.ReadFile(p) // a link that just went reads as empty: a change too
+			fmt.Fprintf(&b, "%s=%s;", p, strings.TrimSpace(string(v)))
+		}
+		return nil
+	})
+	return b.String()
 }
 
 // nftLasting opens a lasting nftables connection (a monitor needs one) in the Host's

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 )
@@ -117,6 +121,10 @@ func TestSplitHorizonMesh(t *testing.T) {
 					func(out string) bool { return strings.Contains(out, "dev kbr0") }},
 				{"veth end deleted", []string{"ip", "link", "del", "vkbr0"}, []string{"ip", "-br", "link", "show", "vkbr0"},
 					func(out string) bool { return strings.Contains(out, "UP") }},
+				{"ip_forward off", []string{"sysctl", "-qw", "net.ipv4.ip_forward=0"}, []string{"sysctl", "-n", "net.ipv4.ip_forward"},
+					func(out string) bool { return strings.TrimSpace(out) == "1" }},
+				{"send_redirects on kbr0", []string{"sysctl", "-qw", "net.ipv4.conf.kbr0.send_redirects=1"}, []string{"sysctl", "-n", "net.ipv4.conf.kbr0.send_redirects"},
+					func(out string) bool { return strings.TrimSpace(out) == "0" }},
 			} {
 				if out, err := n.Exec(ctx, d.break_...); err != nil {
 					t.Fatalf("%s: %v: %s", d.what, err, out)
@@ -133,6 +141,33 @@ func TestSplitHorizonMesh(t *testing.T) {
 					time.Sleep(20 * time.Millisecond)
 				}
 				t.Logf("%s: repaired after %d ms", d.what, time.Since(t0).Milliseconds())
+			}
+			waitAvailable(t, c, time.Minute)
+			pingAll(t, pods, 30*time.Second)
+		}},
+		{"a route to the cluster CIDR the agent did not make is reported, never replaced", func(t *testing.T) {
+			n := c.Nodes[0]
+			foreign := []string{"10.244.0.0/16", "dev", "eth0", "metric", "5"}
+			if out, err := n.Exec(ctx, append([]string{"ip", "route", "add"}, foreign...)...); err != nil {
+				t.Fatalf("adding a foreign route: %v: %s", err, out)
+			}
+			eventually(t, 10*time.Second, "Ready=False HostConflict naming the route", func() error {
+				var ns v1.NodeSubnet
+				if err := c.Client.Get(ctx, client.ObjectKey{Name: n.Name}, &ns); err != nil {
+					return err
+				}
+				r := apimeta.FindStatusCondition(ns.Status.Conditions, v1.ConditionReady)
+				if r == nil || r.Status != metav1.ConditionFalse || r.Reason != "HostConflict" || !strings.Contains(r.Message, "dev eth0") || !strings.Contains(r.Message, "metric 5") {
+					return fmt.Errorf("Ready = %+v", r)
+				}
+				t.Logf("Ready: %s: %s", r.Reason, r.Message)
+				return nil
+			})
+			if out, err := n.Exec(ctx, "ip", "route", "show", "10.244.0.0/16"); err != nil || !strings.Contains(out, "dev eth0 scope link metric 5") || !strings.Contains(out, "dev kbr0 proto 77") {
+				t.Errorf("routes after the conflict: %v\n%s; want the foreign one kept beside ovsmesh's", err, out)
+			}
+			if out, err := n.Exec(ctx, append([]string{"ip", "route", "del"}, foreign...)...); err != nil {
+				t.Fatalf("deleting the foreign route: %v: %s", err, out)
 			}
 			waitAvailable(t, c, time.Minute)
 			pingAll(t, pods, 30*time.Second)
