@@ -46,9 +46,16 @@ type Reconciler struct {
 	// the route) has no watch.
 	Resync time.Duration
 	Log    logr.Logger
+	// APIReader reads around the cache, for decisions that remove things (leave.go); nil
+	// means Client.
+	APIReader client.Reader
 
 	mu   sync.Mutex
 	last lastApply
+	// pass serialises a reconcile pass with the cleanup at shutdown; stopped (under pass)
+	// says that cleanup ran and nothing may be applied again.
+	pass    sync.Mutex
+	stopped bool
 }
 
 // lastApply remembers what the previous pass did, for tests and logs.
@@ -67,6 +74,11 @@ func (r *Reconciler) LastResult() (Result, error) {
 // Reconcile implements reconcile.Reconciler.
 func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	log := r.Log // main names the node in every line already
+	r.pass.Lock()
+	defer r.pass.Unlock()
+	if r.stopped {
+		return ctrl.Result{}, nil
+	}
 
 	var list v1alpha1.NodeSubnetList
 	if err := r.Client.List(ctx, &list); err != nil {
@@ -74,8 +86,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	}
 	own := findSubnet(list.Items, r.NodeName)
 	if own == nil {
-		log.Info("no NodeSubnet for this node yet; waiting for the operator")
-		return ctrl.Result{}, nil
+		return r.leaveWithoutSubnet(ctx, log)
 	}
 	var nc v1alpha1.NetworkCluster
 	ncErr := r.Client.Get(ctx, types.NamespacedName{Name: v1alpha1.NetworkClusterName}, &nc)
@@ -147,12 +158,7 @@ func (r *Reconciler) desired(nc *v1alpha1.NetworkCluster, subnets []v1alpha1.Nod
 // teardown removes everything and reports CleanedUp. It never re-applies anything while
 // teardown is set.
 func (r *Reconciler) teardown(ctx context.Context, log logr.Logger, nc *v1alpha1.NetworkCluster, own *v1alpha1.NodeSubnet) (ctrl.Result, error) {
-	side, err := r.OVS.Connect(ctx)
-	if err != nil {
-		log.Error(err, "cleanup without an OVS connection")
-	}
-	a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, Log: log}
-	_, cerr := a.Cleanup(ctx, TargetForSpec(nc.Spec))
+	_, cerr := r.cleanup(ctx, log, TargetForSpec(nc.Spec), true)
 	if perr := r.patchStatus(ctx, own, cleanedStatus(own.Status, nc.Generation, cerr)); perr != nil {
 		return ctrl.Result{}, perr
 	}

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/ovsmesh/ovsmesh/agent/nodetest"
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
@@ -32,14 +33,24 @@ func startAgent(t *testing.T, env *testenv.Env, n *nodetest.Node, name string) *
 
 func startAgentWithSocket(t *testing.T, env *testenv.Env, n *nodetest.Node, name, sock string) *agentRun {
 	t.Helper()
+	return startAgentWith(t, env, n, name, sock, nil)
+}
+
+// startAgentWith starts an agent as main does when setup is nil; setup may change the
+// reconciler and add runnables before the manager starts.
+func startAgentWith(t *testing.T, env *testenv.Env, n *nodetest.Node, name, sock string, setup func(*Reconciler, manager.Manager)) *agentRun {
+	t.Helper()
 	mgr, err := NewManager(env.Config, ManagerOptions{NodeName: name, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	conn := NewConnector(sock, testr.New(t))
 	conn.VswitchdCtl = n.Ctl()
-	r := &Reconciler{Client: mgr.GetClient(), NodeName: name, Host: n.Host(), OVS: conn,
+	r := &Reconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), NodeName: name, Host: n.Host(), OVS: conn,
 		CNIConfDir: filepath.Join(n.Dir, "net.d"), Log: testr.New(t)}
+	if setup != nil {
+		setup(r, mgr)
+	}
 	if err := SetupWithManager(mgr, r, conn.Events); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -30,13 +31,19 @@ type NetworkClusterReconciler struct {
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Options   Options
+
+	serviceCIDRs bool // the API server serves ServiceCIDR (servicecidr.go)
 }
 
-// SetupWithManager watches the NetworkCluster, what it owns, Nodes (totals) and NodeSubnets
-// (agent reports).
+// SetupWithManager watches the NetworkCluster, what it owns, Nodes (totals), NodeSubnets
+// (agent reports) and, where served, ServiceCIDRs.
 func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.Options.withDefaults()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.serviceCIDRs = serviceCIDRsServed(mgr.GetRESTMapper()); r.serviceCIDRs {
+		b = b.Watches(&networkingv1.ServiceCIDR{}, toCluster)
+	}
+	return b.
 		Named("networkcluster").
 		For(&v1.NetworkCluster{}).
 		Owns(&appsv1.DaemonSet{}).
@@ -142,6 +149,13 @@ func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1.NetworkCl
 		return err
 	}
 	in.Nodes, in.Subnets = nodes.Items, subnets.Items
+	if r.serviceCIDRs {
+		svc, err := listServiceCIDRs(ctx, r.Client)
+		if err != nil {
+			return err
+		}
+		in.ServiceCIDRs = svc
+	}
 	return nil
 }
 

@@ -51,8 +51,10 @@ type statusInput struct {
 	Selector labels.Selector
 	Nodes    []corev1.Node
 	Subnets  []v1.NodeSubnet
-	ApplyErr error // the agent objects could not be applied
-	Deleting bool
+	// ServiceCIDRs are the cluster's Service CIDRs (servicecidr.go); nil when not served.
+	ServiceCIDRs []namedPrefix
+	ApplyErr     error // the agent objects could not be applied
+	Deleting     bool
 	// CleanupPending are the nodes whose agent has not reported CleanedUp (when Deleting).
 	CleanupPending []string
 }
@@ -156,6 +158,10 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionDegraded, true, ReasonClusterCIDRConflict, fmt.Sprintf(
 			"clusterCIDR %s contains the InternalIP of %s: its route (dev kbr0) would capture the node network's own traffic, so agents refuse to program it; recreate the NetworkCluster with a clusterCIDR outside the nodes' network",
 			in.Pool.cluster, nameList(inCIDR)))
+	case in.Pool != nil && len(serviceCIDRConflicts(in.Pool.cluster, in.ServiceCIDRs)) > 0:
+		set(v1.ConditionDegraded, true, ReasonServiceCIDRConflict, fmt.Sprintf(
+			"clusterCIDR %s overlaps the Service CIDR %s: pods and Services would share addresses, so no new node gets a subnet; recreate the NetworkCluster with a clusterCIDR outside the Service CIDRs (kubectl get servicecidrs)",
+			in.Pool.cluster, nameList(serviceCIDRConflicts(in.Pool.cluster, in.ServiceCIDRs))))
 	case len(dupIPs) > 0:
 		set(v1.ConditionDegraded, true, ReasonDuplicateNodeIP, "nodes report the same InternalIP, and no agent makes a tunnel to an address two nodes claim: "+nameList(dupIPs))
 	case tooManyPeers(in.Protocol, total):

@@ -48,14 +48,10 @@ func internalIPv4(n *corev1.Node) (netip.Addr, bool) {
 }
 
 // nodeSelector is the NetworkCluster's node selector (empty selects every node).
-func nodeSelector(nc *v1.NetworkCluster) labels.Selector {
-	return labels.SelectorFromSet(nc.Spec.NodeSelector)
-}
+func nodeSelector(nc *v1.NetworkCluster) labels.Selector { return nc.Spec.NodeSelectorOf() }
 
 // nodeInMesh: the node exists, is not going away and matches the selector.
-func nodeInMesh(n *corev1.Node, sel labels.Selector) bool {
-	return n.DeletionTimestamp == nil && sel.Matches(labels.Set(n.Labels))
-}
+func nodeInMesh(n *corev1.Node, sel labels.Selector) bool { return v1.InMesh(n, sel) }
 
 // nodeChanged ignores the Node updates that cannot change the mesh (heartbeats, conditions,
 // images): only labels, the InternalIP and deletion matter.

@@ -8,6 +8,7 @@ import (
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -38,12 +39,19 @@ type NodeSubnetReconciler struct {
 	APIReader client.Reader // uncached: allocation decisions are never made on a stale cache
 	Recorder  recorder.EventRecorder
 	Options   Options
+
+	serviceCIDRs bool // the API server serves ServiceCIDR (servicecidr.go)
 }
 
-// SetupWithManager watches the NetworkCluster, Nodes and NodeSubnets, all mapped to one key.
+// SetupWithManager watches the NetworkCluster, Nodes, NodeSubnets and, where served,
+// ServiceCIDRs, all mapped to one key.
 func (r *NodeSubnetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.Options.withDefaults()
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr)
+	if r.serviceCIDRs = serviceCIDRsServed(mgr.GetRESTMapper()); r.serviceCIDRs {
+		b = b.Watches(&networkingv1.ServiceCIDR{}, toCluster)
+	}
+	return b.
 		Named("nodesubnet-ipam").
 		For(&v1.NetworkCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
@@ -81,6 +89,15 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		// without defaults (for example an older CRD); the status reconciler reports it.
 		log.Error(err, "cannot allocate node subnets")
 		return ctrl.Result{}, nil
+	}
+
+	var svcConflicts []string
+	if r.serviceCIDRs {
+		svc, err := listServiceCIDRs(ctx, r.Client)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		svcConflicts = serviceCIDRConflicts(pool.cluster, svc)
 	}
 
 	// Claims are listed before NodeSubnets: a claim that is adopted after our list of claims
@@ -133,6 +150,11 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		errs = append(errs, client.IgnoreNotFound(r.Client.Patch(ctx, u.Subnet, patch)))
 	}
 
+	if len(svcConflicts) > 0 && len(plan.Allocate) > 0 {
+		// Reported as Degraded by the status; existing subnets stay (servicecidr.go).
+		log.Info("cluster CIDR overlaps a Service CIDR: allocating no subnet", "serviceCIDRs", svcConflicts, "nodesWaiting", len(plan.Allocate))
+		plan.Allocate = nil
+	}
 	exhausted, allocErrs := r.allocateAll(ctx, log, nc, pool, plan.Used, plan.Allocate)
 	errs = append(errs, allocErrs...)
 	if len(exhausted) > 0 {

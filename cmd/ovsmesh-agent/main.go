@@ -136,9 +136,14 @@ func run(log logr.Logger, o options) error {
 	r := &agent.Reconciler{
 		Client: mgr.GetClient(), NodeName: o.nodeName, UnderlayInterface: o.underlayInterface,
 		Host: host, OVS: conn, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, CNIIPAMDataDir: o.ipamDataDir, Resync: o.resync, Log: log.WithName("agent"),
+		APIReader: mgr.GetAPIReader(),
 	}
 	if err := agent.SetupWithManager(mgr, r, conn.Events); err != nil {
 		return fmt.Errorf("controller: %w", err)
+	}
+	// A node that left the mesh is cleaned up when its agent pod is stopped (agent/leave.go).
+	if err := mgr.Add(r.ShutdownCleanup()); err != nil {
+		return err
 	}
 	if o.probeAddr != "0" && o.probeAddr != "" {
 		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

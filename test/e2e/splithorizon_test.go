@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,6 +171,67 @@ func TestSplitHorizonMesh(t *testing.T) {
 				t.Fatalf("deleting the foreign route: %v: %s", err, out)
 			}
 			waitAvailable(t, c, time.Minute)
+			pingAll(t, pods, 30*time.Second)
+		}},
+		{"a node whose label stops matching leaves the mesh, torn down by its agent, and rejoins", func(t *testing.T) {
+			kubectl := func(args ...string) {
+				t.Helper()
+				if out, err := c.Kubectl(ctx, args...); err != nil {
+					t.Fatalf("kubectl %v: %v\n%s", args, err, out)
+				}
+			}
+			kubectl("label", "nodes", "--all", "ovsmesh.io/mesh=yes")
+			kubectl("patch", "networkcluster", "default", "--type=merge", "-p", `{"spec":{"nodeSelector":{"ovsmesh.io/mesh":"yes"}}}`)
+			waitAvailable(t, c, time.Minute)
+			leaver := c.Nodes[len(c.Nodes)-1]
+			kubectl("label", "node", leaver.Name, "ovsmesh.io/mesh-")
+			eventually(t, 20*time.Second, leaver.Name+"'s data path removed by its agent", func() error {
+				if out, err := leaver.Exec(ctx, "ip", "link", "show", "kbr0"); err == nil {
+					return fmt.Errorf("kbr0 still there: %s", out)
+				}
+				if out, err := leaver.Vsctl(ctx, "list-br"); err != nil || strings.Contains(out, "obr0") {
+					return fmt.Errorf("OVS bridges: %q (%v)", out, err)
+				}
+				if out, err := leaver.Exec(ctx, "ip", "route", "show", "10.244.0.0/16"); err != nil || strings.TrimSpace(out) != "" {
+					return fmt.Errorf("cluster route: %q (%v)", out, err)
+				}
+				if ents, err := os.ReadDir(leaver.CNIConfDir()); err != nil || len(ents) != 0 {
+					return fmt.Errorf("CNI config dir: %v (%v)", ents, err)
+				}
+				return nil
+			})
+			var stay []*harness.Pod
+			for _, p := range pods {
+				if p.Node != leaver {
+					stay = append(stay, p)
+				}
+			}
+			eventually(t, 20*time.Second, "the others drop their tunnels to "+leaver.Name, func() error {
+				for _, n := range c.Nodes {
+					if n == leaver {
+						continue
+					}
+					if ports, err := n.TunnelPorts(ctx); err != nil || len(ports) != len(c.Nodes)-2 {
+						return fmt.Errorf("%s: %d tunnel ports (%v), want %d", n.Name, len(ports), err, len(c.Nodes)-2)
+					}
+				}
+				return nil
+			})
+			pingAll(t, stay, 30*time.Second)
+
+			// Back in: a new NodeSubnet, the data path built again; its old pod is gone
+			// with the old network (as a kubelet's would be), a new one talks to all.
+			kubectl("label", "node", leaver.Name, "ovsmesh.io/mesh=yes")
+			waitAvailable(t, c, time.Minute)
+			old := podOn(leaver)
+			if err := c.DelPod(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			p, err := c.AddPod(ctx, leaver, old.Name+"-back")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pods = append(stay, p)
 			pingAll(t, pods, 30*time.Second)
 		}},
 		{"live switches SplitHorizon → STP → SplitHorizon → RSTP under continuous ping: no storm", func(t *testing.T) {
