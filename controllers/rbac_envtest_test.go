@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
@@ -23,6 +25,13 @@ func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 	e.startManagerAs(operator, Options{CleanupTimeout: time.Minute})
 
 	names := e.installed(2)
+	// The agents' ClusterRole and binding exist: their name-limited create worked through
+	// server-side apply.
+	for _, o := range []client.Object{&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}} {
+		if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentName}, o); err != nil {
+			t.Errorf("agent %T: %v", o, err)
+		}
+	}
 	for _, n := range names {
 		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
 			st.ObservedGeneration = e.cluster().Generation
