@@ -14,7 +14,9 @@
 //	                            (policy/*.yaml, embedded: the only copy)
 //	networkcluster_controller.go applies them; status computed in networkcluster_status.go
 //	uninstall.go                teardown → wait for CleanedUp (bounded) → remove → finalizer off
-//	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml)
+//	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml: a ClusterRole,
+//	                            a Role for its own namespace); options.go limits the
+//	                            cache to match
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
 // whole cluster in every pass (one pass at a time; inside a pass, allocations run

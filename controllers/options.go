@@ -9,6 +9,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -104,11 +105,13 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 	return nil
 }
 
-// CacheOptions limits the manager's cache to what the operator owns: DaemonSets,
-// ServiceAccounts and subnet claims of its namespace and ClusterRoles/Bindings and admission
-// policies/bindings it labelled.
+// CacheOptions limits the manager's cache to what the operator owns, which is also all its
+// RBAC lets it read (rbac.go): DaemonSets, ServiceAccounts and subnet claims of its namespace,
+// and the ClusterRole/Binding and admission policy/binding of the agents, selected by name
+// (a list or watch with the field selector metadata.name=<name> is authorized as that
+// resourceName) as well as by the operator's label.
 // Without this, the watches would cache every DaemonSet, ServiceAccount and Lease (one per
-// node in kube-node-lease) of the cluster.
+// node in kube-node-lease) of the cluster, and need the right to.
 func CacheOptions(namespace string) cache.Options {
 	if namespace == "" {
 		namespace = DefaultNamespace
@@ -118,15 +121,18 @@ func CacheOptions(namespace string) cache.Options {
 		Namespaces: map[string]cache.Config{namespace: {}},
 		Label:      labels.SelectorFromSet(map[string]string{LabelSubnetClaim: "true"}),
 	}
-	managed := cache.ByObject{Label: labels.SelectorFromSet(map[string]string{LabelManagedBy: FieldManager})}
+	managed := labels.SelectorFromSet(map[string]string{LabelManagedBy: FieldManager})
+	named := func(name string) cache.ByObject {
+		return cache.ByObject{Label: managed, Field: fields.OneTermEqualSelector("metadata.name", name)}
+	}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&appsv1.DaemonSet{}:                                         inNS,
 		&corev1.ServiceAccount{}:                                    inNS,
 		&coordinationv1.Lease{}:                                     claims,
-		&rbacv1.ClusterRole{}:                                       managed,
-		&rbacv1.ClusterRoleBinding{}:                                managed,
-		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        managed,
-		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: managed,
+		&rbacv1.ClusterRole{}:                                       named(AgentName),
+		&rbacv1.ClusterRoleBinding{}:                                named(AgentName),
+		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        named(AgentPolicyName),
+		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: named(AgentPolicyName),
 		// Every Node and NodeSubnet of the cluster is cached; see trimNodeSubnet.
 		&corev1.Node{}:         {Transform: cache.TransformStripManagedFields()},
 		&v1alpha1.NodeSubnet{}: {Transform: trimNodeSubnet},

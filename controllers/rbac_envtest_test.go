@@ -2,56 +2,36 @@ package controllers
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	"sigs.k8s.io/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
-	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
 // TestOperatorWorksWithGeneratedRBAC runs the operator as a user that holds only the
-// ClusterRole generated from the +kubebuilder:rbac markers (config/rbac/role.yaml) through a
-// whole lifecycle: allocation, agent objects (creating the agents' ClusterRole passes RBAC
-// escalation prevention only if the operator holds every permission it grants), status,
-// events, uninstall. Every other test runs as cluster admin, which would hide a missing marker.
+// ClusterRole and the Role (bound in the operator's namespace) generated from the
+// +kubebuilder:rbac markers (config/rbac/role.yaml) through a whole lifecycle: allocation,
+// agent objects (creating the agents' ClusterRole passes RBAC escalation prevention only if
+// the operator holds every permission it grants; its name-limited create works only through
+// server-side apply), status, events, uninstall. Every other test runs as cluster admin, which would hide a missing marker.
 func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 	e := newOpEnv(t)
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, role); err != nil {
-		t.Fatal(err)
-	}
-	role.Name = e.prefix + "-" + role.Name
-	if err := e.c.Create(e.ctx(), role); err != nil {
-		t.Fatal(err)
-	}
-	user := "ovsmesh-operator-" + e.prefix
-	if err := e.c.Create(e.ctx(), &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	au, err := e.AddUser(envtest.User{Name: user}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.startManagerAs(au.Config(), Options{CleanupTimeout: time.Minute})
+	_, operator := e.grantGeneratedRBAC()
+	e.startManagerAs(operator, Options{CleanupTimeout: time.Minute})
 
 	names := e.installed(2)
+	// The agents' ClusterRole and binding exist: their name-limited create worked through
+	// server-side apply.
+	for _, o := range []client.Object{&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}} {
+		if err := e.c.Get(e.ctx(), client.ObjectKey{Name: AgentName}, o); err != nil {
+			t.Errorf("agent %T: %v", o, err)
+		}
+	}
 	for _, n := range names {
 		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
 			st.ObservedGeneration = e.cluster().Generation

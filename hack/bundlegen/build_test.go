@@ -177,10 +177,11 @@ func TestBuildRefusesDescriptorsTheSchemaLacks(t *testing.T) {
 }
 
 // TestCSVInstallStrategyIsConfigRBAC checks the generated CSV against the source files: its
-// clusterPermissions are exactly the rules `make manifests` generated into
-// config/rbac/role.yaml (what the operator needs for the agent DaemonSet, its
-// ServiceAccount and ClusterRole, NodeSubnets, Nodes), its permissions the leader-election
-// Role, and the suggested namespace allows the privileged agents.
+// clusterPermissions are exactly the rules of the ClusterRole `make manifests` generated into
+// config/rbac/role.yaml (the agents' ClusterRole/Binding and admission policy by name,
+// NodeSubnets, Nodes), its permissions the leader-election Role followed by the generated Role
+// (the agent DaemonSet and ServiceAccount, Leases: the install namespace only), and the
+// suggested namespace allows the privileged agents.
 func TestCSVInstallStrategyIsConfigRBAC(t *testing.T) {
 	root := repoRoot(t)
 	b, err := Generate(DefaultInputs(root))
@@ -191,26 +192,42 @@ func TestCSVInstallStrategyIsConfigRBAC(t *testing.T) {
 	if err := yaml.Unmarshal(b.Files["manifests/ovsmesh.clusterserviceversion.yaml"], csv); err != nil {
 		t.Fatal(err)
 	}
-	readRules := func(file string) []rbacv1.PolicyRule {
+	// readRules returns the rules of the one object of kind in a config/rbac file.
+	readRules := func(file, kind string) []rbacv1.PolicyRule {
 		raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r struct{ Rules []rbacv1.PolicyRule }
-		if err := yaml.Unmarshal(raw, &r); err != nil {
-			t.Fatal(err)
+		var found []rbacv1.PolicyRule
+		n := 0
+		for _, doc := range strings.Split(string(raw), "\n---\n") {
+			var r struct {
+				Kind  string
+				Rules []rbacv1.PolicyRule
+			}
+			if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Kind == kind {
+				found, n = r.Rules, n+1
+			}
 		}
-		return r.Rules
+		if n != 1 {
+			t.Fatalf("%s holds %d %s objects, want 1", file, n, kind)
+		}
+		return found
 	}
 	s := csv.Spec.InstallStrategy.StrategySpec
 	const sa = "ovsmesh-controller-manager"
 	if len(s.ClusterPermissions) != 1 || s.ClusterPermissions[0].ServiceAccountName != sa ||
-		!reflect.DeepEqual(s.ClusterPermissions[0].Rules, readRules("role.yaml")) {
-		t.Errorf("clusterPermissions are not the rules of config/rbac/role.yaml for %s: %+v", sa, s.ClusterPermissions)
+		!reflect.DeepEqual(s.ClusterPermissions[0].Rules, readRules("role.yaml", "ClusterRole")) {
+		t.Errorf("clusterPermissions are not the rules of the ClusterRole in config/rbac/role.yaml for %s: %+v", sa, s.ClusterPermissions)
 	}
+	// Binding-name order: leader-election-rolebinding, then manager-rolebinding.
+	wantNS := append(readRules("leader_election_role.yaml", "Role"), readRules("role.yaml", "Role")...)
 	if len(s.Permissions) != 1 || s.Permissions[0].ServiceAccountName != sa ||
-		!reflect.DeepEqual(s.Permissions[0].Rules, readRules("leader_election_role.yaml")) {
-		t.Errorf("permissions are not the leader-election Role for %s: %+v", sa, s.Permissions)
+		!reflect.DeepEqual(s.Permissions[0].Rules, wantNS) {
+		t.Errorf("permissions are not the leader-election Role and the Role in config/rbac/role.yaml for %s: %+v", sa, s.Permissions)
 	}
 	if len(s.DeploymentSpecs) != 1 || s.DeploymentSpecs[0].Name != sa ||
 		s.DeploymentSpecs[0].Spec.Template.Spec.ServiceAccountName != sa {

@@ -37,7 +37,9 @@ const operatorGroup = "global-operators"
 //     is applied and accepted;
 //  5. the ServiceAccount really holds every permission the CSV lists, and not more than that
 //     (a SubjectAccessReview per rule and name, and for something never granted: Secrets,
-//     and changing admission policies other than the operator's own);
+//     DaemonSets, ServiceAccounts and Leases outside the install namespace, changing or
+//     binding cluster-admin, escalate, and changing admission policies other than the
+//     operator's own);
 //  6. the operator pod is admitted in the suggested namespace, and would not be in a
 //     namespace with the baseline Pod Security level, so the template's label matters;
 //  7. every alm-example is accepted by the installed CRDs.
@@ -98,8 +100,22 @@ func TestOLMBundleInstallPath(t *testing.T) {
 		if allowed(t, cl, ns.Name, sa, authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: ns.Name}) {
 			t.Errorf("ServiceAccount %s may read Secrets, which the CSV never grants: RBAC is not what the test thinks", sa)
 		}
-		// The operator creates its agents' admission policy, so it holds create on admission
-		// policies; it may change or remove only that one, not the cluster's other policies.
+		// The agent DaemonSet, ServiceAccount and Leases are the install namespace's only
+		// (permissions, not clusterPermissions), and cluster RBAC only by the agents' name.
+		for _, attrs := range []authorizationv1.ResourceAttributes{
+			{Verb: "create", Group: "apps", Resource: "daemonsets", Namespace: "kube-system"},
+			{Verb: "create", Resource: "serviceaccounts", Namespace: "kube-system"},
+			{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: "kube-system", Name: "kube-controller-manager"},
+			{Verb: "update", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: "cluster-admin"},
+			{Verb: "bind", Group: "rbac.authorization.k8s.io", Resource: "clusterroles", Name: "cluster-admin"},
+			{Verb: "escalate", Group: "rbac.authorization.k8s.io", Resource: "clusterroles"},
+		} {
+			if allowed(t, cl, ns.Name, sa, attrs) {
+				t.Errorf("ServiceAccount %s may %s %s %q in %q", sa, attrs.Verb, attrs.Resource, attrs.Name, attrs.Namespace)
+			}
+		}
+		// The operator creates its agents' admission policy; it may change or remove only
+		// that one, not the cluster's other policies.
 		for _, v := range []string{"update", "patch", "delete"} {
 			for _, res := range []string{"validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
 				attrs := authorizationv1.ResourceAttributes{Verb: v, Group: "admissionregistration.k8s.io", Resource: res, Name: "someone-elses-policy"}
