@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"sort"
 	"strings"
 
@@ -220,26 +219,22 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 // addressConflicts finds selected nodes whose InternalIP is inside the cluster CIDR
 // ("node (ip)"), and InternalIPs two or more selected nodes share ("ip: a, b").
 func addressConflicts(in statusInput) (inCIDR, dups []string) {
-	byIP := map[netip.Addr][]string{}
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
 		if in.Selector == nil || !nodeInMesh(n, in.Selector) {
 			continue
 		}
-		ip, ok := internalIPv4(n)
-		if !ok {
-			continue
-		}
-		if in.Pool != nil && in.Pool.cluster.Contains(ip) {
+		if ip, ok := internalIPv4(n); ok && in.Pool != nil && in.Pool.cluster.Contains(ip) {
 			inCIDR = append(inCIDR, fmt.Sprintf("%s (%s)", n.Name, ip))
 		}
-		byIP[ip] = append(byIP[ip], n.Name)
 	}
-	for ip, names := range byIP {
-		if len(names) > 1 {
-			sort.Strings(names)
-			dups = append(dups, fmt.Sprintf("%s: %s", ip, strings.Join(names, ", ")))
+	for ip, ns := range duplicateGroups(in.Nodes, in.Selector) {
+		names := make([]string, len(ns))
+		for i, n := range ns {
+			names[i] = n.Name
 		}
+		sort.Strings(names)
+		dups = append(dups, fmt.Sprintf("%s: %s", ip, strings.Join(names, ", ")))
 	}
 	sort.Strings(inCIDR)
 	sort.Strings(dups)

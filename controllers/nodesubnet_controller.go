@@ -55,8 +55,9 @@ func (r *NodeSubnetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Named("nodesubnet-ipam").
 		For(&v1.NetworkCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
-		// Status writes of agents do not change allocation.
-		Watches(&v1.NodeSubnet{}, toCluster, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// Status writes of agents do not change allocation; one that drops the operator's
+		// NodeIPConflict (an agent writing from a cache that had not seen it) is put right.
+		Watches(&v1.NodeSubnet{}, toCluster, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ipConflictChanged))).
 		// Claims released by the garbage collector (or by another replica) free subnets
 		// that nodes left out by exhaustion are waiting for.
 		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(isClaim)).
@@ -171,6 +172,7 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 			}
 		}
 	}
+	errs = append(errs, r.markDuplicates(ctx, nc, nodes.Items, subnets.Items))
 	subnetsAllocated.Set(float64(pool.Size() - pool.Free(plan.Used)))
 	subnetsFree.Set(float64(pool.Free(plan.Used)))
 	nodesWithoutSubnet.Set(float64(len(exhausted) + len(plan.NoAddress)))

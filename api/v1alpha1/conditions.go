@@ -10,6 +10,11 @@ const (
 	// NodeSubnet conditions.
 	ConditionReady     = "Ready"
 	ConditionCleanedUp = "CleanedUp"
+	// ConditionNodeIPConflict is written by the operator, not the agent: True on the
+	// NodeSubnet of the later of two Nodes that report the same InternalIP (no tunnel can
+	// mean both; every agent leaves that address out), naming the other. Removed once the
+	// addresses differ.
+	ConditionNodeIPConflict = "NodeIPConflict"
 
 	// ReasonSpanningTreeConverging is the NodeSubnet Ready=False reason while the node is
 	// fully programmed but spanning tree has not yet moved every tunnel port to a stable state.

@@ -140,7 +140,7 @@ type NodeSubnetStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: Ready, CleanedUp.
+	// Conditions: Ready, CleanedUp (the agent's); NodeIPConflict (the operator's).
 	// +listType=map
 	// +listMapKey=type
 	// +optional
