@@ -1,20 +1,15 @@
 package controllers
 
 import (
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
-	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
 // TestAgentPolicyEmbedded: the embedded policy decodes, names the agent ServiceAccount the
@@ -79,14 +74,7 @@ func TestParseAgentPolicyRefuses(t *testing.T) {
 // TestOperatorRoleLimitsPolicyWritesToItsOwn: the generated role may change or delete only the
 // operator's own policy (resourceNames = AgentPolicyName), never other admission policies.
 func TestOperatorRoleLimitsPolicyWritesToItsOwn(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, role); err != nil {
-		t.Fatal(err)
-	}
+	role, _ := generatedRoles(t)
 	found := map[string]bool{}
 	for _, r := range role.Rules {
 		if !slices.Contains(r.APIGroups, "admissionregistration.k8s.io") {

@@ -105,7 +105,7 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 }
 
 // CacheOptions limits the manager's cache to what the operator owns: DaemonSets,
-// ServiceAccounts and subnet claims of its namespace and ClusterRoles/Bindings and admission
+// ServiceAccounts, Roles, RoleBindings, subnet claims and agent heartbeats of its namespace and ClusterRoles/Bindings and admission
 // policies/bindings it labelled.
 // Without this, the watches would cache every DaemonSet, ServiceAccount and Lease (one per
 // node in kube-node-lease) of the cluster.
@@ -114,18 +114,22 @@ func CacheOptions(namespace string) cache.Options {
 		namespace = DefaultNamespace
 	}
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	claims := cache.ByObject{
+	// Subnet claims and the agents' heartbeats: the Leases of ovsmesh in the namespace (not
+	// the leader election Lease, renewed every few seconds).
+	leases := cache.ByObject{
 		Namespaces: map[string]cache.Config{namespace: {}},
-		Label:      labels.SelectorFromSet(map[string]string{LabelSubnetClaim: "true"}),
+		Label:      labels.SelectorFromSet(map[string]string{LabelPartOf: "ovsmesh"}),
 	}
 	managed := cache.ByObject{Label: labels.SelectorFromSet(map[string]string{LabelManagedBy: FieldManager})}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.DaemonSet{}:                                         inNS,
-		&corev1.ServiceAccount{}:                                    inNS,
-		&coordinationv1.Lease{}:                                     claims,
-		&rbacv1.ClusterRole{}:                                       managed,
-		&rbacv1.ClusterRoleBinding{}:                                managed,
-		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        managed,
+		&appsv1.DaemonSet{}:                                  inNS,
+		&corev1.ServiceAccount{}:                             inNS,
+		&rbacv1.Role{}:                                       inNS,
+		&rbacv1.RoleBinding{}:                                inNS,
+		&coordinationv1.Lease{}:                              leases,
+		&rbacv1.ClusterRole{}:                                managed,
+		&rbacv1.ClusterRoleBinding{}:                         managed,
+		&admissionregistrationv1.ValidatingAdmissionPolicy{}: managed,
 		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: managed,
 		// Every Node and NodeSubnet of the cluster is cached; see trimNodeSubnet.
 		&corev1.Node{}:         {Transform: cache.TransformStripManagedFields()},

@@ -25,14 +25,7 @@ import (
 // events, uninstall. Every other test runs as cluster admin, which would hide a missing marker.
 func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 	e := newOpEnv(t)
-	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	role := &rbacv1.ClusterRole{}
-	if err := yaml.UnmarshalStrict(raw, role); err != nil {
-		t.Fatal(err)
-	}
+	role, nsRole := generatedRoles(t)
 	role.Name = e.prefix + "-" + role.Name
 	if err := e.c.Create(e.ctx(), role); err != nil {
 		t.Fatal(err)
@@ -41,6 +34,19 @@ func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 	if err := e.c.Create(e.ctx(), &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// The namespaced part (markers with namespace=), in the operator's namespace, as the
+	// RoleBinding of config/rbac grants it.
+	nsRole.Namespace = e.ns
+	if err := e.c.Create(e.ctx(), nsRole); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Create(e.ctx(), &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: nsRole.Name, Namespace: e.ns},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: nsRole.Name},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
 	}); err != nil {
 		t.Fatal(err)
@@ -88,6 +94,31 @@ func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 	if logs := e.logs.String(); strings.Contains(logs, "forbidden") {
 		t.Errorf("the operator was refused something under its generated role:\n%s", grepLines(logs, "forbidden"))
 	}
+}
+
+// generatedRoles reads config/rbac/role.yaml: the ClusterRole and the Role (markers with
+// namespace=) that `make manifests` generates from the markers.
+func generatedRoles(t *testing.T) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(string(raw), "\n---\n")
+	if len(docs) != 2 {
+		t.Fatalf("role.yaml has %d documents, want a ClusterRole and a Role", len(docs))
+	}
+	cr, r := &rbacv1.ClusterRole{}, &rbacv1.Role{}
+	if err := yaml.UnmarshalStrict([]byte(docs[0]), cr); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict([]byte(docs[1]), r); err != nil {
+		t.Fatal(err)
+	}
+	if cr.Kind != "ClusterRole" || r.Kind != "Role" {
+		t.Fatalf("role.yaml holds a %s and a %s, want a ClusterRole and a Role", cr.Kind, r.Kind)
+	}
+	return cr, r
 }
 
 func grepLines(s, sub string) string {

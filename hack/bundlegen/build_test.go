@@ -180,7 +180,7 @@ func TestBuildRefusesDescriptorsTheSchemaLacks(t *testing.T) {
 // clusterPermissions are exactly the rules `make manifests` generated into
 // config/rbac/role.yaml (what the operator needs for the agent DaemonSet, its
 // ServiceAccount and ClusterRole, NodeSubnets, Nodes), its permissions the leader-election
-// Role, and the suggested namespace allows the privileged agents.
+// Role and the namespaced Role generated there (the agents' heartbeat Role), and the suggested namespace allows the privileged agents.
 func TestCSVInstallStrategyIsConfigRBAC(t *testing.T) {
 	root := repoRoot(t)
 	b, err := Generate(DefaultInputs(root))
@@ -191,26 +191,36 @@ func TestCSVInstallStrategyIsConfigRBAC(t *testing.T) {
 	if err := yaml.Unmarshal(b.Files["manifests/ovsmesh.clusterserviceversion.yaml"], csv); err != nil {
 		t.Fatal(err)
 	}
-	readRules := func(file string) []rbacv1.PolicyRule {
+	// readRules reads the rules of the kind (ClusterRole or Role) in file.
+	readRules := func(file, kind string) []rbacv1.PolicyRule {
 		raw, err := os.ReadFile(filepath.Join(root, "config", "rbac", file))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r struct{ Rules []rbacv1.PolicyRule }
-		if err := yaml.Unmarshal(raw, &r); err != nil {
-			t.Fatal(err)
+		for _, doc := range strings.Split(string(raw), "\n---\n") {
+			var r struct {
+				Kind  string
+				Rules []rbacv1.PolicyRule
+			}
+			if err := yaml.Unmarshal([]byte(doc), &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Kind == kind {
+				return r.Rules
+			}
 		}
-		return r.Rules
+		t.Fatalf("no %s in %s", kind, file)
+		return nil
 	}
 	s := csv.Spec.InstallStrategy.StrategySpec
 	const sa = "ovsmesh-controller-manager"
 	if len(s.ClusterPermissions) != 1 || s.ClusterPermissions[0].ServiceAccountName != sa ||
-		!reflect.DeepEqual(s.ClusterPermissions[0].Rules, readRules("role.yaml")) {
+		!reflect.DeepEqual(s.ClusterPermissions[0].Rules, readRules("role.yaml", "ClusterRole")) {
 		t.Errorf("clusterPermissions are not the rules of config/rbac/role.yaml for %s: %+v", sa, s.ClusterPermissions)
 	}
 	if len(s.Permissions) != 1 || s.Permissions[0].ServiceAccountName != sa ||
-		!reflect.DeepEqual(s.Permissions[0].Rules, readRules("leader_election_role.yaml")) {
-		t.Errorf("permissions are not the leader-election Role for %s: %+v", sa, s.Permissions)
+		!reflect.DeepEqual(s.Permissions[0].Rules, append(readRules("leader_election_role.yaml", "Role"), readRules("role.yaml", "Role")...)) {
+		t.Errorf("permissions are not the leader-election Role and the generated namespaced Role for %s: %+v", sa, s.Permissions)
 	}
 	if len(s.DeploymentSpecs) != 1 || s.DeploymentSpecs[0].Name != sa ||
 		s.DeploymentSpecs[0].Spec.Template.Spec.ServiceAccountName != sa {
