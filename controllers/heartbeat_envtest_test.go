@@ -139,3 +139,48 @@ func TestHeartbeatExpiryDegradesAndRecovers(t *testing.T) {
 	}
 	e.eventually(30*time.Second, "uninstall to remove everything, heartbeats included", e.everythingGone)
 }
+
+// TestAgentMayRenewOnlyItsOwnHeartbeat: with the Role the operator creates and the admission
+// policy, an agent (impersonated: its ServiceAccount and node claim) creates and renews its own
+// node's heartbeat Lease, and may neither write another node's, nor any other Lease of the
+// namespace, nor delete its own.
+func TestAgentMayRenewOnlyItsOwnHeartbeat(t *testing.T) {
+	e := newOpEnv(t)
+	e.startManager(Options{})
+	names := e.installed(2)
+	agentA := e.agentClient(names[0])
+	lease := func(name string) *coordinationv1.Lease {
+		return &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name, Labels: map[string]string{v1.LabelHeartbeat: "true"}},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(names[0]), RenewTime: &metav1.MicroTime{Time: time.Now()}},
+		}
+	}
+	// RBAC and the policy load asynchronously: dry runs until both hold.
+	e.eventually(30*time.Second, "agent A allowed to create its own heartbeat (dry run)", func() error {
+		return agentA.Create(e.ctx(), lease(v1.HeartbeatLeaseName(names[0])), client.DryRunAll)
+	})
+	for _, other := range []string{v1.HeartbeatLeaseName(names[1]), "ovsmesh-operator-leader"} {
+		e.eventually(30*time.Second, "the policy to refuse agent A creating "+other+" (dry run)", func() error {
+			err := agentA.Create(e.ctx(), lease(other), client.DryRunAll)
+			if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "its own heartbeat Lease") {
+				return fmt.Errorf("creating %s: %v, want the policy's refusal", other, err)
+			}
+			return nil
+		})
+	}
+	own := lease(v1.HeartbeatLeaseName(names[0]))
+	if err := agentA.Create(e.ctx(), own); err != nil {
+		t.Fatalf("agent A creating its own heartbeat: %v", err)
+	}
+	own.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+	if err := agentA.Update(e.ctx(), own); err != nil {
+		t.Errorf("agent A renewing its own heartbeat: %v", err)
+	}
+	if err := agentA.Delete(e.ctx(), own); !apierrors.IsForbidden(err) {
+		t.Errorf("agent A deleting its heartbeat: %v, want Forbidden", err)
+	}
+	// Agent B cannot renew A's.
+	if err := e.agentClient(names[1]).Update(e.ctx(), own); err == nil || !strings.Contains(err.Error(), "its own heartbeat Lease") {
+		t.Errorf("agent B renewing A's heartbeat: %v, want the policy's refusal", err)
+	}
+}
