@@ -101,6 +101,15 @@ func withReason(reason string, err error) error {
 	return &ReasonError{Reason: reason, Err: err}
 }
 
+// ovsReason tells an ovsdb-server that is down or does not answer (OVSUnavailable) from
+// one that refused what the agent asked (OVSError).
+func ovsReason(err error) error {
+	if errors.Is(err, ovs.ErrUnavailable) {
+		return withReason(ReasonOVSUnavailable, err)
+	}
+	return withReason(ReasonOVSError, err)
+}
+
 // ReasonOf returns the condition reason for err.
 func ReasonOf(err error) string {
 	var re *ReasonError
@@ -143,7 +152,7 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 		a.Log.Info("OVS changed", "operations", r.OVSOps, "bridge", s.OVS.Bridge, "tunnels", len(s.OVS.Peers))
 	}
 	if err != nil {
-		return r, withReason(ReasonOVSError, err)
+		return r, ovsReason(err)
 	}
 	// Before the CNI config, which tells the kubelet the network is ready.
 	if err := a.OVS.VswitchdAlive(ctx); err != nil {
@@ -173,7 +182,7 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 
 	ports, err := a.OVS.Ports(ctx, s.OVS.Bridge)
 	if err != nil {
-		return r, withReason(ReasonOVSError, err)
+		return r, ovsReason(err)
 	}
 	r.Tunnels = tunnelReport(s.OVS, ports)
 	r.Duration = time.Since(start)

@@ -32,6 +32,13 @@
 // Teardown happens only when the operator sets NodeSubnet spec.teardown (uninstall) or an
 // administrator runs `ovsmesh-agent cleanup`; the agent then reports CleanedUp.
 //
+// Every call has a deadline (deadlines.go): a pass, each API write, each OVSDB round trip,
+// each unixctl exchange. An ovsdb-server that dies or hangs after the agent connected is
+// reported as OVSUnavailable within seconds (package ovs probes the connection), and the
+// data path is left as it is. Beside the loop, Heartbeat renews the node's heartbeat Lease
+// every 10 s, so the operator can tell a node whose agent stopped from one whose last report
+// still holds.
+//
 // Errors never crash the agent: a missing OVS socket, a node IP on no interface or a kbr0
 // that belongs to something else become Ready=False with a reason and message, and the pass
 // is retried with exponential backoff (0.5 s to 30 s). OVS change and reconnect

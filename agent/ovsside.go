@@ -295,7 +295,9 @@ func (c *Connector) Connect(ctx context.Context) (OVSSide, error) {
 	if c.side != nil {
 		return c.side, nil
 	}
-	cl, err := ovs.Dial(ctx, ovs.Options{Socket: c.Socket, Logger: c.Log.WithName("ovs")})
+	// FailFast: a pass while the connection is down reports OVSUnavailable at once rather
+	// than waiting for the reconnect; the reconnect's Changes event runs the next one.
+	cl, err := ovs.Dial(ctx, ovs.Options{Socket: c.Socket, Logger: c.Log.WithName("ovs"), FailFast: true})
 	if err != nil {
 		return nil, err
 	}

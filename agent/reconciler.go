@@ -194,6 +194,8 @@ func (r *Reconciler) patchStatus(ctx context.Context, own *v1alpha1.NodeSubnet, 
 	}
 	updated := own.DeepCopy()
 	updated.Status = st
+	ctx, cancel := apiCtx(ctx)
+	defer cancel()
 	if err := r.Client.Status().Patch(ctx, updated, client.MergeFrom(own)); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil

@@ -90,6 +90,8 @@ func SetupWithManager(mgr manager.Manager, r *Reconciler, ovsEvents <-chan event
 		WatchesRawSource(source.Channel(ovsEvents, toNode)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: 1,
+			// Every pass has a deadline (deadlines.go).
+			ReconciliationTimeout: PassTimeout,
 			// Errors (OVS not up yet, a kbr0 conflict) retry from 500 ms up to 30 s, not
 			// the default 1,000 s: the node should converge soon after the cause goes.
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](500*time.Millisecond, 30*time.Second),

@@ -108,7 +108,10 @@ func agentDaemonSet(nc *v1.NetworkCluster, namespace string) *appsv1ac.DaemonSet
 	agent := corev1ac.Container().WithName("agent").WithImage(image).
 		WithCommand(AgentBinary, "run").
 		WithEnv(corev1ac.EnvVar().WithName("NODE_NAME").WithValueFrom(
-			corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("spec.nodeName")))).
+			corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("spec.nodeName"))),
+			// Where the agent renews its heartbeat Lease (agent/heartbeat.go).
+			corev1ac.EnvVar().WithName("POD_NAMESPACE").WithValueFrom(
+				corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("metadata.namespace")))).
 		// Privileged: the agent writes sysctls (net.ipv4.ip_forward) through /proc/sys,
 		// which the runtime mounts read-only for unprivileged containers. The capabilities
 		// list documents what it uses: netlink links/routes/nftables (NET_ADMIN), raw

@@ -10,13 +10,16 @@
 //	nodesubnet_controller.go    carries the plan out (the only place IPAM writes)
 //	allocate_pass.go            a pass's allocations, 16 at a time, CIDRs picked oldest node first
 //	agent_resources.go          the agent DaemonSet, ServiceAccount, ClusterRole/Binding
+//	agent_heartbeat.go          the agents' Role/Binding for their heartbeat Leases
 //	agent_policy.go             the admission policy keeping each agent to its own NodeSubnet
-//	                            (policy/*.yaml, embedded: the only copy)
+//	                            and heartbeat Lease (policy/*.yaml, embedded: the only copy)
+//	heartbeats.go               heartbeat expiry: a silent agent's node stops counting as ready
 //	networkcluster_controller.go applies them; status computed in networkcluster_status.go
 //	uninstall.go                teardown → wait for CleanedUp (bounded) → remove → finalizer off
 //	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml: a ClusterRole,
 //	                            a Role for its own namespace); options.go limits the
 //	                            cache to match
+//	rbac_heartbeat.go           its namespaced markers for the agents' heartbeat Role
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
 // whole cluster in every pass (one pass at a time; inside a pass, allocations run

@@ -6,6 +6,7 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -23,8 +24,8 @@ import (
 
 // NetworkClusterReconciler turns the NetworkCluster into the running agents (the admission
 // policy that keeps each to its own NodeSubnet, DaemonSet, ServiceAccount, ClusterRole and
-// binding, all server-side applied), aggregates the agents' NodeSubnet reports into the
-// NetworkCluster status, and runs uninstall behind the cleanup finalizer (uninstall.go). Shape after cluster-api: fetch, act, and compute + patch the
+// binding, the Role and binding of their heartbeat Leases, all server-side applied),
+// aggregates the agents' NodeSubnet reports and heartbeats into the NetworkCluster status, and runs uninstall behind the cleanup finalizer (uninstall.go). Shape after cluster-api: fetch, act, and compute + patch the
 // status in a deferred block, so every exit path (errors included) reports.
 type NetworkClusterReconciler struct {
 	Client    client.Client
@@ -36,7 +37,7 @@ type NetworkClusterReconciler struct {
 }
 
 // SetupWithManager watches the NetworkCluster, what it owns, Nodes (totals), NodeSubnets
-// (agent reports) and, where served, ServiceCIDRs.
+// (agent reports), the agents' heartbeat Leases and, where served, ServiceCIDRs.
 func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.Options.withDefaults()
 	b := ctrl.NewControllerManagedBy(mgr)
@@ -50,10 +51,13 @@ func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.ClusterRole{}).
 		Owns(&rbacv1.ClusterRoleBinding{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
 		Owns(&admissionregistrationv1.ValidatingAdmissionPolicy{}).
 		Owns(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
 		Watches(&v1.NodeSubnet{}, toCluster).
+		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(heartbeatChanged(r.Options.Now))).
 		Complete(r)
 }
 
@@ -72,8 +76,13 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 			return
 		}
-		if err := patchStatus(ctx, r.Client, nc, computeStatus(in, nc.Status, metaNow(r.Options.Now()))); err != nil {
+		now := r.Options.Now()
+		if err := patchStatus(ctx, r.Client, nc, computeStatus(in, nc.Status, metaNow(now))); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
+		}
+		// The next heartbeat to expire is noticed at its expiry, not by polling.
+		if next := nextExpiry(in.Heartbeats, now); next > 0 && (res.RequeueAfter == 0 || next < res.RequeueAfter) {
+			res.RequeueAfter = next
 		}
 	}()
 
@@ -123,6 +132,8 @@ func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1.Networ
 		agentServiceAccount(nc, ns),
 		agentClusterRole(nc),
 		agentClusterRoleBinding(nc, ns),
+		agentRole(nc, ns),
+		agentRoleBinding(nc, ns),
 		agentDaemonSet(nc, ns),
 	}
 	for _, o := range objs {
@@ -156,6 +167,11 @@ func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1.NetworkCl
 		}
 		in.ServiceCIDRs = svc
 	}
+	hb, err := listHeartbeats(ctx, r.Client, r.Options.Namespace)
+	if err != nil {
+		return err
+	}
+	in.Heartbeats = hb
 	return nil
 }
 
@@ -171,6 +187,8 @@ func (r *NetworkClusterReconciler) deleteAgent(ctx context.Context) error {
 		&appsv1.DaemonSet{ObjectMeta: objMeta(AgentName, ns)},
 		&rbacv1.ClusterRoleBinding{ObjectMeta: objMeta(AgentName, "")},
 		&rbacv1.ClusterRole{ObjectMeta: objMeta(AgentName, "")},
+		&rbacv1.RoleBinding{ObjectMeta: objMeta(AgentName, ns)},
+		&rbacv1.Role{ObjectMeta: objMeta(AgentName, ns)},
 		&corev1.ServiceAccount{ObjectMeta: objMeta(AgentName, ns)},
 		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{ObjectMeta: objMeta(AgentPolicyName, "")},
 		&admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: objMeta(AgentPolicyName, "")},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -56,6 +57,9 @@ type statusInput struct {
 	Deleting     bool
 	// CleanupPending are the nodes whose agent has not reported CleanedUp (when Deleting).
 	CleanupPending []string
+	// Heartbeats: when each node's agent heartbeat expires (heartbeats.go); a node without
+	// one is judged by its NodeSubnet alone.
+	Heartbeats map[string]time.Time
 }
 
 // subnetReady: the agent reports Ready for the current generation of the NetworkCluster.
@@ -67,13 +71,15 @@ func subnetReady(s *v1.NodeSubnet, generation int64) bool {
 // the current status: conditions keep their lastTransitionTime while their status holds.
 //
 //   - nodesTotal: selected nodes; nodesReady: those whose agent reports Ready=True for this
-//     generation; subnetsUsed/Free: NodeSubnets in the cluster CIDR and what is left.
+//     generation and whose heartbeat has not expired; subnetsUsed/Free: NodeSubnets in the
+//     cluster CIDR and what is left.
 //   - Available: every selected node's agent reports Ready (for any generation: while a spec
 //     change rolls out the old configuration still carries traffic; Progressing says so).
 //   - Progressing: something is on its way: subnets being allocated, agents applying the
 //     current generation or not reporting yet, uninstall.
 //   - Degraded: something needs a person: invalid spec, the agent objects cannot be applied,
-//     the cluster CIDR is exhausted, or agents report Ready=False.
+//     the cluster CIDR is exhausted, agents stopped renewing their heartbeat
+//     (AgentNotReporting), or agents report Ready=False.
 func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time) v1.NetworkClusterStatus {
 	st := v1.NetworkClusterStatus{ObservedGeneration: in.Generation}
 	st.Conditions = append([]metav1.Condition(nil), prev.Conditions...)
@@ -101,7 +107,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 	var (
 		total, ready, up                        int
 		noSubnet, noAddress, stale, notReported []string
-		failing, converging                     []string
+		failing, converging, silent             []string
 	)
 	for i := range in.Nodes {
 		n := &in.Nodes[i]
@@ -117,6 +123,10 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 			} else {
 				noAddress = append(noAddress, n.Name)
 			}
+			continue
+		case heartbeatExpired(in.Heartbeats, n.Name, now.Time):
+			// What the agent last reported no longer holds: it stopped renewing.
+			silent = append(silent, n.Name)
 			continue
 		case subnetReady(s, in.Generation):
 			ready++
@@ -171,6 +181,10 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionDegraded, true, ReasonSubnetsExhausted, fmt.Sprintf(
 			"no free /%d subnet left in %s (%d used); nodes without a subnet: %s",
 			in.Pool.prefixLen, in.Pool.cluster, in.Pool.Size(), nameList(noSubnet)))
+	case len(silent) > 0:
+		set(v1.ConditionDegraded, true, ReasonAgentNotReporting, fmt.Sprintf(
+			"%d agents stopped renewing their heartbeat Lease (node down, or agent crashed or hung), so their nodes do not count as ready: %s",
+			len(silent), nameList(silent)))
 	case len(failing) > 0:
 		set(v1.ConditionDegraded, true, ReasonNodesNotReady, "agents report not ready on: "+nameList(failing))
 	default:
@@ -214,6 +228,12 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		set(v1.ConditionProgressing, false, ReasonAsExpected, fmt.Sprintf("%d of %d nodes ready", ready, total))
 	}
 	return st
+}
+
+// heartbeatExpired: node has a heartbeat, and it expired at or before now.
+func heartbeatExpired(hb map[string]time.Time, node string, now time.Time) bool {
+	exp, ok := hb[node]
+	return ok && !now.Before(exp)
 }
 
 // addressConflicts finds selected nodes whose InternalIP is inside the cluster CIDR

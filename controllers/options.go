@@ -106,10 +106,10 @@ func Setup(mgr ctrl.Manager, opts Options) error {
 }
 
 // CacheOptions limits the manager's cache to what the operator owns, which is also all its
-// RBAC lets it read (rbac.go): DaemonSets, ServiceAccounts and subnet claims of its namespace,
-// and the ClusterRole/Binding and admission policy/binding of the agents, selected by name
-// (a list or watch with the field selector metadata.name=<name> is authorized as that
-// resourceName) as well as by the operator's label.
+// RBAC lets it read (rbac.go): DaemonSets, ServiceAccounts, Roles, RoleBindings, subnet claims
+// and agent heartbeats of its namespace, and the ClusterRole/Binding and admission
+// policy/binding of the agents, selected by name (a list or watch with the field selector
+// metadata.name=<name> is authorized as that resourceName) as well as by the operator's label.
 // Without this, the watches would cache every DaemonSet, ServiceAccount and Lease (one per
 // node in kube-node-lease) of the cluster, and need the right to.
 func CacheOptions(namespace string) cache.Options {
@@ -117,9 +117,11 @@ func CacheOptions(namespace string) cache.Options {
 		namespace = DefaultNamespace
 	}
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	claims := cache.ByObject{
+	// Subnet claims and the agents' heartbeats: the Leases of ovsmesh in the namespace (not
+	// the leader election Lease, renewed every few seconds).
+	leases := cache.ByObject{
 		Namespaces: map[string]cache.Config{namespace: {}},
-		Label:      labels.SelectorFromSet(map[string]string{LabelSubnetClaim: "true"}),
+		Label:      labels.SelectorFromSet(map[string]string{LabelPartOf: "ovsmesh"}),
 	}
 	managed := labels.SelectorFromSet(map[string]string{LabelManagedBy: FieldManager})
 	named := func(name string) cache.ByObject {
@@ -128,7 +130,9 @@ func CacheOptions(namespace string) cache.Options {
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
 		&appsv1.DaemonSet{}:                                         inNS,
 		&corev1.ServiceAccount{}:                                    inNS,
-		&coordinationv1.Lease{}:                                     claims,
+		&rbacv1.Role{}:                                              inNS,
+		&rbacv1.RoleBinding{}:                                       inNS,
+		&coordinationv1.Lease{}:                                     leases,
 		&rbacv1.ClusterRole{}:                                       named(AgentName),
 		&rbacv1.ClusterRoleBinding{}:                                named(AgentName),
 		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        named(AgentPolicyName),

@@ -56,8 +56,8 @@ func planUninstall(subnets []v1.NodeSubnet, deletedAt, now time.Time, timeout ti
 }
 
 // reconcileDelete runs uninstall: teardown requested on every NodeSubnet → wait for the
-// agents' CleanedUp (bounded) → remove the agents, their RBAC, the NodeSubnets and the
-// claims → release the finalizer. The agents must keep running (and keep their RBAC) until
+// agents' CleanedUp (bounded) → remove the agents, their RBAC, the NodeSubnets, the claims
+// and the agents' heartbeat Leases → release the finalizer. The agents must keep running (and keep their RBAC) until
 // they have cleaned up, hence this order.
 func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1.NetworkCluster, in *statusInput) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
@@ -101,6 +101,7 @@ func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1.N
 		}
 	}
 	errs = append(errs, deleteAllClaims(ctx, r.Client, r.APIReader, r.Options.Namespace))
+	errs = append(errs, deleteHeartbeats(ctx, r.Client, r.APIReader, r.Options.Namespace))
 	if err := kerrors.NewAggregate(errs); err != nil {
 		return ctrl.Result{}, err
 	}

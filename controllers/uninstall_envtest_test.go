@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -53,6 +54,15 @@ func (e *opEnv) everythingGone() error {
 	}
 	if n := len(e.claims()); n != 0 {
 		return fmt.Errorf("%d claims left", n)
+	}
+	var leases coordinationv1.LeaseList
+	if err := e.c.List(e.ctx(), &leases, client.InNamespace(e.ns), client.MatchingLabels{v1.LabelHeartbeat: "true"}); err != nil || len(leases.Items) != 0 {
+		return fmt.Errorf("%d heartbeat Leases left (%v)", len(leases.Items), err)
+	}
+	for _, o := range []client.Object{&rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+		if err := isGone(e.c.Get(e.ctx(), client.ObjectKey{Namespace: e.ns, Name: AgentName}, o)); err != nil {
+			return fmt.Errorf("%T: %w", o, err)
+		}
 	}
 	return isGone(e.c.Get(e.ctx(), clusterKey, &v1.NetworkCluster{}))
 }

@@ -40,6 +40,10 @@ type Options struct {
 	// Logger receives connection events (connected, lost, reconnected). The zero
 	// Logger discards them.
 	Logger logr.Logger
+	// FailFast makes calls return ErrUnavailable at once while the client is not
+	// connected, instead of waiting (bounded by their context) for the reconnect. For a
+	// caller that reports the outage and runs again when Changes announces the reconnect.
+	FailFast bool
 }
 
 // Client is a connection to the Open_vSwitch database with a local cache of the four
@@ -49,13 +53,16 @@ type Options struct {
 //
 // When ovsdb-server goes away the client reconnects with exponential backoff (100 ms up
 // to 5 s, forever), re-establishes the monitor and so re-reads the cache; reads wait for
-// that, and transactions block until reconnected or their context ends. Changes reports
-// both ordinary changes and completed reconnects, so an agent reapplies its desired
-// state whenever OVS restarts.
+// that, and transactions block until reconnected or their context ends. A server that
+// hangs without closing the socket is noticed by an echo probe within 3 s and treated the
+// same (liveness.go). Changes reports ordinary changes, a lost connection and completed
+// reconnects, so an agent reports the loss at once and reapplies its desired state
+// whenever OVS restarts.
 type Client struct {
-	ovs    client.Client
-	log    logr.Logger
-	socket string
+	ovs      client.Client
+	log      logr.Logger
+	socket   string
+	failFast bool
 
 	changes chan struct{}
 	stop    chan struct{}
@@ -66,6 +73,11 @@ type Client struct {
 	// the backoff at the start of each), reconnects those the watcher saw complete.
 	lost       atomic.Uint64
 	reconnects atomic.Uint64
+	// up: the connection works as far as the client knows (see liveness.go); live is its
+	// epoch, which calls are bound to.
+	up        atomic.Bool
+	live      liveness
+	probeDone sync.WaitGroup
 
 	syncMu   sync.Mutex // serialises SyncTunnels: each plans against the result of the last
 	nameSeq  atomic.Uint64
@@ -75,8 +87,10 @@ type Client struct {
 // Dial connects to ovsdb-server, starts monitoring the Open_vSwitch, Bridge, Port and
 // Interface tables and returns once the cache holds their current contents. A missing
 // socket is reported at once with its path (Dial does not wait for ovsdb-server to
-// appear; callers retry). ctx bounds the initial connection only.
+// appear; callers retry). ctx, and connectTimeout, bound the initial connection only.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
 	if opts.Socket == "" {
 		opts.Socket = DefaultSocket
 	}
@@ -88,11 +102,12 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("ovs: database model: %w", err)
 	}
 	c := &Client{
-		log:     opts.Logger.WithValues("socket", opts.Socket),
-		socket:  opts.Socket,
-		changes: make(chan struct{}, 1),
-		stop:    make(chan struct{}),
-		done:    make(chan struct{}),
+		log:      opts.Logger.WithValues("socket", opts.Socket),
+		socket:   opts.Socket,
+		failFast: opts.FailFast,
+		changes:  make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	libLog := c.log.WithName("libovsdb")
 	c.ovs, err = client.NewOVSDBClient(dbModel,
@@ -117,7 +132,10 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		c.ovs.Close()
 		return nil, fmt.Errorf("ovs: monitor %s: %w", opts.Socket, err)
 	}
+	c.markUp()
 	go c.watch()
+	c.probeDone.Add(1)
+	go c.probe()
 	c.log.V(1).Info("connected to ovsdb-server")
 	return c, nil
 }
@@ -157,7 +175,8 @@ func (c *Client) newMonitor() *client.Monitor {
 }
 
 // Changes delivers a value after the monitored tables changed (rows ovsmesh wrote
-// included) and after every completed reconnect. Notifications are coalesced: one
+// included), when the connection is lost or found hung, and after every completed
+// reconnect. Notifications are coalesced: one
 // pending value stands for any number of changes, so a receiver re-reads everything it
 // cares about rather than counting. The STP "seconds in state" counter that
 // ovs-vswitchd rewrites every few seconds is not a change.
@@ -167,12 +186,10 @@ func (c *Client) Changes() <-chan struct{} { return c.changes }
 func (c *Client) Reconnects() uint64 { return c.reconnects.Load() }
 
 // Connected reports whether the client currently has a working connection and a
-// current cache. While a reconnect attempt is under way it waits for its outcome (at
-// most 10 s).
+// current cache: false from the moment the connection is lost or its probe goes
+// unanswered until a reconnect has completed. It never blocks.
 func (c *Client) Connected() bool {
-	// libovsdb keeps its "connected" flag set while it reconnects; the current endpoint
-	// is cleared instead, and reading it waits for an in-progress connect to finish.
-	return !c.closed.Load() && c.ovs.CurrentEndpoint() != ""
+	return !c.closed.Load() && c.up.Load()
 }
 
 // Close disconnects and stops reconnecting. It is safe to call more than once.
@@ -181,6 +198,8 @@ func (c *Client) Close() {
 		c.closed.Store(true)
 		close(c.stop)
 		<-c.done
+		c.probeDone.Wait()
+		c.live.end(errors.New("ovs: client is closed"))
 		c.ovs.Close()
 	})
 }
@@ -234,10 +253,13 @@ func (c *Client) watch() {
 		case <-t.C:
 		}
 		lost := c.lost.Load()
+		// libovsdb keeps its "connected" flag set while it reconnects; the current
+		// endpoint is cleared instead (and reading it waits for a connect attempt).
 		if lost == handled || c.ovs.CurrentEndpoint() == "" {
 			continue
 		}
 		handled = lost
+		c.markUp()
 		n := c.reconnects.Add(1)
 		c.log.Info("reconnected to ovsdb-server; cache re-read", "reconnects", n)
 		c.notify()
@@ -264,7 +286,7 @@ func (r *reconnectBackoff) Reset() {
 	r.b.Reset()
 	if !r.c.closed.Load() {
 		r.c.lost.Add(1)
-		r.c.log.Info("lost connection to ovsdb-server; reconnecting")
+		r.c.markDown(errors.New("lost connection to ovsdb-server; reconnecting"))
 	}
 }
 
@@ -292,9 +314,12 @@ func (c *Client) waitConnected(ctx context.Context) error {
 		if c.Connected() {
 			return nil
 		}
+		if c.failFast {
+			return c.notConnected()
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("ovs: waiting for the connection to ovsdb-server at %s: %w", c.socket, ctx.Err())
+			return fmt.Errorf("ovs: waiting for the connection to ovsdb-server at %s: %w: %w", c.socket, ErrUnavailable, ctx.Err())
 		case <-time.After(watchInterval):
 		}
 	}

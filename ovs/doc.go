@@ -30,6 +30,15 @@
 // and on uninstall DeleteBridgeOps. Every call is idempotent, so the agent simply runs
 // the sequence again whenever Changes fires.
 //
+// # Deadlines and liveness
+//
+// Every round trip to ovsdb-server is bounded (10 s per transaction, on top of the caller's
+// context; Dial by its connect timeout). A lost connection is redialled forever; a server that
+// stops answering without closing the socket is found by an echo probe (every 1 s, 2 s to
+// answer) and treated as lost: Connected turns false, calls in flight end with ErrUnavailable,
+// Changes fires. With Options.FailFast, as the agent dials, calls made while disconnected fail
+// at once instead of waiting for the reconnect. See liveness.go.
+//
 // # Ownership
 //
 // Everything ovsmesh creates carries external_ids:ovsmesh.io/owner=ovsmesh, tunnel ports

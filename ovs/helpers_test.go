@@ -22,8 +22,15 @@ func testCtx(t *testing.T) context.Context {
 // startDB starts a private ovsdb-server and dials it.
 func startDB(t *testing.T) (*ovstest.Server, *Client) {
 	t.Helper()
+	return startDBWith(t, Options{})
+}
+
+// startDBWith is startDB with client options (Socket and Logger are set here).
+func startDBWith(t *testing.T, opts Options) (*ovstest.Server, *Client) {
+	t.Helper()
 	srv := ovstest.StartServer(t)
-	c, err := Dial(testCtx(t), Options{Socket: srv.Sock, Logger: testr.NewWithOptions(t, testr.Options{Verbosity: 0})})
+	opts.Socket, opts.Logger = srv.Sock, testr.NewWithOptions(t, testr.Options{Verbosity: 0})
+	c, err := Dial(testCtx(t), opts)
 	if err != nil {
 		t.Fatalf("Dial: %v", err)
 	}

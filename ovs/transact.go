@@ -40,7 +40,10 @@ func (e *TxnError) Error() string {
 
 // Transact commits ops as one OVSDB transaction: all of them or none. It returns nil at
 // once for no operations. A rejected transaction yields a *TxnError naming the failing
-// operation. While the client reconnects, Transact waits (bounded by ctx).
+// operation. While the client reconnects, Transact waits (bounded by ctx; not at all with
+// Options.FailFast); each round trip
+// is bounded by 10 s, and one in flight when the connection is declared down ends at once
+// with ErrUnavailable.
 //
 // Operations that target one row by _uuid (as the ...Ops builders produce from the
 // cache) must match it: if that row vanished between reading the cache and committing,
@@ -64,9 +67,16 @@ func (c *Client) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.O
 				Err: "invalid operation", Details: "does not match the Open_vSwitch schema"}
 		}
 	}
-	res, err := c.ovs.Transact(ctx, ops...)
+	// libovsdb's own wait for a reconnect blocks on its lock for a whole connect attempt,
+	// whatever the context says; this one does not.
+	if err := c.waitConnected(ctx); err != nil {
+		return nil, err
+	}
+	call, epoch, cancel := c.boundCall(ctx)
+	defer cancel()
+	res, err := c.ovs.Transact(call, ops...)
 	if err != nil {
-		return nil, fmt.Errorf("ovs: transaction of %d operations: %w", len(ops), err)
+		return nil, fmt.Errorf("ovs: transaction of %d operations: %w", len(ops), unavailable(ctx, epoch, err))
 	}
 	if err := resultError(ops, res); err != nil {
 		return res, err

@@ -106,6 +106,28 @@ func (n *Node) StartVswitchd() {
 // devices; without, as on an upgrade) and kills it if it does not.
 func (n *Node) StopVswitchd(cleanup bool) { n.ovs.StopVswitchd(cleanup) }
 
+// KillDB kills the node's ovsdb-server (SIGKILL: a crash); StartDB starts it again on the
+// same database and socket.
+func (n *Node) KillDB() { n.ovs.KillDB() }
+
+// StartDB restarts ovsdb-server after KillDB.
+func (n *Node) StartDB() {
+	n.t.Helper()
+	if err := n.ovs.StartDB(context.Background()); err != nil {
+		n.t.Fatal(err)
+	}
+}
+
+// PauseDB stops ovsdb-server with SIGSTOP (hung: its socket stays open, nothing answers)
+// until ResumeDB; cleanup resumes it before stopping it.
+func (n *Node) PauseDB() {
+	n.ovs.PauseDB()
+	n.t.Cleanup(n.ovs.ResumeDB)
+}
+
+// ResumeDB continues a paused ovsdb-server (SIGCONT).
+func (n *Node) ResumeDB() { n.ovs.ResumeDB() }
+
 // Ctl is ovs-vswitchd's unixctl socket.
 func (n *Node) Ctl() string { return n.ovs.Ctl() }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -35,6 +36,7 @@ import (
 
 type options struct {
 	nodeName          string
+	namespace         string
 	ovsdbSocket       string
 	vswitchdCtl       string
 	cniConfDir        string
@@ -63,6 +65,7 @@ func main() {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of this node (default $NODE_NAME)")
+	fs.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of the agent's heartbeat Lease: the operator's, where the DaemonSet runs (default $POD_NAMESPACE; empty: no heartbeat)")
 	fs.StringVar(&o.ovsdbSocket, "ovsdb-socket", ovs.DefaultSocket, "ovsdb-server unix socket")
 	fs.StringVar(&o.vswitchdCtl, "vswitchd-ctl", "", "ovs-vswitchd unixctl socket for its liveness probe (default: found from ovs-vswitchd.pid beside the ovsdb socket, as ovs-appctl does)")
 	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory the CNI config is written to")
@@ -144,6 +147,17 @@ func run(log logr.Logger, o options) error {
 	// A node that left the mesh is cleaned up when its agent pod is stopped (agent/leave.go).
 	if err := mgr.Add(r.ShutdownCleanup()); err != nil {
 		return err
+	}
+	if o.namespace == "" {
+		log.Info("no --namespace or POD_NAMESPACE: no heartbeat Lease, so the operator cannot tell when this agent stops")
+	} else {
+		hb, err := agent.NewHeartbeat(cfg, mgr.GetClient(), o.namespace, o.nodeName, clock.RealClock{})
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(hb); err != nil {
+			return fmt.Errorf("heartbeat: %w", err)
+		}
 	}
 	if o.probeAddr != "0" && o.probeAddr != "" {
 		if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

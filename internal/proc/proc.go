@@ -67,6 +67,22 @@ func (p *Process) Exited() bool {
 	}
 }
 
+// Pause stops the process group with SIGSTOP: a hung process, whose sockets stay open and
+// accept connections but never answer. Resume continues it; SIGKILL (Kill, Stop's
+// fallback) ends a paused process too, so cleanup works either way.
+func (p *Process) Pause() {
+	if p != nil && !p.Exited() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGSTOP)
+	}
+}
+
+// Resume continues a paused process group (SIGCONT).
+func (p *Process) Resume() {
+	if p != nil && !p.Exited() {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGCONT)
+	}
+}
+
 // Stop sends SIGTERM to the process group, SIGKILL after grace, and waits.
 func (p *Process) Stop(grace time.Duration) { p.signal(syscall.SIGTERM, grace) }
 

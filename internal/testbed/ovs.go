@@ -134,6 +134,13 @@ func (o *OVS) StartDB(ctx context.Context) error {
 // KillDB kills ovsdb-server (a crash, not a shutdown).
 func (o *OVS) KillDB() { o.db.Kill() }
 
+// PauseDB stops ovsdb-server (SIGSTOP): a hung server, whose socket stays open. ResumeDB
+// continues it.
+func (o *OVS) PauseDB() { o.db.Pause() }
+
+// ResumeDB continues a paused ovsdb-server (SIGCONT).
+func (o *OVS) ResumeDB() { o.db.Resume() }
+
 // StartVswitchd starts ovs-vswitchd (inside Prefix) and waits until it answers.
 func (o *OVS) StartVswitchd(ctx context.Context) error {
 	r := o.runDir()

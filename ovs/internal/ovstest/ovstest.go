@@ -81,6 +81,16 @@ func (s *Server) Start() {
 // It does nothing when the server is not running.
 func (s *Server) Kill() { s.ovs.KillDB() }
 
+// Pause stops ovsdb-server with SIGSTOP (a hung server: the socket stays open, nothing
+// answers) until Resume; cleanup resumes it first.
+func (s *Server) Pause() {
+	s.ovs.PauseDB()
+	s.t.Cleanup(s.ovs.ResumeDB)
+}
+
+// Resume continues a paused ovsdb-server.
+func (s *Server) Resume() { s.ovs.ResumeDB() }
+
 // Vsctl runs `ovs-vsctl --db=unix:<sock> --no-wait args...` and fails the test on error.
 func (s *Server) Vsctl(args ...string) string {
 	s.t.Helper()
