@@ -128,14 +128,14 @@ func CacheOptions(namespace string) cache.Options {
 		return cache.ByObject{Label: managed, Field: fields.OneTermEqualSelector("metadata.name", name)}
 	}
 	return cache.Options{ByObject: map[client.Object]cache.ByObject{
-		&appsv1.DaemonSet{}:                                         inNS,
-		&corev1.ServiceAccount{}:                                    inNS,
-		&rbacv1.Role{}:                                              inNS,
-		&rbacv1.RoleBinding{}:                                       inNS,
-		&coordinationv1.Lease{}:                                     leases,
-		&rbacv1.ClusterRole{}:                                       named(AgentName),
-		&rbacv1.ClusterRoleBinding{}:                                named(AgentName),
-		&admissionregistrationv1.ValidatingAdmissionPolicy{}:        named(AgentPolicyName),
+		&appsv1.DaemonSet{}:                                  inNS,
+		&corev1.ServiceAccount{}:                             inNS,
+		&rbacv1.Role{}:                                       inNS,
+		&rbacv1.RoleBinding{}:                                inNS,
+		&coordinationv1.Lease{}:                              leases,
+		&rbacv1.ClusterRole{}:                                named(AgentName),
+		&rbacv1.ClusterRoleBinding{}:                         named(AgentName),
+		&admissionregistrationv1.ValidatingAdmissionPolicy{}: named(AgentPolicyName),
 		&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}: named(AgentPolicyName),
 		// Every Node and NodeSubnet of the cluster is cached; see trimNodeSubnet.
 		&corev1.Node{}:         {Transform: cache.TransformStripManagedFields()},
