@@ -317,10 +317,11 @@ func peerStatus(peers int) v1.NodeSubnetStatus {
 			LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}}
 }
 
-// createSubnet creates the NodeSubnet of node i in 10.0.0.0/8 as the operator would.
+// createSubnet creates the NodeSubnet of node i in ipamClusterCIDR (100.64.0.0/10) as the
+// operator would.
 func createSubnet(ctx context.Context, c client.Client, name string, i int, nodeIP string) error {
-	cidr := fmt.Sprintf("10.%d.%d.0/24", i/256, i%256)
-	gw := fmt.Sprintf("10.%d.%d.1", i/256, i%256)
+	cidr := fmt.Sprintf("100.%d.%d.0/24", 64+i/256, i%256)
+	gw := fmt.Sprintf("100.%d.%d.1", 64+i/256, i%256)
 	s := &v1.NodeSubnet{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1.NodeSubnetSpec{NodeName: name, CIDR: cidr, Gateway: gw, NodeIP: nodeIP}}
 	return c.Create(ctx, s)

@@ -26,10 +26,12 @@ import (
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
-// IPAM benchmark constants: a /8 cut into /24s (65,536 subnets) on both sides, since a /16
-// holds only 256.
+// IPAM benchmark constants: a /10 cut into /24s (16,384 subnets) on both sides, since a /16
+// holds only 256. 100.64.0.0/10 and not 10.0.0.0/8: the API server's Service CIDR
+// (10.0.0.0/24 under envtest) must stay outside the cluster CIDR, or the operator allocates
+// nothing (Degraded ServiceCIDRConflict).
 const (
-	ipamClusterCIDR = "10.0.0.0/8"
+	ipamClusterCIDR = "100.64.0.0/10"
 	ipamPrefixLen   = 24
 	operatorNS      = "ovsmesh-system"
 )
