@@ -14,12 +14,12 @@ import (
 // package owns the name: the "10-" prefix sorts it before most other configurations).
 const CNIConfFile = cniconfig.ConfListFile
 
-// cniVersion is 1.0.0 rather than 1.1.0: the conflist's version is passed to every plugin in
-// the chain, and the portmap plugin distributions ship (containernetworking-plugins 1.1.x)
-// stops at 1.0.0. Little is lost: 1.1.0 adds STATUS (the agent writes this file only once
-// kbr0 exists, which is what STATUS would check) and GC. The ovsmesh plugin negotiates the
-// version it speaks to host-local on its own.
-const cniVersion = "1.0.0"
+// cniVersion is 1.1.0: runtimes that speak it reach STATUS (is the network ready on this
+// node) and GC (remove what no pod holds). The conflist's version is passed to every plugin
+// in the chain, so it names the host-local and portmap the agent ships and installs under
+// its own names (cniconfig.HostLocalType, PortmapType; containernetworking-plugins v1.9.x,
+// which speak 1.1.0), not the node's: the portmap distributions ship (1.1.x) stops at 1.0.0.
+const cniVersion = "1.1.0"
 
 // renderCNI produces the conflist for c with the CNI plugin's own renderer, so the writer
 // (agent) and the reader (plugin) share one definition: the ovsmesh plugin with a host-local
@@ -27,7 +27,8 @@ const cniVersion = "1.0.0"
 // portmap for hostPorts. ipamDataDir is host-local's dataDir ("" = its default).
 func renderCNI(c CNIConfig, ipamDataDir string) ([]byte, error) {
 	return cniconfig.Render(cniconfig.Input{
-		CNIVersion: cniVersion, Bridge: c.Bridge, Subnet: c.Subnet, Gateway: c.Gateway,
+		CNIVersion: cniVersion, IPAMType: cniconfig.HostLocalType, PortmapPlugin: cniconfig.PortmapType,
+		Bridge: c.Bridge, Subnet: c.Subnet, Gateway: c.Gateway,
 		ClusterCIDR: c.ClusterCIDR, MTU: c.MTU, Portmap: true, IPAMDataDir: ipamDataDir,
 	})
 }

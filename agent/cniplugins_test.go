@@ -77,13 +77,14 @@ func TestMissingPlugins(t *testing.T) {
 		}
 	}
 	write("ovsmesh", 0o755)
-	write("host-local", 0o644) // not executable
+	write("ovsmesh-host-local", 0o644) // not executable
+	write("portmap", 0o755)            // the node's own: not the one the conflist names
 	got, err := missingPlugins(dir, conf)
-	if err != nil || len(got) != 2 || got[0] != "host-local" || got[1] != "portmap" {
-		t.Fatalf("missing %v, %v; want host-local (not executable) and portmap", got, err)
+	if err != nil || len(got) != 2 || got[0] != "ovsmesh-host-local" || got[1] != "ovsmesh-portmap" {
+		t.Fatalf("missing %v, %v; want ovsmesh-host-local (not executable) and ovsmesh-portmap", got, err)
 	}
-	write("portmap", 0o755)
-	if err := os.Chmod(filepath.Join(dir, "host-local"), 0o755); err != nil {
+	write("ovsmesh-portmap", 0o755)
+	if err := os.Chmod(filepath.Join(dir, "ovsmesh-host-local"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := missingPlugins(dir, conf); err != nil || len(got) != 0 {

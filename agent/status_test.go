@@ -281,15 +281,15 @@ func TestRenderCNI(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"cniVersion": "1.0.0", "name": "ovsmesh",
+		"cniVersion": "1.1.0", "name": "ovsmesh",
 		"plugins": []any{
 			map[string]any{"type": "ovsmesh", "bridge": "kbr0", "mtu": 1458.0, "ipam": map[string]any{
-				"type":    "host-local",
+				"type":    "ovsmesh-host-local",
 				"ranges":  []any{[]any{map[string]any{"subnet": "10.244.2.0/24", "gateway": "10.244.2.1"}}},
 				"routes":  []any{map[string]any{"dst": "10.244.0.0/16"}, map[string]any{"dst": "0.0.0.0/0"}},
 				"dataDir": "/var/lib/ovsmesh/ipam",
 			}},
-			map[string]any{"type": "portmap", "capabilities": map[string]any{"portMappings": true}},
+			map[string]any{"type": "ovsmesh-portmap", "capabilities": map[string]any{"portMappings": true}},
 		},
 	}
 	if !reflect.DeepEqual(got, want) {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,13 +14,13 @@ import (
 // in controllers/agent_resources.go).
 const defaultCNISourceDir = "/opt/ovsmesh/cni/bin"
 
-// installCNI copies the CNI plugins from src into dst for the DaemonSet's init container:
-// ovsmesh always (it is versioned with the agent), every other plugin shipped in src
-// (host-local, portmap) only when the node has none, so a node's own, possibly newer,
-// plugins win. Each copy is written to a temp file in dst and renamed over the target, so a
-// runtime executing the plugin at that moment sees the old binary or the new one, never a
-// partial file. It returns the plugins it installed, and adds them to the record in dst
-// (agent.InstalledPluginsRecord) that uninstall removes by.
+// installCNI copies every CNI plugin in src into dst for the DaemonSet's init container: all
+// of them are ovsmesh's, versioned with the agent (ovsmesh, and upstream host-local and
+// portmap under ovsmesh's own names: cni/config.HostLocalType, PortmapType), so a node's own
+// plugins are neither used nor touched. Each copy is written to a temp file in dst and
+// renamed over the target, so a runtime executing the plugin at that moment sees the old
+// binary or the new one, never a partial file. It returns the plugins it installed, and adds
+// them to the record in dst (agent.InstalledPluginsRecord) that uninstall removes by.
 func installCNI(src, dst string) ([]string, error) {
 	entries, err := os.ReadDir(src)
 	if err != nil {
@@ -43,15 +41,7 @@ func installCNI(src, dst string) ([]string, error) {
 	}
 	var installed []string
 	for _, name := range names {
-		target := filepath.Join(dst, name)
-		if name != "ovsmesh" {
-			if _, err := os.Stat(target); err == nil {
-				continue
-			} else if !errors.Is(err, fs.ErrNotExist) {
-				return installed, err
-			}
-		}
-		if err := copyAtomic(filepath.Join(src, name), target, 0o755); err != nil {
+		if err := copyAtomic(filepath.Join(src, name), filepath.Join(dst, name), 0o755); err != nil {
 			return installed, fmt.Errorf("installing %s: %w", name, err)
 		}
 		installed = append(installed, name)

@@ -11,28 +11,30 @@ import (
 
 func TestInstallCNI(t *testing.T) {
 	src, dst := t.TempDir(), filepath.Join(t.TempDir(), "bin")
-	for name, body := range map[string]string{"ovsmesh": "new ovsmesh", "host-local": "image host-local", "portmap": "image portmap"} {
+	for name, body := range map[string]string{"ovsmesh": "new ovsmesh", "ovsmesh-host-local": "image host-local", "ovsmesh-portmap": "image portmap"} {
 		if err := os.WriteFile(filepath.Join(src, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// First install on a node without plugins: everything.
+	// The node's own plugins, and an older install that put host-local there.
+	for name, body := range map[string]string{"host-local": "node host-local", "portmap": "node portmap", "ovsmesh": "old ovsmesh", "ovsmesh-portmap": "old portmap"} {
+		if err := os.MkdirAll(dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := agent.RecordInstalledPlugins(dst, []string{"ovsmesh"}); err != nil {
+		t.Fatal(err)
+	}
 	got, err := installCNI(src, dst)
-	if err != nil || !reflect.DeepEqual(got, []string{"host-local", "ovsmesh", "portmap"}) {
-		t.Fatalf("first install: %v %v", got, err)
+	if err != nil || !reflect.DeepEqual(got, []string{"ovsmesh", "ovsmesh-host-local", "ovsmesh-portmap"}) {
+		t.Fatalf("install: %v %v", got, err)
 	}
-	// The node's own host-local wins; ovsmesh is always replaced.
-	if err := os.WriteFile(filepath.Join(dst, "host-local"), []byte("node host-local"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dst, "ovsmesh"), []byte("old ovsmesh"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	got, err = installCNI(src, dst)
-	if err != nil || !reflect.DeepEqual(got, []string{"ovsmesh"}) {
-		t.Fatalf("second install: %v %v", got, err)
-	}
-	for name, want := range map[string]string{"ovsmesh": "new ovsmesh", "host-local": "node host-local", "portmap": "image portmap"} {
+	// Every plugin of the image replaced or added; the node's own untouched.
+	for name, want := range map[string]string{"ovsmesh": "new ovsmesh", "ovsmesh-host-local": "image host-local", "ovsmesh-portmap": "image portmap",
+		"host-local": "node host-local", "portmap": "node portmap"} {
 		b, err := os.ReadFile(filepath.Join(dst, name))
 		fi, _ := os.Stat(filepath.Join(dst, name))
 		if err != nil || string(b) != want || fi.Mode().Perm() != 0o755 {
@@ -40,13 +42,13 @@ func TestInstallCNI(t *testing.T) {
 		}
 	}
 	entries, _ := os.ReadDir(dst)
-	if len(entries) != 4 {
-		t.Errorf("want the three plugins and the record in %s, no temp files: %v", dst, entries)
+	if len(entries) != 6 {
+		t.Errorf("want five plugins and the record in %s, no temp files: %v", dst, entries)
 	}
-	// The record is the union of both installs: the first one put all three there.
+	// The record is the union with the earlier install's, and never names the node's own.
 	rec, _ := os.ReadFile(filepath.Join(dst, agent.InstalledPluginsRecord))
-	if string(rec) != "host-local\novsmesh\nportmap\n" {
-		t.Errorf("record %q, want host-local, ovsmesh, portmap", rec)
+	if string(rec) != "ovsmesh\novsmesh-host-local\novsmesh-portmap\n" {
+		t.Errorf("record %q, want ovsmesh, ovsmesh-host-local, ovsmesh-portmap", rec)
 	}
 	// An image without the ovsmesh plugin is an error, not a silent no-op.
 	if _, err := installCNI(t.TempDir(), dst); err == nil {

@@ -14,6 +14,12 @@ import (
 const (
 	// PluginType is the plugin binary name and the "type" of its entry in the conflist.
 	PluginType = "ovsmesh"
+	// HostLocalType and PortmapType are the names under which the agent installs the
+	// host-local and portmap it ships (containernetworking-plugins at go.mod's version,
+	// which speak spec 1.1.0) and which its conflist names: a node's own, perhaps older,
+	// copies (Debian's 1.1.1 stops at 1.0.0) are never used nor touched.
+	HostLocalType = "ovsmesh-host-local"
+	PortmapType   = "ovsmesh-portmap"
 	// DefaultNetworkName is the conflist "name" when Input.Name is empty. host-local keeps
 	// its reservations under <dataDir>/<network name>.
 	DefaultNetworkName = "ovsmesh"

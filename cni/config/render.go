@@ -30,6 +30,11 @@ type Input struct {
 	Portmap bool
 	// IPAMDataDir overrides host-local's dataDir (default HostLocalDefaultDataDir).
 	IPAMDataDir string
+	// IPAMType and PortmapPlugin are the plugin types of host-local and portmap (defaults
+	// "host-local" and "portmap"; the agent names its own copies, HostLocalType and
+	// PortmapType).
+	IPAMType      string
+	PortmapPlugin string
 }
 
 // conflist is the file layout. Plugins are raw so each entry marshals with its own type.
@@ -54,7 +59,7 @@ func Render(in Input) ([]byte, error) {
 		return nil, err
 	}
 	ipam := IPAM{
-		Type:    "host-local",
+		Type:    in.IPAMType,
 		Ranges:  [][]Range{{{Subnet: in.Subnet.String(), Gateway: in.Gateway.String()}}},
 		DataDir: in.IPAMDataDir,
 	}
@@ -69,7 +74,7 @@ func Render(in Input) ([]byte, error) {
 	}
 	list := conflist{CNIVersion: in.CNIVersion, Name: in.Name, Plugins: []json.RawMessage{self}}
 	if in.Portmap {
-		pm, err := json.Marshal(portmapConf{Type: "portmap", Capabilities: map[string]bool{"portMappings": true}})
+		pm, err := json.Marshal(portmapConf{Type: in.PortmapPlugin, Capabilities: map[string]bool{"portMappings": true}})
 		if err != nil {
 			return nil, err
 		}
@@ -89,6 +94,12 @@ func defaults(in Input) (Input, error) {
 	}
 	if in.CNIVersion == "" {
 		in.CNIVersion = DefaultCNIVersion
+	}
+	if in.IPAMType == "" {
+		in.IPAMType = "host-local"
+	}
+	if in.PortmapPlugin == "" {
+		in.PortmapPlugin = "portmap"
 	}
 	switch {
 	case in.CNIVersion != "1.0.0" && in.CNIVersion != "1.1.0":

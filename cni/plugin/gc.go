@@ -78,7 +78,7 @@ func hasKey(raw []byte, key string) bool {
 // registers no GC handler, so skel answers GC with success and releases nothing. Doing
 // both is safe: an address the IPAM's own GC released is no longer in the store.
 func gcPlan(ipamType string, supports11 bool) (forward, readStore bool) {
-	return supports11, ipamType == "host-local"
+	return supports11, ipamType == "host-local" || ipamType == config.HostLocalType
 }
 
 // gcLinks deletes the host veths tagged for network whose attachment is not valid.

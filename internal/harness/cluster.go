@@ -114,7 +114,7 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 }
 
 func checkTools() error {
-	for _, t := range []string{"ip", "ovs-vsctl", "ovsdb-server", "ovs-vswitchd", "ovsdb-tool", "ethtool", "ping", "/usr/lib/cni/host-local"} {
+	for _, t := range []string{"ip", "ovs-vsctl", "ovsdb-server", "ovs-vswitchd", "ovsdb-tool", "ethtool", "ping"} {
 		if _, err := exec.LookPath(t); err != nil {
 			return fmt.Errorf("%s not found: run `make testbed` first", t)
 		}
@@ -127,7 +127,10 @@ func checkTools() error {
 
 func (c *Cluster) build() error {
 	c.Bin = filepath.Join(c.Dir, "bin")
-	cmd := exec.Command("go", "build", "-o", c.Bin+"/", "./cmd/manager", "./cmd/ovsmesh-agent", "./cmd/ovsmesh")
+	// host-local and portmap are tools of go.mod (the versions the agent image ships, which
+	// speak CNI 1.1.0); nodes get them under the names the agent's conflist uses.
+	cmd := exec.Command("go", "build", "-o", c.Bin+"/", "./cmd/manager", "./cmd/ovsmesh-agent", "./cmd/ovsmesh",
+		"github.com/containernetworking/plugins/plugins/ipam/host-local", "github.com/containernetworking/plugins/plugins/meta/portmap")
 	cmd.Dir = testenv.RepoRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
@@ -36,7 +37,8 @@ func (n *Node) VswitchdCtl() string { return n.ovs.Ctl() }
 func (n *Node) CNIConfDir() string { return filepath.Join(n.Dir, "net.d") }
 
 // CNIBinDir is the node's CNI plugin directory, as /opt/cni/bin on a real node: the
-// ovsmesh plugin built for this run and the reference host-local and portmap (symlinks).
+// ovsmesh plugin, host-local and portmap built for this run, under the names the agent
+// installs them by (symlinks).
 func (n *Node) CNIBinDir() string { return filepath.Join(n.Dir, "cni-bin") }
 
 // IPAMDataDir is host-local's store for this node.
@@ -73,7 +75,7 @@ func (c *Cluster) addNode(ctx context.Context, idx int) (*Node, error) {
 		}
 	}
 	for name, target := range map[string]string{"ovsmesh": filepath.Join(c.Bin, "ovsmesh"),
-		"host-local": "/usr/lib/cni/host-local", "portmap": "/usr/lib/cni/portmap"} {
+		cniconfig.HostLocalType: filepath.Join(c.Bin, "host-local"), cniconfig.PortmapType: filepath.Join(c.Bin, "portmap")} {
 		if err := os.Symlink(target, filepath.Join(n.CNIBinDir(), name)); err != nil {
 			return nil, err
 		}

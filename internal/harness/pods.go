@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/plugins/pkg/ns"
 )
@@ -144,4 +145,35 @@ func parseReceived(out string) int {
 		}
 	}
 	return -1
+}
+
+// CNIStatus runs CNI STATUS on node n's conflist, as a runtime that speaks spec 1.1.0 does
+// before it sends pods (nil: the network is ready). It returns the conflist's cniVersion too.
+func (c *Cluster) CNIStatus(ctx context.Context, n *Node) (string, error) {
+	cfg, list, err := c.cni(n)
+	if err != nil {
+		return "", err
+	}
+	err = ns.WithNetNSPath(NSPath(n.NS), func(ns.NetNS) error {
+		return cfg.GetStatusNetworkList(ctx, list)
+	})
+	return list.CNIVersion, err
+}
+
+// CNIGC runs CNI GC on node n with keep as the valid attachments, as a runtime does after
+// a restart: everything of the network on n that is not in keep is removed.
+func (c *Cluster) CNIGC(ctx context.Context, n *Node, keep []*Pod) error {
+	cfg, list, err := c.cni(n)
+	if err != nil {
+		return err
+	}
+	args := &libcni.GCArgs{}
+	for _, p := range keep {
+		if p.Node == n {
+			args.ValidAttachments = append(args.ValidAttachments, types.GCAttachment{ContainerID: p.ContainerID, IfName: "eth0"})
+		}
+	}
+	return ns.WithNetNSPath(NSPath(n.NS), func(ns.NetNS) error {
+		return cfg.GCNetworkList(ctx, list, args)
+	})
 }

@@ -59,15 +59,15 @@ var Operator = Spec{
 }
 
 // Agent is the node agent image: the agent, the CNI plugin, and the two plugins its conflist
-// chains to (host-local for IPAM, portmap for hostPorts) that install-cni copies to a node
-// that has none.
+// chains to (host-local for IPAM, portmap for hostPorts) under ovsmesh's own names, which
+// install-cni copies to every node (cni/config.HostLocalType, PortmapType).
 var Agent = Spec{
 	Name: "agent", Repository: Registry + "/ovsmesh-agent",
 	Files: []File{
 		{Path: "/usr/local/bin/ovsmesh-agent", Binary: "ovsmesh-agent"},
 		{Path: "/opt/ovsmesh/cni/bin/ovsmesh", Binary: "ovsmesh"},
-		{Path: "/opt/ovsmesh/cni/bin/host-local", Binary: "host-local"},
-		{Path: "/opt/ovsmesh/cni/bin/portmap", Binary: "portmap"},
+		{Path: "/opt/ovsmesh/cni/bin/ovsmesh-host-local", Binary: "host-local"},
+		{Path: "/opt/ovsmesh/cni/bin/ovsmesh-portmap", Binary: "portmap"},
 	},
 	Entrypoint: []string{"/usr/local/bin/ovsmesh-agent"}, User: "0:0", Dockerfile: "Dockerfile.agent",
 }

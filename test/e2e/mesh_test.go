@@ -48,6 +48,37 @@ func TestMeshLifecycle(t *testing.T) {
 			}
 			pingAll(t, pods, 60*time.Second)
 		}},
+		{"CNI 1.1.0: STATUS says ready on every node; GC removes only what is not a valid attachment", func(t *testing.T) {
+			for _, n := range c.Nodes {
+				v, err := c.CNIStatus(ctx, n)
+				if v != "1.1.0" || err != nil {
+					t.Errorf("%s: conflist cniVersion %q, STATUS %v; want 1.1.0, ready", n.Name, v, err)
+				}
+			}
+			n := c.Nodes[0]
+			victim, err := c.AddPod(ctx, n, "gc-victim")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.DelPod(ctx, victim) // DEL after GC: idempotent
+			if got, err := victim.Ping(ctx, pods[len(pods)-1].IP, 1, "-W", "2"); err != nil || got != 1 {
+				t.Fatalf("the new pod does not ping before GC: %d (%v)", got, err)
+			}
+			stored := filepath.Join(n.IPAMDataDir(), "ovsmesh", victim.IP)
+			if _, err := os.Stat(stored); err != nil {
+				t.Fatalf("host-local holds no reservation for %s: %v", victim.IP, err)
+			}
+			if err := c.CNIGC(ctx, n, pods); err != nil {
+				t.Fatalf("GC on %s: %v", n.Name, err)
+			}
+			if got, _ := victim.Ping(ctx, pods[len(pods)-1].IP, 1, "-W", "1"); got != 0 {
+				t.Error("a pod GC left out still has its network")
+			}
+			if _, err := os.Stat(stored); !os.IsNotExist(err) {
+				t.Errorf("the reservation of %s survived GC (%v)", victim.IP, err)
+			}
+			pingAll(t, pods, 30*time.Second)
+		}},
 		{"STP: one tunnel port blocked, no broadcast storm", func(t *testing.T) {
 			checkLoopFree(t, c, pods, "STP")
 		}},

@@ -91,7 +91,7 @@ func install(ctx context.Context, t *testing.T, c *kubenodes.Cluster) []kubenode
 	for _, n := range c.Nodes {
 		// The agent pod's init container installed the plugins into the node's /opt/cni/bin and
 		// the agent wrote the conflist into its /etc/cni/net.d (hostPath volumes, per node).
-		for _, f := range []string{filepath.Join(n.CNIBinDir(), "ovsmesh"), filepath.Join(n.CNIBinDir(), "host-local"), filepath.Join(n.CNIBinDir(), "portmap")} {
+		for _, f := range []string{filepath.Join(n.CNIBinDir(), "ovsmesh"), filepath.Join(n.CNIBinDir(), "ovsmesh-host-local"), filepath.Join(n.CNIBinDir(), "ovsmesh-portmap")} {
 			if _, err := os.Stat(f); err != nil {
 				t.Errorf("%s: %v", n.Name, err)
 			}
