@@ -77,6 +77,9 @@ func (r *Reconciler) leaveWithoutSubnet(ctx context.Context, log logr.Logger) (c
 	log.Info("this node left the mesh (its NodeSubnet is gone): removing its data path")
 	_, cerr := r.cleanup(ctx, log, t, false)
 	r.record(Result{}, cerr)
+	if cerr == nil {
+		r.markNodeRemoved(ctx)
+	}
 	return ctrl.Result{}, cerr
 }
 
@@ -128,6 +131,8 @@ func (r *Reconciler) ShutdownCleanup() manager.Runnable {
 		log.Info("stopping and this node left the mesh: removing its data path", "why", why)
 		if _, err := r.cleanup(cctx, log, t, true); err != nil {
 			log.Error(err, "cleanup at shutdown")
+		} else {
+			r.markNodeRemoved(cctx)
 		}
 		return nil
 	})

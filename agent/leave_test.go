@@ -31,12 +31,13 @@ func TestNodeLeavesAndRejoins(t *testing.T) {
 	n := nodetest.New(t, "ovsmt-lv-"+nodetest.RunID())
 	n.Underlay("172.30.0.1")
 	bin := t.TempDir()
-	for _, p := range []string{"ovsmesh", "host-local", "portmap"} {
+	ours := []string{"ovsmesh", "ovsmesh-host-local", "ovsmesh-portmap"}
+	for _, p := range append(ours, "host-local", "portmap") { // the last two: the node's own
 		if err := os.WriteFile(filepath.Join(bin, p), []byte("#!/bin/sh\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := RecordInstalledPlugins(bin, []string{"ovsmesh"}); err != nil { // the node's own: host-local, portmap
+	if err := RecordInstalledPlugins(bin, ours); err != nil {
 		t.Fatal(err)
 	}
 
@@ -82,9 +83,27 @@ func TestNodeLeavesAndRejoins(t *testing.T) {
 		})
 	}
 
+	// The Node condition the scheduler's taint follows.
+	netCond := func(what, status, reason string) {
+		t.Helper()
+		nodetest.WaitFor(t, 10*time.Second, what, func() bool {
+			var n corev1.Node
+			if err := c.Get(ctx, client.ObjectKeyFromObject(node), &n); err != nil {
+				return false
+			}
+			for _, nc := range n.Status.Conditions {
+				if nc.Type == corev1.NodeNetworkUnavailable {
+					return string(nc.Status) == status && nc.Reason == reason
+				}
+			}
+			return false
+		})
+	}
+
 	a := start()
 	waitStatus(t, c, "n1", "Ready", isReady(nc.Generation))
 	built("Ready")
+	netCond("NetworkUnavailable=False OvsmeshIsUp", "False", NodeReasonUp)
 	idx := n.Links()["kbr0"].Index
 
 	// A restart while the node is in the mesh: nothing changes.
@@ -102,6 +121,7 @@ func TestNodeLeavesAndRejoins(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone("data path removed once the NodeSubnet is gone")
+	netCond("NetworkUnavailable=True OvsmeshRemoved after leaving", "True", NodeReasonRemoved)
 	if !exists(filepath.Join(bin, "ovsmesh")) {
 		t.Error("the installed plugin was removed while the agent keeps running (a rejoin needs it)")
 	}
@@ -116,6 +136,7 @@ func TestNodeLeavesAndRejoins(t *testing.T) {
 	}
 	waitStatus(t, c, "n1", "Ready after rejoining", isReady(nc.Generation))
 	built("rejoined")
+	netCond("NetworkUnavailable=False after rejoining", "False", NodeReasonUp)
 	if out, err := exec.Command("ip", "-n", n.NS, "-br", "addr", "show", "kbr0").CombinedOutput(); err != nil || !strings.Contains(string(out), "10.244.9.1/24") {
 		t.Errorf("kbr0 after rejoining: %s (%v), want 10.244.9.1/24", out, err)
 	}
@@ -131,8 +152,11 @@ func TestNodeLeavesAndRejoins(t *testing.T) {
 	}
 	a.stop()
 	gone("data path removed when stopped outside the selector")
-	if exists(filepath.Join(bin, "ovsmesh")) {
-		t.Error("the plugin ovsmesh installed is left after the node left the mesh")
+	netCond("NetworkUnavailable=True OvsmeshRemoved after the shutdown cleanup", "True", NodeReasonRemoved)
+	for _, p := range ours {
+		if exists(filepath.Join(bin, p)) {
+			t.Errorf("the plugin %s ovsmesh installed is left after the node left the mesh", p)
+		}
 	}
 	for _, p := range []string{"host-local", "portmap"} {
 		if !exists(filepath.Join(bin, p)) {

@@ -176,7 +176,7 @@ func ReportCleanedUp(ctx context.Context, c client.Client, nodeName string, gene
 	if gerr := c.Get(ctx, types.NamespacedName{Name: nodeName}, &own); gerr != nil {
 		return gerr
 	}
-	r := Reconciler{Client: c}
+	r := Reconciler{Client: c, NodeName: nodeName}
 	return r.patchStatus(ctx, &own, cleanedStatus(own.Status, generation, err))
 }
 
@@ -189,6 +189,10 @@ func (r *Reconciler) record(res Result, err error) {
 // patchStatus writes st into the NodeSubnet's status subresource when it differs. A merge
 // patch carries only the status, so it cannot clobber the operator's spec writes.
 func (r *Reconciler) patchStatus(ctx context.Context, own *v1alpha1.NodeSubnet, st v1alpha1.NodeSubnetStatus) error {
+	if err := r.markNode(ctx, st); err != nil {
+		// The Node condition is for the scheduler; the NodeSubnet status is written anyway.
+		r.Log.Error(err, "setting the Node condition")
+	}
 	if reflect.DeepEqual(own.Status, st) {
 		return nil
 	}

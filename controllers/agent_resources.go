@@ -60,7 +60,8 @@ func agentServiceAccount(nc *v1.NetworkCluster, namespace string) *corev1ac.Serv
 }
 
 // agentClusterRole is least privilege for an agent: read the configuration, the NodeSubnets
-// (its own and its peers') and Nodes; write NodeSubnet status only. Which NodeSubnet it may
+// (its own and its peers') and Nodes; write NodeSubnet status and its Node's
+// NetworkUnavailable condition only. Which NodeSubnet it may
 // write is narrowed to its own node by the ValidatingAdmissionPolicy, as RBAC cannot say it.
 func agentClusterRole(nc *v1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfiguration {
 	return rbacv1ac.ClusterRole(AgentName).
@@ -72,6 +73,10 @@ func agentClusterRole(nc *v1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfigura
 				WithResources("nodesubnets/status").WithVerbs("update", "patch"),
 			rbacv1ac.PolicyRule().WithAPIGroups("").
 				WithResources("nodes").WithVerbs("get", "list", "watch"),
+			// The NetworkUnavailable condition of its own Node (agent/nodecondition.go; the
+			// admission policy holds it to its own Node and that condition).
+			rbacv1ac.PolicyRule().WithAPIGroups("").
+				WithResources("nodes/status").WithVerbs("patch"),
 		)
 }
 

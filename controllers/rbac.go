@@ -42,6 +42,7 @@ package controllers
 // +kubebuilder:rbac:groups=network.ovsmesh.io,resources=nodesubnets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=network.ovsmesh.io,resources=nodesubnets/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete,resourceNames=ovsmesh-agent
