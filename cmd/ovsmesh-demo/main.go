@@ -17,7 +17,10 @@ import (
 	"syscall"
 	"time"
 
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/ovsmesh/ovsmesh/internal/kubenodes"
+	"github.com/ovsmesh/ovsmesh/internal/logging"
 )
 
 //go:embed networkcluster.yaml
@@ -29,6 +32,12 @@ func main() {
 	sampleFile := flag.String("f", "", "NetworkCluster to apply instead of the embedded default")
 	flag.Parse()
 
+	// The control plane (internal/testenv, envtest) logs through controller-runtime's logger.
+	// Without one, controller-runtime prints a "log.SetLogger(...) was never called" stack
+	// trace 30 s in, which a newcomer reads as a crash. Warnings and errors still show.
+	if l, err := logging.New(logging.Options{Level: "warn", Encoding: "console"}); err == nil {
+		ctrllog.SetLogger(l)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(run(ctx, *nodes, *once, *sampleFile))
