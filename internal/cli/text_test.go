@@ -90,7 +90,7 @@ func TestStatusJSONShape(t *testing.T) {
 		t.Errorf("top-level keys %v", got)
 	}
 	var r struct {
-		Nodes []map[string]json.RawMessage `json:"nodes"`
+		Nodes  []map[string]json.RawMessage `json:"nodes"`
 		Matrix struct {
 			Nodes []string   `json:"nodes"`
 			Cells [][]string `json:"cells"`
