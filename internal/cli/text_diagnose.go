@@ -9,7 +9,12 @@ import (
 // WriteDiagnose prints r for a person, one fact a line, most telling first.
 func WriteDiagnose(w io.Writer, r DiagnoseReport, color bool, now time.Time) {
 	p := painter(color)
-	line := func(label, value string) { fmt.Fprintf(w, "%-16s %s\n", label+":", value) }
+	line := func(label, value string) {
+		if label != "" {
+			label += ":"
+		}
+		fmt.Fprintf(w, "%-16s %s\n", label, value)
+	}
 	switch {
 	case r.SubnetFound:
 		fmt.Fprintf(w, "Node %s: subnet %s, gateway %s, node IP %s\n", r.Node, r.CIDR, r.Gateway, r.NodeIP)
@@ -25,7 +30,7 @@ func WriteDiagnose(w io.Writer, r DiagnoseReport, color bool, now time.Time) {
 	} else {
 		line("Ready", p.paint(readyColor(r.Ready.Status, r.Ready.Reason), r.Ready.Status)+" "+r.Ready.Reason+
 			" (since "+since(r.Ready.LastTransitionTime, now)+")")
-		line("", r.Ready.Message)
+		line("", oneLine(r.Ready.Message))
 	}
 	line("ovsdb-server", livenessText(p, r.OVSDB))
 	line("ovs-vswitchd", livenessText(p, r.Vswitchd))
