@@ -12,7 +12,9 @@ import (
 
 func TestNodeNetworkCondition(t *testing.T) {
 	now := metav1.Now()
-	with := func(cs ...metav1.Condition) v1alpha1.NodeSubnetStatus { return v1alpha1.NodeSubnetStatus{Conditions: cs} }
+	with := func(cs ...metav1.Condition) v1alpha1.NodeSubnetStatus {
+		return v1alpha1.NodeSubnetStatus{Conditions: cs}
+	}
 	tests := []struct {
 		name       string
 		st         v1alpha1.NodeSubnetStatus

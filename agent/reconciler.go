@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/hostnet"
@@ -49,6 +50,8 @@ type Reconciler struct {
 	// APIReader reads around the cache, for decisions that remove things (leave.go); nil
 	// means Client.
 	APIReader client.Reader
+	// Recorder records the events of events.go on the NodeSubnet; nil records none.
+	Recorder recorder.EventRecorder
 
 	mu   sync.Mutex
 	last lastApply
@@ -118,7 +121,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 					log.Info("node converged", "hostChanges", len(res.HostChanges), "ovsOperations", res.OVSOps,
 						"cniWritten", res.CNIWritten, "tunnels", res.Tunnels.Count, "mtu", s.MTU, "took", res.Duration.String())
 				}
-				if perr := r.patchStatus(ctx, own, readyStatus(own.Status, nc.Generation, s, res)); perr != nil {
+				st := readyStatus(own.Status, nc.Generation, s, res)
+				r.emit(own, st, res, list.Items)
+				if perr := r.patchStatus(ctx, own, st); perr != nil {
 					return ctrl.Result{}, perr
 				}
 				if !res.Tunnels.Ready() {
@@ -131,7 +136,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		}
 	}
 	log.Error(err, "node not ready", "reason", ReasonOf(err))
-	if perr := r.patchStatus(ctx, own, notReadyStatus(own.Status, nc.Generation, err)); perr != nil {
+	st := notReadyStatus(own.Status, nc.Generation, err)
+	r.emit(own, st, Result{}, list.Items)
+	if perr := r.patchStatus(ctx, own, st); perr != nil {
 		log.Error(perr, "patching status")
 	}
 	// Returning the error requeues with the controller's exponential backoff.

@@ -77,6 +77,9 @@ func agentClusterRole(nc *v1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfigura
 			// admission policy holds it to its own Node and that condition).
 			rbacv1ac.PolicyRule().WithAPIGroups("").
 				WithResources("nodes/status").WithVerbs("patch"),
+			// Events about its NodeSubnet (agent/events.go).
+			rbacv1ac.PolicyRule().WithAPIGroups("events.k8s.io").
+				WithResources("events").WithVerbs("create", "patch"),
 		)
 }
 

@@ -139,7 +139,7 @@ func run(log logr.Logger, o options) error {
 	r := &agent.Reconciler{
 		Client: mgr.GetClient(), NodeName: o.nodeName, UnderlayInterface: o.underlayInterface,
 		Host: host, OVS: conn, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, CNIIPAMDataDir: o.ipamDataDir, Resync: o.resync, Log: log.WithName("agent"),
-		APIReader: mgr.GetAPIReader(),
+		APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorder("ovsmesh-agent"),
 	}
 	if err := agent.SetupWithManager(mgr, r, conn.Events); err != nil {
 		return fmt.Errorf("controller: %w", err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -143,6 +144,7 @@ func TestSplitHorizonMesh(t *testing.T) {
 				}
 				t.Logf("%s: repaired after %d ms", d.what, time.Since(t0).Milliseconds())
 			}
+			agentEvent(t, c, n.Name, "DriftRepaired")
 			waitAvailable(t, c, time.Minute)
 			pingAll(t, pods, 30*time.Second)
 		}},
@@ -167,6 +169,7 @@ func TestSplitHorizonMesh(t *testing.T) {
 			if out, err := n.Exec(ctx, "ip", "route", "show", "10.244.0.0/16"); err != nil || !strings.Contains(out, "dev eth0 scope link metric 5") || !strings.Contains(out, "dev kbr0 proto 77") {
 				t.Errorf("routes after the conflict: %v\n%s; want the foreign one kept beside ovsmesh's", err, out)
 			}
+			agentEvent(t, c, n.Name, "NodeNotReady")
 			if out, err := n.Exec(ctx, append([]string{"ip", "route", "del"}, foreign...)...); err != nil {
 				t.Fatalf("deleting the foreign route: %v: %s", err, out)
 			}
@@ -333,4 +336,22 @@ func interrupt(t *testing.T, p *harness.Process) (sent, lost int) {
 		t.Fatalf("%s: no summary:\n%s", p.Name, lastLines(out, 5))
 	}
 	return sent, sent - got
+}
+
+// agentEvent waits for an Event of reason about node's NodeSubnet, recorded by its agent.
+func agentEvent(t *testing.T, c *harness.Cluster, node, reason string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "a "+reason+" Event about NodeSubnet "+node, func() error {
+		var l eventsv1.EventList
+		if err := c.Client.List(context.Background(), &l, client.InNamespace(metav1.NamespaceDefault)); err != nil {
+			return err
+		}
+		for _, e := range l.Items {
+			if e.Regarding.Kind == "NodeSubnet" && e.Regarding.Name == node && e.Reason == reason && e.ReportingController == "ovsmesh-agent" {
+				t.Logf("Event %s %s: %s", e.Type, e.Reason, e.Note)
+				return nil
+			}
+		}
+		return fmt.Errorf("none among %d events", len(l.Items))
+	})
 }
