@@ -12,6 +12,9 @@ const (
 	reasonCNIConfigError      = "CNIConfigError"
 	reasonInvalidConfig       = "InvalidConfig"
 
+	// agent.EventDriftRepaired: the Event the agent records for each drift repair.
+	eventDriftRepaired = "DriftRepaired"
+
 	// agent.OverheadGRE and agent.OverheadVXLAN: the bytes a tunnel adds to a frame.
 	overheadGRE   = 42
 	overheadVXLAN = 50

@@ -34,7 +34,7 @@ const MaxEvents = 10
 
 // BuildDiagnose is the diagnose report for in at now.
 func BuildDiagnose(in DiagnoseInput, now time.Time) DiagnoseReport {
-	r := DiagnoseReport{Node: in.Node, NodeFound: in.NodeFound, Drift: DriftNotRecorded,
+	r := DiagnoseReport{Node: in.Node, NodeFound: in.NodeFound,
 		UnhealthyPeers: []v1.PeerStatus{}, SeenByPeers: []PeerView{}, AgentPods: []PodInfo{},
 		Events: []Event{}, Unreadable: append([]string{}, in.Unreadable...)}
 	r.Heartbeat = Heartbeat{State: HeartbeatUnreadable}
@@ -59,8 +59,30 @@ func BuildDiagnose(in DiagnoseInput, now time.Time) DiagnoseReport {
 	r.MTU = mtuInfo(in.Cluster, in.Subnet)
 	r.SeenByPeers = seenBy(in.Node, in.Subnets)
 	r.AgentPods = pods(in.Pods)
-	r.Events = events(in.Events, in.Node)
+	all := events(in.Events, in.Node)
+	r.Drift = drift(all, now)
+	r.Events = all[:min(len(all), MaxEvents)]
 	return r
+}
+
+// drift summarises the agent's DriftRepaired Events about the node (all of them, not only
+// the latest shown): how many repairs, and the latest one.
+func drift(evs []Event, now time.Time) string {
+	var n int32
+	var latest *Event
+	for i := range evs {
+		if evs[i].Reason != eventDriftRepaired {
+			continue
+		}
+		n += evs[i].Count
+		if latest == nil {
+			latest = &evs[i] // evs is newest first
+		}
+	}
+	if latest == nil {
+		return DriftNone
+	}
+	return fmt.Sprintf("%d repaired (Events %s); latest %s ago: %s", n, eventDriftRepaired, now.Sub(latest.Time).Round(time.Second), latest.Note)
 }
 
 // liveness reads the OVS daemons' state off the Ready reason: the agent's pass talks to
@@ -201,9 +223,6 @@ func events(in []eventsv1.Event, node string) []Event {
 		out = append(out, ev)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
-	if len(out) > MaxEvents {
-		out = out[:MaxEvents]
-	}
 	return out
 }
 

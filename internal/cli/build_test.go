@@ -8,6 +8,9 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
@@ -177,7 +180,35 @@ func TestBuildDiagnose(t *testing.T) {
 	if !reflect.DeepEqual(r.SeenByPeers, []PeerView{{Node: "node-a", Reason: "Down", Message: "BFD: no answer"}}) {
 		t.Errorf("seen by %+v", r.SeenByPeers)
 	}
-	if r.Drift != DriftNotRecorded || r.Events == nil || r.AgentPods == nil || r.Unreadable == nil {
+	if r.Drift != DriftNone || r.Events == nil || r.AgentPods == nil || r.Unreadable == nil {
 		t.Errorf("empty lists must be [] in JSON: %+v", r)
+	}
+}
+
+// TestDiagnoseDrift: the drift line counts the agent's DriftRepaired Events about the node,
+// folded series included, and quotes the latest; other nodes' and other reasons are not drift.
+func TestDiagnoseDrift(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	ev := func(node, reason, note string, ago time.Duration, count int32) eventsv1.Event {
+		e := eventsv1.Event{Reason: reason, Note: note, Type: "Normal", ReportingController: "ovsmesh-agent",
+			Regarding: corev1.ObjectReference{Kind: "NodeSubnet", Name: node}, EventTime: metav1.NewMicroTime(t0.Add(-ago))}
+		if count > 1 {
+			e.Series = &eventsv1.EventSeries{Count: count, LastObservedTime: metav1.NewMicroTime(t0.Add(-ago))}
+		}
+		return e
+	}
+	in := DiagnoseInput{Node: "node-a", NodeFound: true, Events: []eventsv1.Event{
+		ev("node-a", "DriftRepaired", "repaired: kbr0: up", 10*time.Minute, 3),
+		ev("node-a", "DriftRepaired", "repaired: route 10.244.0.0/16 dev kbr0: set", time.Minute, 1),
+		ev("node-a", "NodeReady", "2 gre tunnels", 30*time.Second, 1),
+		ev("node-b", "DriftRepaired", "repaired: elsewhere", 5*time.Second, 1),
+	}}
+	r := BuildDiagnose(in, t0)
+	want := "4 repaired (Events DriftRepaired); latest 1m0s ago: repaired: route 10.244.0.0/16 dev kbr0: set"
+	if r.Drift != want {
+		t.Errorf("drift %q, want %q", r.Drift, want)
+	}
+	if len(r.Events) != 3 {
+		t.Errorf("%d events about node-a, want 3", len(r.Events))
 	}
 }

@@ -17,6 +17,7 @@ func TestCopiedConstants(t *testing.T) {
 		{"ReasonOVSError", reasonOVSError, agent.ReasonOVSError},
 		{"ReasonCNIConfigError", reasonCNIConfigError, agent.ReasonCNIConfigError},
 		{"ReasonInvalidConfig", reasonInvalidConfig, agent.ReasonInvalidConfig},
+		{"EventDriftRepaired", eventDriftRepaired, agent.EventDriftRepaired},
 		{"DefaultNamespace", defaultNamespace, controllers.DefaultNamespace},
 		{"LabelName", labelName, controllers.LabelName},
 		{"AgentName", agentName, controllers.AgentName},

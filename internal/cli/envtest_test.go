@@ -79,7 +79,7 @@ func TestAgainstAPIServer(t *testing.T) {
 			"ovsmesh-agent-c1  Running, not ready, 3 restarts",
 			"last termination: ovsmesh-agent: OOMKilled, exit code 137",
 			"Warning  DuplicateNodeIP  Node/node-c",
-			"Drift:           " + DriftNotRecorded,
+			"Drift:           " + DriftNone,
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("diagnose output lacks %q", want)

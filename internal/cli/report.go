@@ -178,7 +178,6 @@ type Event struct {
 	Count    int32     `json:"count"`
 }
 
-// DriftNotRecorded is the diagnose drift line: the agent repairs drift (a deleted port,
-// route or nftables rule) at once but records it only in its log, not as an Event or in
-// the NodeSubnet status, so the plugin has nothing to show.
-const DriftNotRecorded = "drift repairs are not recorded in the API yet (the agent logs them: kubectl logs the agent pod)"
+// DriftNone is the diagnose drift line when no DriftRepaired Event about the node exists:
+// the agent records every repair as one (agent/events.go), folded into a series.
+const DriftNone = "nothing repaired recently (no DriftRepaired Event)"
