@@ -87,15 +87,18 @@ func transitions(prev, next v1alpha1.NodeSubnetStatus, res Result, peers map[str
 }
 
 // emit records the events between own's status and next on own (no recorder: none).
-func (r *Reconciler) emit(own *v1alpha1.NodeSubnet, next v1alpha1.NodeSubnetStatus, res Result, subnets []v1alpha1.NodeSubnet) {
-	if r.Recorder == nil {
-		return
-	}
+// It also updates the metrics (metrics.go) from the pass; applied says Apply succeeded.
+func (r *Reconciler) emit(own *v1alpha1.NodeSubnet, next v1alpha1.NodeSubnetStatus, res Result, applied bool, subnets []v1alpha1.NodeSubnet) {
 	peers := map[string]bool{}
 	for _, s := range subnets {
 		peers[s.Spec.NodeName] = true
 	}
-	for _, e := range transitions(own.Status, next, res, peers) {
+	evs := transitions(own.Status, next, res, peers)
+	observePass(next, res, applied, evs)
+	if r.Recorder == nil {
+		return
+	}
+	for _, e := range evs {
 		r.Recorder.Eventf(own, nil, e.Type, e.Reason, e.Action, "%s", e.Note)
 	}
 }

@@ -297,7 +297,7 @@ func (c *Connector) Connect(ctx context.Context) (OVSSide, error) {
 	}
 	// FailFast: a pass while the connection is down reports OVSUnavailable at once rather
 	// than waiting for the reconnect; the reconnect's Changes event runs the next one.
-	cl, err := ovs.Dial(ctx, ovs.Options{Socket: c.Socket, Logger: c.Log.WithName("ovs"), FailFast: true})
+	cl, err := ovs.Dial(ctx, ovs.Options{Socket: c.Socket, Logger: c.Log.WithName("ovs"), FailFast: true, ObserveTransaction: ObserveOVSDBTransaction})
 	if err != nil {
 		return nil, err
 	}

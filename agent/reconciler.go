@@ -122,7 +122,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 						"cniWritten", res.CNIWritten, "tunnels", res.Tunnels.Count, "mtu", s.MTU, "took", res.Duration.String())
 				}
 				st := readyStatus(own.Status, nc.Generation, s, res)
-				r.emit(own, st, res, list.Items)
+				r.emit(own, st, res, true, list.Items)
 				if perr := r.patchStatus(ctx, own, st); perr != nil {
 					return ctrl.Result{}, perr
 				}
@@ -137,7 +137,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	}
 	log.Error(err, "node not ready", "reason", ReasonOf(err))
 	st := notReadyStatus(own.Status, nc.Generation, err)
-	r.emit(own, st, Result{}, list.Items)
+	r.emit(own, st, Result{}, false, list.Items)
 	if perr := r.patchStatus(ctx, own, st); perr != nil {
 		log.Error(perr, "patching status")
 	}

@@ -38,9 +38,13 @@ func startAgentWithSocket(t *testing.T, env *testenv.Env, n *nodetest.Node, name
 
 // startAgentWith starts an agent as main does when setup is nil; setup may change the
 // reconciler and add runnables before the manager starts.
-func startAgentWith(t *testing.T, env *testenv.Env, n *nodetest.Node, name, sock string, setup func(*Reconciler, manager.Manager)) *agentRun {
+func startAgentWith(t *testing.T, env *testenv.Env, n *nodetest.Node, name, sock string, setup func(*Reconciler, manager.Manager), opts ...func(*ManagerOptions)) *agentRun {
 	t.Helper()
-	mgr, err := NewManager(env.Config, ManagerOptions{NodeName: name, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true})
+	mo := ManagerOptions{NodeName: name, MetricsAddr: "0", ProbeAddr: "0", SkipNameValidation: true}
+	for _, o := range opts {
+		o(&mo)
+	}
+	mgr, err := NewManager(env.Config, mo)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,12 +21,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/internal/metricsauth"
 )
 
 // Scheme is the agent's scheme: core types (Node) and the ovsmesh API.
@@ -41,7 +41,8 @@ func Scheme() *runtime.Scheme {
 type ManagerOptions struct {
 	NodeName string
 	// MetricsAddr and ProbeAddr: "0" disables them (the agent runs with hostNetwork, so any
-	// port it opens is a port on the node).
+	// port it opens is a port on the node; metrics are served over HTTPS to authorized
+	// clients only, see internal/metricsauth).
 	MetricsAddr string
 	ProbeAddr   string
 	// SkipNameValidation lets tests run more than one manager in a process.
@@ -56,7 +57,7 @@ type ManagerOptions struct {
 func NewManager(cfg *rest.Config, o ManagerOptions) (manager.Manager, error) {
 	return ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 Scheme(),
-		Metrics:                metricsserver.Options{BindAddress: o.MetricsAddr},
+		Metrics:                metricsauth.Options(o.MetricsAddr, ""),
 		HealthProbeBindAddress: o.ProbeAddr,
 		Controller:             config.Controller{SkipNameValidation: &o.SkipNameValidation},
 		Cache: cache.Options{

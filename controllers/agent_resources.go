@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"fmt"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -80,6 +81,11 @@ func agentClusterRole(nc *v1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfigura
 			// Events about its NodeSubnet (agent/events.go).
 			rbacv1ac.PolicyRule().WithAPIGroups("events.k8s.io").
 				WithResources("events").WithVerbs("create", "patch"),
+			// Its metrics endpoint asks the API server who a scraper is and whether it may.
+			rbacv1ac.PolicyRule().WithAPIGroups("authentication.k8s.io").
+				WithResources("tokenreviews").WithVerbs("create"),
+			rbacv1ac.PolicyRule().WithAPIGroups("authorization.k8s.io").
+				WithResources("subjectaccessreviews").WithVerbs("create"),
 		)
 }
 
@@ -114,7 +120,10 @@ func agentDaemonSet(nc *v1.NetworkCluster, namespace string) *appsv1ac.DaemonSet
 		WithVolumeMounts(mount("cni-bin", agentCNIBinInitDir))
 
 	agent := corev1ac.Container().WithName("agent").WithImage(image).
-		WithCommand(AgentBinary, "run").
+		// Metrics over HTTPS for authorized scrapers only (internal/metricsauth): on by
+		// default, on a port of every node (hostNetwork).
+		WithCommand(AgentBinary, "run", fmt.Sprintf("--metrics-bind-address=:%d", AgentMetricsPort)).
+		WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(AgentMetricsPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnv(corev1ac.EnvVar().WithName("NODE_NAME").WithValueFrom(
 			corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("spec.nodeName"))),
 			// Where the agent renews its heartbeat Lease (agent/heartbeat.go).

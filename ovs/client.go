@@ -44,6 +44,11 @@ type Options struct {
 	// connected, instead of waiting (bounded by their context) for the reconnect. For a
 	// caller that reports the outage and runs again when Changes announces the reconnect.
 	FailFast bool
+	// ObserveTransaction, when set, is told the outcome of every transaction sent to
+	// ovsdb-server (not the ones refused before sending): how many operations, how long the
+	// round trip took, and its error. The agent turns it into metrics; this package stays
+	// OVSDB only.
+	ObserveTransaction func(ops int, took time.Duration, err error)
 }
 
 // Client is a connection to the Open_vSwitch database with a local cache of the four
@@ -63,6 +68,7 @@ type Client struct {
 	log      logr.Logger
 	socket   string
 	failFast bool
+	observe  func(ops int, took time.Duration, err error)
 
 	changes chan struct{}
 	stop    chan struct{}
@@ -105,6 +111,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		log:      opts.Logger.WithValues("socket", opts.Socket),
 		socket:   opts.Socket,
 		failFast: opts.FailFast,
+		observe:  opts.ObserveTransaction,
 		changes:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		done:     make(chan struct{}),

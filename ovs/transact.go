@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 )
@@ -74,14 +75,17 @@ func (c *Client) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.O
 	}
 	call, epoch, cancel := c.boundCall(ctx)
 	defer cancel()
+	start := time.Now()
 	res, err := c.ovs.Transact(call, ops...)
 	if err != nil {
-		return nil, fmt.Errorf("ovs: transaction of %d operations: %w", len(ops), unavailable(ctx, epoch, err))
+		err = fmt.Errorf("ovs: transaction of %d operations: %w", len(ops), unavailable(ctx, epoch, err))
+	} else if err = resultError(ops, res); err == nil {
+		err = unmatchedError(ops, res)
 	}
-	if err := resultError(ops, res); err != nil {
-		return res, err
+	if c.observe != nil {
+		c.observe(len(ops), time.Since(start), err)
 	}
-	return res, unmatchedError(ops, res)
+	return res, err
 }
 
 // resultError maps OVSDB's per-operation results (RFC 7047 §4.1.3) back to the operation

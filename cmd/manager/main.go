@@ -12,11 +12,11 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	networkv1alpha1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/controllers"
 	"github.com/ovsmesh/ovsmesh/internal/logging"
+	"github.com/ovsmesh/ovsmesh/internal/metricsauth"
 )
 
 func main() {
@@ -32,7 +32,7 @@ func main() {
 	}
 	flag.StringVar(&opts.Namespace, "agent-namespace", defaultNS, "namespace of the agent DaemonSet, its ServiceAccount and the subnet claims (default $POD_NAMESPACE); the operator's RBAC Role grants these in its own namespace only")
 	flag.DurationVar(&opts.CleanupTimeout, "cleanup-timeout", controllers.DefaultCleanupTimeout, "how long uninstall waits for every agent to report CleanedUp before it proceeds")
-	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address the metrics endpoint binds to (0 disables it)")
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address the metrics endpoint binds to: HTTPS, authenticated and authorized by the API server (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so only one replica reconciles at a time")
 	logOpts.BindFlags(flag.CommandLine)
@@ -51,7 +51,7 @@ func main() {
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
+		Metrics:                metricsauth.Options(metricsAddr, ""),
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         leaderElect,
 		LeaderElectionID:       "ovsmesh-operator.network.ovsmesh.io",
