@@ -79,6 +79,7 @@ func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger,
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			cidr, err := r.allocate(ctx, log, pick, a, candidates[i])
+			observeAllocation(a.Node, cidr, err, r.Options.Now())
 			switch {
 			case err != nil:
 				fail(a, err)

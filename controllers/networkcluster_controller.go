@@ -77,6 +77,7 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 			return
 		}
 		now := r.Options.Now()
+		observeNodes(in, now)
 		if err := patchStatus(ctx, r.Client, nc, computeStatus(in, nc.Status, metaNow(now))); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}

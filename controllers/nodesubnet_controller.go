@@ -173,6 +173,7 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		}
 	}
 	errs = append(errs, r.markDuplicates(ctx, nc, nodes.Items, subnets.Items))
+	claimsInFlight.Set(float64(len(claims)))
 	subnetsAllocated.Set(float64(pool.Size() - pool.Free(plan.Used)))
 	subnetsFree.Set(float64(pool.Free(plan.Used)))
 	nodesWithoutSubnet.Set(float64(len(exhausted) + len(plan.NoAddress)))
