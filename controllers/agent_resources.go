@@ -122,7 +122,8 @@ func agentDaemonSet(nc *v1.NetworkCluster, namespace string) *appsv1ac.DaemonSet
 	agent := corev1ac.Container().WithName("agent").WithImage(image).
 		// Metrics over HTTPS for authorized scrapers only (internal/metricsauth): on by
 		// default, on a port of every node (hostNetwork).
-		WithCommand(AgentBinary, "run", fmt.Sprintf("--metrics-bind-address=:%d", AgentMetricsPort)).
+		// JSON logs: what a cluster's log pipeline parses (the demo and tests read console).
+		WithCommand(AgentBinary, "run", fmt.Sprintf("--metrics-bind-address=:%d", AgentMetricsPort), "--log-encoding=json").
 		WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(AgentMetricsPort).WithProtocol(corev1.ProtocolTCP)).
 		WithEnv(corev1ac.EnvVar().WithName("NODE_NAME").WithValueFrom(
 			corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("spec.nodeName"))),
