@@ -273,26 +273,10 @@ func nodeNameOf(ns *v1alpha1.NodeSubnet) string {
 	return ns.Name
 }
 
-// VethNames derives the two veth ends from the bridge names: "v"+bridge, cut to the 15
-// characters Linux allows (vobr0 in obr0, vkbr0 in kbr0). If the cut makes them equal, the
-// Linux end gets a distinct last character.
+// VethNames derives the two veth ends from the bridge names (v1alpha1.VethNames: the API
+// contract, which admission and kubectl ovsmesh use too).
 func VethNames(ovsBridge, linuxBridge string) (ovsEnd, linuxEnd string) {
-	ovsEnd, linuxEnd = cut15("v"+ovsBridge), cut15("v"+linuxBridge)
-	if ovsEnd == linuxEnd {
-		last := byte('k')
-		if ovsEnd[len(ovsEnd)-1] == last {
-			last = 'l'
-		}
-		linuxEnd = linuxEnd[:len(linuxEnd)-1] + string(last)
-	}
-	return ovsEnd, linuxEnd
-}
-
-func cut15(s string) string {
-	if len(s) > 15 {
-		return s[:15]
-	}
-	return s
+	return v1alpha1.VethNames(ovsBridge, linuxBridge)
 }
 
 func parsePrefix(s string) (netip.Prefix, error) {

@@ -54,14 +54,14 @@ type options struct {
 
 func main() {
 	sub, args := "run", os.Args[1:]
-	if len(args) > 0 && (args[0] == "run" || args[0] == "cleanup" || args[0] == "install-cni") {
+	if len(args) > 0 && (args[0] == "run" || args[0] == "cleanup" || args[0] == "install-cni" || args[0] == "trace") {
 		sub, args = args[0], args[1:]
 	}
 	var o options
 	// --kubeconfig is registered on flag.CommandLine by controller-runtime.
 	fs := flag.CommandLine
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: %s [run|cleanup|install-cni] [flags]\n", os.Args[0])
+		fmt.Fprintf(fs.Output(), "usage: %s [run|cleanup|install-cni|trace] [flags]\n", os.Args[0])
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.nodeName, "node-name", os.Getenv("NODE_NAME"), "name of this node (default $NODE_NAME)")
@@ -74,11 +74,13 @@ func main() {
 	fs.DurationVar(&o.resync, "resync-period", 5*time.Minute, "re-check the host after a successful pass this often (host changes have no watch)")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "metrics endpoint address (0 disables it; the agent uses the node's network)")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", "0", "health probe address (0 disables it)")
-	fs.StringVar(&o.ovsBridge, "ovs-bridge", "obr0", "cleanup: OVS bridge name when the NetworkCluster cannot be read")
-	fs.StringVar(&o.linuxBridge, "linux-bridge", "kbr0", "cleanup: Linux bridge name when the NetworkCluster cannot be read")
+	fs.StringVar(&o.ovsBridge, "ovs-bridge", "obr0", "cleanup: OVS bridge name when the NetworkCluster cannot be read; trace: the OVS bridge")
+	fs.StringVar(&o.linuxBridge, "linux-bridge", "kbr0", "cleanup: Linux bridge name when the NetworkCluster cannot be read; trace: the Linux bridge")
 	fs.StringVar(&o.cniBinDir, "cni-bin-dir", "/opt/cni/bin", "install-cni: directory the CNI plugins are copied to; run, cleanup: where uninstall removes the plugins install-cni recorded")
 	fs.StringVar(&o.cniSourceDir, "cni-source-dir", defaultCNISourceDir, "install-cni: directory holding the CNI plugins shipped with the agent")
 	o.log.BindFlags(fs)
+	var tf traceFlags
+	tf.bind(fs)
 	if err := fs.Parse(args); err != nil {
 		os.Exit(2)
 	}
@@ -92,6 +94,13 @@ func main() {
 		os.Exit(2)
 	}
 	ctrl.SetLogger(log)
+	if sub == "trace" {
+		if err := trace(os.Stdout, o, tf); err != nil {
+			fmt.Fprintln(os.Stderr, "trace:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if sub == "install-cni" {
 		installed, err := installCNI(o.cniSourceDir, o.cniBinDir)
 		if err != nil {

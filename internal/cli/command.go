@@ -64,8 +64,7 @@ func NewCommand(env Env) *cobra.Command {
 	f.Lookup("namespace").Usage = "the operator's namespace, where the agent pods and heartbeat Leases are (default " + defaultNamespace + ")"
 	f.StringVarP(&r.output, "output", "o", OutputText, "output format: text or json")
 	f.StringVar(&r.color, "color", ColorAuto, "colour the text output: auto (only on a terminal, unless NO_COLOR is set), always or never")
-	// One constructor per command; trace is to be added here.
-	cmd.AddCommand(r.statusCommand(), r.diagnoseCommand())
+	cmd.AddCommand(r.statusCommand(), r.diagnoseCommand(), r.traceCommand())
 	return cmd
 }
 
@@ -107,6 +106,35 @@ func (r *root) diagnoseCommand() *cobra.Command {
 			now := r.env.Now()
 			rep := BuildDiagnose(in, now)
 			return r.print(rep, func(w io.Writer, color bool) { WriteDiagnose(w, rep, color, now) })
+		},
+	}
+}
+
+func (r *root) traceCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "trace [NAMESPACE/]POD-A [NAMESPACE/]POD-B",
+		Short: "The path a packet from pod A to pod B takes: each node's OVS bridge, the tunnel it leaves by, and the verdict",
+		Long: "trace asks the agent on each node the packet crosses (ovsmesh-agent trace, run in the agent pod as kubectl exec " +
+			"runs a command; it uses ovs-appctl ofproto/trace's simulation, nothing is sent) what obr0 does with it.",
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := r.client()
+			if err != nil {
+				return err
+			}
+			cfg, err := r.kube.ToRESTConfig()
+			if err != nil {
+				return err
+			}
+			exec, err := podExec(cfg)
+			if err != nil {
+				return err
+			}
+			rep, err := runTrace(cmd.Context(), c, exec, r.namespace(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return r.print(rep, func(w io.Writer, color bool) { WriteTrace(w, rep, color) })
 		},
 	}
 }

@@ -21,6 +21,7 @@ func TestCopiedConstants(t *testing.T) {
 		{"DefaultNamespace", defaultNamespace, controllers.DefaultNamespace},
 		{"LabelName", labelName, controllers.LabelName},
 		{"AgentName", agentName, controllers.AgentName},
+		{"AgentBinary", agentBinary, controllers.AgentBinary},
 	} {
 		if c.copy != c.orig {
 			t.Errorf("%s: the plugin has %q, the original is %q", c.name, c.copy, c.orig)

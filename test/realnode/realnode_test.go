@@ -46,6 +46,7 @@ func TestRealNodes(t *testing.T) {
 		{"agent DaemonSet rolled to another image under traffic", func(t *testing.T) { rollAgents(ctx, t, c, web) }},
 		{"fourth node joins", func(t *testing.T) { web = joinNode(ctx, t, c) }},
 		{"ClusterIP Service backed by pods on other nodes", func(t *testing.T) { clusterIP(ctx, t, c, web) }},
+		{"kubectl ovsmesh status, diagnose and trace", func(t *testing.T) { kubectlPlugin(ctx, t, c, web) }},
 		{"deleted pods release their addresses", func(t *testing.T) { deletePods(ctx, t, c, web) }},
 		{"uninstall leaves nothing", func(t *testing.T) { uninstall(ctx, t, c) }},
 	}
