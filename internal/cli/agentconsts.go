@@ -24,7 +24,6 @@ const (
 	defaultNamespace = "ovsmesh-system"
 	// controllers.AgentBinary: the agent in its image, which `trace` runs in the agent pod.
 	agentBinary = "/usr/local/bin/ovsmesh-agent"
-	labelName        = "app.kubernetes.io/name"
-	agentName        = "ovsmesh-agent"
+	labelName   = "app.kubernetes.io/name"
+	agentName   = "ovsmesh-agent"
 )
-
