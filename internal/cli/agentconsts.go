@@ -22,8 +22,9 @@ const (
 	// controllers.DefaultNamespace, controllers.LabelName and controllers.AgentName: where the
 	// agent pods and the heartbeat Leases are, and the label on the agent pods.
 	defaultNamespace = "ovsmesh-system"
+	labelName        = "app.kubernetes.io/name"
+	agentName        = "ovsmesh-agent"
+
 	// controllers.AgentBinary: the agent in its image, which `trace` runs in the agent pod.
 	agentBinary = "/usr/local/bin/ovsmesh-agent"
-	labelName   = "app.kubernetes.io/name"
-	agentName   = "ovsmesh-agent"
 )
