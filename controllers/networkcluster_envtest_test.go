@@ -114,6 +114,12 @@ func TestAgentDaemonSetAndRBAC(t *testing.T) {
 		"network.ovsmesh.io/nodesubnets":        {"get", "list", "watch"},
 		"network.ovsmesh.io/nodesubnets/status": {"patch", "update"},
 		"/nodes":                                {"get", "list", "watch"},
+		// Its Node's NetworkUnavailable (narrowed by the admission policy), its Events, and
+		// the metrics endpoint's TokenReview and SubjectAccessReview.
+		"/nodes/status":                             {"patch"},
+		"events.k8s.io/events":                      {"create", "patch"},
+		"authentication.k8s.io/tokenreviews":        {"create"},
+		"authorization.k8s.io/subjectaccessreviews": {"create"},
 	}
 	got := map[string][]string{}
 	for _, r := range cr.Rules {
