@@ -37,7 +37,11 @@ func PingAll(ctx context.Context, pods []*Pod, deadline time.Duration) []PairRes
 				r := PairResult{From: from, To: to}
 				for {
 					r.Attempts++
-					got, _ := from.Ping(ctx, to.IP, 3)
+					// -W 5: every echo must come back, but it may take its time: on a
+					// loaded machine the userspace datapath's first upcalls (and ARP)
+					// can hold a reply past ping's default wait of 1 s. Reachability is
+					// what is asserted, not latency.
+					got, _ := from.Ping(ctx, to.IP, 3, "-W", "5")
 					if got == 3 {
 						r.OK = true
 						break
