@@ -12,7 +12,6 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/agent/nodetest"
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
-	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
 // ovsLossBound is how soon the agent must report OVSUnavailable after ovsdb-server hangs
@@ -24,20 +23,8 @@ const ovsLossBound = 5 * time.Second
 // open and the cache looks current, the nasty case) and when it is killed, and Ready again
 // once the server is back, without recreating a port, an interface or a link.
 func TestOVSUnavailableWithinSeconds(t *testing.T) {
-	env := testenv.StartT(t)
+	env, n, nc := meshEnv(t, "ovsmt-lv-", testCluster())
 	c := env.Client
-	ctx := context.Background()
-	n := nodetest.New(t, "ovsmt-lv-"+nodetest.RunID())
-	n.Underlay("172.30.0.1")
-	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: testCluster()}
-	if err := c.Create(ctx, nc); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range threeNodes()[1:] { // n1, n2
-		if err := c.Create(ctx, &s); err != nil {
-			t.Fatal(err)
-		}
-	}
 	startAgent(t, env, n, "n1")
 	waitStatus(t, c, "n1", "Ready", isReady(nc.Generation))
 	before := dataPath(n)

@@ -19,8 +19,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/ovsmesh/ovsmesh/agent/nodetest"
-	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
-	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
 // TestMetricsScrape scrapes a running agent's metrics endpoint as Prometheus would: HTTPS,
@@ -29,20 +27,9 @@ import (
 // reads them again; and it checks that a caller without a token, or without the right, gets
 // nothing.
 func TestMetricsScrape(t *testing.T) {
-	env := testenv.StartT(t)
+	env, n, nc := meshEnv(t, "ovsmt-mx-", testCluster())
 	c := env.Client
 	ctx := context.Background()
-	n := nodetest.New(t, "ovsmt-mx-"+nodetest.RunID())
-	n.Underlay("172.30.0.1")
-	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: testCluster()}
-	if err := c.Create(ctx, nc); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range threeNodes()[1:] { // n1, n2
-		if err := c.Create(ctx, &s); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// Two scrapers: one bound to a ClusterRole that may get /metrics, one not.
 	cs, err := kubernetes.NewForConfig(env.Config)

@@ -77,6 +77,25 @@ func startAgentWith(t *testing.T, env *testenv.Env, n *nodetest.Node, name, sock
 	return &agentRun{r: r, stop: stop}
 }
 
+// meshEnv starts a real API server and a node namespace with OVS (underlay 172.30.0.1),
+// and creates the NetworkCluster with spec and the NodeSubnets of n1 (this node) and n2.
+func meshEnv(t *testing.T, prefix string, spec v1alpha1.NetworkClusterSpec) (*testenv.Env, *nodetest.Node, *v1alpha1.NetworkCluster) {
+	t.Helper()
+	env := testenv.StartT(t)
+	n := nodetest.New(t, prefix+nodetest.RunID())
+	n.Underlay("172.30.0.1")
+	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: spec}
+	if err := env.Client.Create(context.Background(), nc); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range threeNodes()[1:] { // n1, n2
+		if err := env.Client.Create(context.Background(), &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return env, n, nc
+}
+
 // waitStatus polls this node's NodeSubnet until ok accepts it.
 func waitStatus(t *testing.T, c client.Client, name, what string, ok func(*v1alpha1.NodeSubnet) bool) *v1alpha1.NodeSubnet {
 	t.Helper()
@@ -108,22 +127,9 @@ func isReady(gen int64) func(*v1alpha1.NodeSubnet) bool {
 // selectors, one reconcile loop, status patches, OVS events through source.Channel) against
 // a real kube-apiserver and a real OVS in a test namespace.
 func TestReconcilerAgainstAPIServer(t *testing.T) {
-	env := testenv.StartT(t)
+	env, n, nc := meshEnv(t, "ovsmt-rc-", testCluster())
 	c := env.Client
 	ctx := context.Background()
-	n := nodetest.New(t, "ovsmt-rc-"+nodetest.RunID())
-	n.Underlay("172.30.0.1")
-
-	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: testCluster()}
-	if err := c.Create(ctx, nc); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range threeNodes()[1:] { // n1, n2
-		s := s
-		if err := c.Create(ctx, &s); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// ovsdb-server not reachable: Ready=False with a reason, no crash, retried.
 	broken := startAgentWithSocket(t, env, n, "n1", filepath.Join(n.Dir, "missing.sock"))
