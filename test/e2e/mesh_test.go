@@ -392,7 +392,8 @@ func checkTCP(t *testing.T, from, to *harness.Pod) {
 	}
 	t.Logf("iperf3 %s → %s: %.1f MB received, %.0f Mbit/s", from.Name, to.Name, float64(got.BytesReceived)/1e6, got.BitsPerSecond/1e6)
 	if got.BytesReceived < minTCPBytes {
-		t.Fatalf("iperf3 %s → %s received %d bytes in 3 s, want at least %d: full-size segments are being dropped", from.Name, to.Name, got.BytesReceived, minTCPBytes)
+		t.Fatalf("iperf3 %s → %s received %d bytes in 3 s (%d retransmits, iperf3 error %q), want at least %d: full-size segments are being dropped\n%s",
+			from.Name, to.Name, got.BytesReceived, got.Retransmits, got.Error, minTCPBytes, res)
 	}
 }
 
