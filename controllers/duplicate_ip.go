@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -95,7 +96,7 @@ func (r *NodeSubnetReconciler) markDuplicates(ctx context.Context, nc *v1.Networ
 		}
 		if conflict && cur == nil {
 			for _, g := range groups {
-				if !containsNode(g, s.Spec.NodeName) {
+				if !slices.ContainsFunc(g, func(n *corev1.Node) bool { return n.Name == s.Spec.NodeName }) {
 					continue
 				}
 				for _, n := range g {
@@ -121,12 +122,3 @@ var ipConflictChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bo
 	b := meta.FindStatusCondition(n.Status.Conditions, v1.ConditionNodeIPConflict)
 	return (a == nil) != (b == nil) || (a != nil && a.Message != b.Message)
 }}
-
-func containsNode(ns []*corev1.Node, name string) bool {
-	for _, n := range ns {
-		if n.Name == name {
-			return true
-		}
-	}
-	return false
-}

@@ -3,6 +3,7 @@ package hostnet
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -38,7 +39,7 @@ func (h *Host) EnsureRoute(r Route) ([]string, error) {
 		return e.LinkIndex == want.LinkIndex && e.Gw == nil && e.Scope == netlink.SCOPE_LINK &&
 			e.Priority == 0 && len(e.MultiPath) == 0 && e.Protocol == RouteProtocol
 	}
-	if !containsRoute(existing, right) {
+	if !slices.ContainsFunc(existing, right) {
 		// Replaces ours in place (same table, prefix and metric: one kernel operation), e.g.
 		// one an older agent made without the protocol id.
 		if err := h.nl.RouteReplace(want); err != nil {
@@ -66,15 +67,6 @@ func (h *Host) EnsureRoute(r Route) ([]string, error) {
 // routes into), or carrying its protocol id.
 func ownRoute(e netlink.Route, bridgeIndex int) bool {
 	return e.Protocol == RouteProtocol || (e.LinkIndex == bridgeIndex && len(e.MultiPath) == 0)
-}
-
-func containsRoute(rs []netlink.Route, f func(netlink.Route) bool) bool {
-	for _, e := range rs {
-		if f(e) {
-			return true
-		}
-	}
-	return false
 }
 
 // describeRoute renders e as `ip route` would, roughly: what a person looks for.

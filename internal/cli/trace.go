@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -138,7 +139,7 @@ func runTrace(ctx context.Context, c client.Reader, exec execFunc, namespace, fr
 		}
 		h.Node = node
 		veth, _ := v1.VethNames(ovsBridge, linuxBridge)
-		toBridge := contains(h.Local, veth)
+		toBridge := slices.Contains(h.Local, veth)
 		switch {
 		case toBridge && node == rep.ToNode:
 			rep.Hops = append(rep.Hops, h)
@@ -178,15 +179,6 @@ func dropWhy(h TraceHop) string {
 		why += ": " + strings.Join(h.Notes, "; ")
 	}
 	return why
-}
-
-func contains(xs []string, x string) bool {
-	for _, s := range xs {
-		if s == x {
-			return true
-		}
-	}
-	return false
 }
 
 // getPod reads NAMESPACE/NAME (or NAME, in default).
