@@ -380,20 +380,14 @@ func checkTCP(t *testing.T, from, to *harness.Pod) {
 		t.Fatal(err)
 	}
 	defer srv.Kill()
-	var res string
-	eventually(t, 10*time.Second, "iperf3 TCP run", func() error {
-		out, err := from.Exec(ctx, "iperf3", "-c", to.IP, "-t", "3", "-J")
-		res = out
-		return err
-	})
-	got, err := harness.ParseIperf3(res)
+	got, res, err := harness.Iperf3(ctx, from.NS, to.IP, 3, 10*time.Second)
 	if err != nil {
-		t.Fatalf("iperf3 %s → %s: %v", from.Name, to.Name, err)
+		t.Fatalf("%v\n%s", err, res)
 	}
 	t.Logf("iperf3 %s → %s: %.1f MB received, %.0f Mbit/s", from.Name, to.Name, float64(got.BytesReceived)/1e6, got.BitsPerSecond/1e6)
 	if got.BytesReceived < minTCPBytes {
-		t.Fatalf("iperf3 %s → %s received %d bytes in 3 s (%d retransmits, iperf3 error %q), want at least %d: full-size segments are being dropped\n%s",
-			from.Name, to.Name, got.BytesReceived, got.Retransmits, got.Error, minTCPBytes, res)
+		t.Fatalf("iperf3 %s → %s received %d bytes in 3 s (%d retransmits), want at least %d: full-size segments are being dropped\n%s",
+			from.Name, to.Name, got.BytesReceived, got.Retransmits, minTCPBytes, res)
 	}
 }
 
