@@ -60,31 +60,6 @@ type Result struct {
 // Changed reports whether Apply changed anything on the node.
 func (r Result) Changed() bool { return len(r.HostChanges) > 0 || r.OVSOps > 0 || r.CNIWritten }
 
-// Reasons of the Ready condition (and of Apply's errors).
-const (
-	ReasonApplied = "Applied"
-	// ReasonSpanningTreeConverging: programmed, but some tunnel ports are not forwarding yet.
-	ReasonSpanningTreeConverging = v1alpha1.ReasonSpanningTreeConverging
-	// ReasonTunnelsNotLive: programmed (split horizon), but ovs-vswitchd has not set every
-	// tunnel port up yet.
-	ReasonTunnelsNotLive = v1alpha1.ReasonTunnelsNotLive
-	// ReasonSpanningTreeLimit: the mesh needs more tunnel ports than the protocol covers.
-	ReasonSpanningTreeLimit = v1alpha1.ReasonSpanningTreeLimit
-	ReasonNoUnderlay        = "NoUnderlay"
-	ReasonInvalidConfig     = "InvalidConfig"
-	ReasonHostConflict      = "HostConflict"
-	ReasonHostError         = "HostError"
-	ReasonOVSUnavailable    = "OVSUnavailable"
-	// ReasonVswitchdUnavailable: the database is programmed, but ovs-vswitchd, which turns
-	// it into a data path, does not answer.
-	ReasonVswitchdUnavailable = "VswitchdUnavailable"
-	ReasonOVSError            = "OVSError"
-	ReasonCNIConfigError      = "CNIConfigError"
-	ReasonTornDown            = "TornDown"
-	ReasonCleanedUp           = "CleanedUp"
-	ReasonCleanupFailed       = "CleanupFailed"
-)
-
 // ReasonError carries the Ready condition reason of a failure.
 type ReasonError struct {
 	Reason string
@@ -105,9 +80,9 @@ func withReason(reason string, err error) error {
 // one that refused what the agent asked (OVSError).
 func ovsReason(err error) error {
 	if errors.Is(err, ovs.ErrUnavailable) {
-		return withReason(ReasonOVSUnavailable, err)
+		return withReason(v1alpha1.ReasonOVSUnavailable, err)
 	}
-	return withReason(ReasonOVSError, err)
+	return withReason(v1alpha1.ReasonOVSError, err)
 }
 
 // ReasonOf returns the condition reason for err.
@@ -116,7 +91,7 @@ func ReasonOf(err error) string {
 	if errors.As(err, &re) {
 		return re.Reason
 	}
-	return ReasonHostError
+	return v1alpha1.ReasonHostError
 }
 
 // Apply makes the node match s. It is idempotent: on a node that already matches it changes
@@ -132,19 +107,19 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	if err != nil {
 		var ce *hostnet.ConflictError
 		if errors.As(err, &ce) {
-			return r, withReason(ReasonHostConflict, err)
+			return r, withReason(v1alpha1.ReasonHostConflict, err)
 		}
-		return r, withReason(ReasonHostError, err)
+		return r, withReason(v1alpha1.ReasonHostError, err)
 	}
 
 	if a.OVS == nil {
-		return r, withReason(ReasonOVSUnavailable, errors.New("not connected to ovsdb-server"))
+		return r, withReason(v1alpha1.ReasonOVSUnavailable, errors.New("not connected to ovsdb-server"))
 	}
 	if err := checkTunnelLimit(s.OVS); err != nil {
 		return r, err
 	}
 	if s.OVS.VethIfindex, err = a.Host.LinkIndex(s.OVS.VethPort); err != nil {
-		return r, withReason(ReasonHostError, err)
+		return r, withReason(v1alpha1.ReasonHostError, err)
 	}
 	s.OVS.VethRecreated = hostnet.VethCreated(r.HostChanges, s.Host.Veth)
 	r.OVSOps, err = a.OVS.Apply(ctx, s.OVS)
@@ -156,25 +131,25 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	}
 	// Before the CNI config, which tells the kubelet the network is ready.
 	if err := a.OVS.VswitchdAlive(ctx); err != nil {
-		return r, withReason(ReasonVswitchdUnavailable, err)
+		return r, withReason(v1alpha1.ReasonVswitchdUnavailable, err)
 	}
 
 	conf, err := renderCNI(s.CNI, a.CNIIPAMDataDir)
 	if err != nil {
-		return r, withReason(ReasonCNIConfigError, err)
+		return r, withReason(v1alpha1.ReasonCNIConfigError, err)
 	}
 	if a.CNIBinDir != "" {
 		missing, err := missingPlugins(a.CNIBinDir, conf)
 		if err != nil {
-			return r, withReason(ReasonCNIConfigError, err)
+			return r, withReason(v1alpha1.ReasonCNIConfigError, err)
 		}
 		if len(missing) > 0 {
-			return r, withReason(ReasonCNIConfigError, fmt.Errorf(
+			return r, withReason(v1alpha1.ReasonCNIConfigError, fmt.Errorf(
 				"CNI plugins %v named by the config are not in %s, so every pod would fail: the agent pod's install-cni init container installs them", missing, a.CNIBinDir))
 		}
 	}
 	if r.CNIWritten, err = writeFileAtomic(a.CNIConfDir, CNIConfFile, conf); err != nil {
-		return r, withReason(ReasonCNIConfigError, fmt.Errorf("writing CNI config in %s: %w", a.CNIConfDir, err))
+		return r, withReason(v1alpha1.ReasonCNIConfigError, fmt.Errorf("writing CNI config in %s: %w", a.CNIConfDir, err))
 	}
 	if r.CNIWritten {
 		a.Log.Info("CNI config written", "dir", a.CNIConfDir, "file", CNIConfFile, "mtu", s.CNI.MTU)
@@ -210,8 +185,8 @@ func TargetOf(s NodeState) CleanupTarget {
 // TargetForSpec returns the cleanup target for a NetworkCluster spec: its bridge names and
 // cluster route.
 func TargetForSpec(spec v1alpha1.NetworkClusterSpec) CleanupTarget {
-	t := TargetFor(or(spec.Bridges.OVS, defaultOVSBridge), or(spec.Bridges.Linux, defaultLinuxBridge))
-	if cidr, err := parsePrefix(or(spec.ClusterCIDR, defaultClusterCIDR)); err == nil {
+	t := TargetFor(spec.Bridges.OVSOf(), spec.Bridges.LinuxOf())
+	if cidr, err := parsePrefix(spec.ClusterCIDROf()); err == nil {
 		t.Host.RouteDst = cidr
 	}
 	return t
@@ -244,7 +219,7 @@ func (a *Applier) Cleanup(ctx context.Context, t CleanupTarget) ([]string, error
 		ch = append(ch, removed...)
 	}
 	if a.OVS == nil {
-		errs = append(errs, withReason(ReasonOVSUnavailable, fmt.Errorf("not connected to ovsdb-server: %s not removed", t.OVSBridge)))
+		errs = append(errs, withReason(v1alpha1.ReasonOVSUnavailable, fmt.Errorf("not connected to ovsdb-server: %s not removed", t.OVSBridge)))
 	} else if n, err := a.OVS.DeleteBridge(ctx, t.OVSBridge); err != nil {
 		errs = append(errs, fmt.Errorf("deleting OVS bridge %s: %w", t.OVSBridge, err))
 	} else if n > 0 {

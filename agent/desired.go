@@ -12,26 +12,6 @@ import (
 	"github.com/ovsmesh/ovsmesh/hostnet"
 )
 
-// Tunnel overheads in bytes: outer IPv4 (20) + GRE with key (4+4) + inner Ethernet (14) = 42;
-// outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) = 50. OVS always sends the GRE
-// key field, so GRE is 42 even when no key is configured.
-const (
-	OverheadGRE   = 42
-	OverheadVXLAN = 50
-)
-
-// Defaults the API server applies; repeated here so that Desired is total over any spec (a
-// unit test or an older API server may hand it zero values).
-const (
-	defaultClusterCIDR  = "10.244.0.0/16"
-	defaultOVSBridge    = "obr0"
-	defaultLinuxBridge  = "kbr0"
-	defaultVXLANPort    = 4789
-	defaultHelloTime    = 2
-	defaultMaxAge       = 20
-	defaultForwardDelay = 15
-)
-
 // NodeState is the whole desired state of one node: what Apply makes true.
 type NodeState struct {
 	NodeName    string
@@ -107,7 +87,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	var s NodeState
 	s.NodeName = nodeName
 
-	clusterCIDR, err := parsePrefix(or(spec.ClusterCIDR, defaultClusterCIDR))
+	clusterCIDR, err := parsePrefix(spec.ClusterCIDROf())
 	if err != nil {
 		return s, fmt.Errorf("NetworkCluster clusterCIDR: %w", err)
 	}
@@ -137,10 +117,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 		return s, fmt.Errorf("NodeSubnet %s nodeIP %q is not an IPv4 address", own.Name, own.Spec.NodeIP)
 	}
 
-	tunnelType, overhead := "gre", OverheadGRE
-	if spec.Tunnel.Type == v1alpha1.TunnelVXLAN {
-		tunnelType, overhead = "vxlan", OverheadVXLAN
-	}
+	tunnelType, overhead := strings.ToLower(string(spec.Tunnel.TypeOf())), spec.Tunnel.TypeOf().Overhead()
 	s.MTU = int(spec.MTU)
 	switch {
 	case s.MTU == 0 && underlayMTU <= overhead:
@@ -154,10 +131,9 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 			s.MTU, underlayMTU, overhead, strings.ToUpper(tunnelType), underlayMTU-overhead, underlayMTU-overhead)
 	}
 
-	ovsBridge := or(spec.Bridges.OVS, defaultOVSBridge)
-	linuxBridge := or(spec.Bridges.Linux, defaultLinuxBridge)
+	ovsBridge, linuxBridge := spec.Bridges.OVSOf(), spec.Bridges.LinuxOf()
 	vethOVS, vethLinux := VethNames(ovsBridge, linuxBridge)
-	netdev := spec.DatapathType == v1alpha1.DatapathNetdev
+	netdev := spec.DatapathTypeOf() == v1alpha1.DatapathNetdev
 
 	s.Host = hostnet.State{
 		Bridge: hostnet.Bridge{Name: linuxBridge, Address: netip.PrefixFrom(s.Gateway, s.Subnet.Bits()), MTU: s.MTU, ClusterCIDR: clusterCIDR},
@@ -170,13 +146,12 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	lp := spec.LoopPrevention
 	s.OVS = OVSState{
 		Bridge:       ovsBridge,
-		DatapathType: string(or(spec.DatapathType, v1alpha1.DatapathSystem)),
-		Protocol:     or(lp.Protocol, v1alpha1.ProtocolSTP),
-		// No default here: 0 is a valid (explicit) priority; the API server defaults to 32768.
-		Priority:     int(lp.Priority),
-		HelloTime:    int(orInt(lp.HelloTime, defaultHelloTime)),
-		MaxAge:       int(orInt(lp.MaxAge, defaultMaxAge)),
-		ForwardDelay: int(orInt(lp.ForwardDelay, defaultForwardDelay)),
+		DatapathType: string(spec.DatapathTypeOf()),
+		Protocol:     lp.ProtocolOf(),
+		Priority:     lp.PriorityOf(),
+		HelloTime:    lp.HelloTimeOf(),
+		MaxAge:       lp.MaxAgeOf(),
+		ForwardDelay: lp.ForwardDelayOf(),
 		VethPort:     vethOVS,
 		TunnelType:   tunnelType,
 		Key:          spec.Tunnel.Key,
@@ -203,7 +178,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 			clusterCIDR, strings.Join(inside, ", "), linuxBridge)
 	}
 	if tunnelType == "vxlan" {
-		s.OVS.DstPort = int(orInt(spec.Tunnel.VXLANPort, defaultVXLANPort))
+		s.OVS.DstPort = spec.Tunnel.VXLANPortOf()
 	}
 
 	s.CNI = CNIConfig{Bridge: linuxBridge, Subnet: s.Subnet, Gateway: s.Gateway, ClusterCIDR: clusterCIDR, MTU: s.MTU}
@@ -291,18 +266,4 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return p, fmt.Errorf("%s has host bits set", s)
 	}
 	return p, nil
-}
-
-func or[T ~string](v, def T) T {
-	if v == "" {
-		return def
-	}
-	return v
-}
-
-func orInt(v, def int32) int32 {
-	if v == 0 {
-		return def
-	}
-	return v
 }

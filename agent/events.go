@@ -61,7 +61,7 @@ func transitions(prev, next v1alpha1.NodeSubnetStatus, res Result, peers map[str
 	}
 	// Tunnels: only while the node reports its tunnels (a pass that failed earlier did not
 	// read them, and its empty list would look like every peer recovering).
-	if is == nil || (is.Status != metav1.ConditionTrue && is.Reason != ReasonSpanningTreeConverging && is.Reason != ReasonTunnelsNotLive) {
+	if is == nil || (is.Status != metav1.ConditionTrue && is.Reason != v1alpha1.ReasonSpanningTreeConverging && is.Reason != v1alpha1.ReasonTunnelsNotLive) {
 		return out
 	}
 	before := map[string]v1alpha1.PeerStatus{}

@@ -12,7 +12,7 @@ import (
 func TestTransitions(t *testing.T) {
 	ready := func(gen int64, peers ...v1alpha1.PeerStatus) v1alpha1.NodeSubnetStatus {
 		return v1alpha1.NodeSubnetStatus{ObservedGeneration: gen, UnhealthyPeers: peers, Tunnels: v1alpha1.TunnelSummary{Desired: 2},
-			Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: "2 gre tunnels"}}}
+			Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApplied, Message: "2 gre tunnels"}}}
 	}
 	notReady := func(reason string) v1alpha1.NodeSubnetStatus {
 		return v1alpha1.NodeSubnetStatus{ObservedGeneration: 1,
@@ -36,10 +36,10 @@ func TestTransitions(t *testing.T) {
 	}{
 		{"first Ready", v1alpha1.NodeSubnetStatus{}, ready(1), Result{HostChanges: []string{"kbr0: created"}}, peers, []string{"Normal/NodeReady"}},
 		{"steady", ready(1), ready(1), Result{}, peers, nil},
-		{"not ready", ready(1), notReady(ReasonHostConflict), Result{}, peers, []string{"Warning/NodeNotReady"}},
-		{"same reason again", notReady(ReasonHostConflict), notReady(ReasonHostConflict), Result{}, peers, nil},
-		{"another reason", notReady(ReasonHostConflict), notReady(ReasonOVSUnavailable), Result{}, peers, []string{"Warning/NodeNotReady"}},
-		{"back", notReady(ReasonOVSUnavailable), ready(1), Result{}, peers, []string{"Normal/NodeReady"}},
+		{"not ready", ready(1), notReady(v1alpha1.ReasonHostConflict), Result{}, peers, []string{"Warning/NodeNotReady"}},
+		{"same reason again", notReady(v1alpha1.ReasonHostConflict), notReady(v1alpha1.ReasonHostConflict), Result{}, peers, nil},
+		{"another reason", notReady(v1alpha1.ReasonHostConflict), notReady(v1alpha1.ReasonOVSUnavailable), Result{}, peers, []string{"Warning/NodeNotReady"}},
+		{"back", notReady(v1alpha1.ReasonOVSUnavailable), ready(1), Result{}, peers, []string{"Normal/NodeReady"}},
 		{"host drift", ready(1), ready(1), Result{HostChanges: []string{"kbr0: up"}}, peers, []string{"Normal/DriftRepaired"}},
 		{"OVS drift", ready(1), ready(1), Result{OVSOps: 2}, peers, []string{"Normal/DriftRepaired"}},
 		{"a spec change is not drift", ready(1), ready(2), Result{HostChanges: []string{"kbr0: mtu 1450 -> 1400"}}, peers, nil},
@@ -48,7 +48,7 @@ func TestTransitions(t *testing.T) {
 		{"peer still down", ready(1, down), ready(1, down), Result{}, peers, nil},
 		{"peer up", ready(1, down), ready(1), Result{}, peers, []string{"Normal/TunnelUp"}},
 		{"peer gone is not up", ready(1, down), ready(1), Result{}, map[string]bool{"n1": true}, nil},
-		{"a failed pass says nothing of tunnels", ready(1, down), notReady(ReasonOVSUnavailable), Result{}, peers, []string{"Warning/NodeNotReady"}},
+		{"a failed pass says nothing of tunnels", ready(1, down), notReady(v1alpha1.ReasonOVSUnavailable), Result{}, peers, []string{"Warning/NodeNotReady"}},
 	}
 	for _, tc := range tests {
 		got := reasons(transitions(tc.prev, tc.next, tc.res, tc.peers))

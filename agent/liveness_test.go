@@ -39,7 +39,7 @@ func TestOVSUnavailableWithinSeconds(t *testing.T) {
 		outage.stop()
 		took := waitStatusWithin(t, c, "n1", "OVSUnavailable ("+outage.name+")", ovsLossBound, func(ns *v1alpha1.NodeSubnet) bool {
 			r := ready(ns)
-			return r != nil && r.Status == metav1.ConditionFalse && r.Reason == ReasonOVSUnavailable
+			return r != nil && r.Status == metav1.ConditionFalse && r.Reason == v1alpha1.ReasonOVSUnavailable
 		})
 		t.Logf("ovsdb-server %s: OVSUnavailable after %v", outage.name, took.Round(10*time.Millisecond))
 		outage.start()

@@ -23,9 +23,9 @@ func TestNodeNetworkCondition(t *testing.T) {
 		msgContain string
 	}{
 		{"not applied yet", with(), corev1.ConditionTrue, NodeReasonDown, "not applied"},
-		{"ready", with(metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied, Message: "2 gre tunnels"}),
+		{"ready", with(metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApplied, Message: "2 gre tunnels"}),
 			corev1.ConditionFalse, NodeReasonUp, "2 gre tunnels"},
-		{"not ready", with(metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonOVSUnavailable, Message: "socket missing"}),
+		{"not ready", with(metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonOVSUnavailable, Message: "socket missing"}),
 			corev1.ConditionTrue, NodeReasonDown, "OVSUnavailable: socket missing"},
 		{"cleaned up", with(metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "TornDown"},
 			metav1.Condition{Type: v1alpha1.ConditionCleanedUp, Status: metav1.ConditionTrue}), corev1.ConditionTrue, NodeReasonRemoved, "removed"},

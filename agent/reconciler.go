@@ -110,7 +110,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		var side OVSSide
 		side, err = r.OVS.Connect(ctx)
 		if err != nil {
-			err = withReason(ReasonOVSUnavailable, err)
+			err = withReason(v1alpha1.ReasonOVSUnavailable, err)
 		} else {
 			a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, CNIIPAMDataDir: r.CNIIPAMDataDir, Log: log}
 			var res Result
@@ -149,15 +149,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 func (r *Reconciler) desired(nc *v1alpha1.NetworkCluster, subnets []v1alpha1.NodeSubnet, own *v1alpha1.NodeSubnet) (NodeState, error) {
 	ip, err := netip.ParseAddr(own.Spec.NodeIP)
 	if err != nil {
-		return NodeState{}, withReason(ReasonInvalidConfig, fmt.Errorf("NodeSubnet %s nodeIP %q: %w", own.Name, own.Spec.NodeIP, err))
+		return NodeState{}, withReason(v1alpha1.ReasonInvalidConfig, fmt.Errorf("NodeSubnet %s nodeIP %q: %w", own.Name, own.Spec.NodeIP, err))
 	}
 	u, err := r.Host.FindUnderlay(r.UnderlayInterface, ip)
 	if err != nil {
-		return NodeState{}, withReason(ReasonNoUnderlay, err)
+		return NodeState{}, withReason(v1alpha1.ReasonNoUnderlay, err)
 	}
 	s, err := Desired(nc.Spec, subnets, r.NodeName, u.MTU)
 	if err != nil {
-		return s, withReason(ReasonInvalidConfig, err)
+		return s, withReason(v1alpha1.ReasonInvalidConfig, err)
 	}
 	return s, nil
 }

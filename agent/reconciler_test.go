@@ -135,7 +135,7 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	broken := startAgentWithSocket(t, env, n, "n1", filepath.Join(n.Dir, "missing.sock"))
 	ns := waitStatus(t, c, "n1", "OVSUnavailable", func(ns *v1alpha1.NodeSubnet) bool {
 		r := ready(ns)
-		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == ReasonOVSUnavailable
+		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == v1alpha1.ReasonOVSUnavailable
 	})
 	t.Logf("not ready: %s", ready(ns).Message)
 	broken.stop()
@@ -194,7 +194,7 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	setNodeIP(t, c, "n1", "172.30.0.9")
 	ns = waitStatus(t, c, "n1", "NoUnderlay", func(ns *v1alpha1.NodeSubnet) bool {
 		r := ready(ns)
-		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == ReasonNoUnderlay
+		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == v1alpha1.ReasonNoUnderlay
 	})
 	t.Logf("not ready: %s", ready(ns).Message)
 	setNodeIP(t, c, "n1", "172.30.0.1")
@@ -205,7 +205,7 @@ func TestReconcilerAgainstAPIServer(t *testing.T) {
 	n.StopVswitchd(false)
 	ns = waitStatus(t, c, "n1", "VswitchdUnavailable", func(ns *v1alpha1.NodeSubnet) bool {
 		r := ready(ns)
-		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == ReasonVswitchdUnavailable
+		return r != nil && r.Status == metav1.ConditionFalse && r.Reason == v1alpha1.ReasonVswitchdUnavailable
 	})
 	t.Logf("not ready: %s", ready(ns).Message)
 	n.StartVswitchd()

@@ -35,7 +35,7 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 		msg += fmt.Sprintf(", %d peers left out for their address (see unhealthyPeers)", t.Summary.Skipped)
 	}
 	cond := metav1.Condition{
-		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: ReasonApplied,
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonApplied,
 		Message: msg, ObservedGeneration: generation,
 	}
 	// Everything is programmed, but a tunnel port that ovs-vswitchd has not set up, or that
@@ -43,10 +43,10 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 	// NetworkCluster's Available, and `kubectl wait`) must not claim pods can talk before
 	// they can.
 	if !t.Ready() {
-		cond.Status, cond.Reason = metav1.ConditionFalse, ReasonSpanningTreeConverging
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging
 		what := "spanning tree is still converging on"
 		if !s.OVS.Protocol.SpanningTree() {
-			cond.Reason, what = ReasonTunnelsNotLive, "ovs-vswitchd has not yet set up"
+			cond.Reason, what = v1alpha1.ReasonTunnelsNotLive, "ovs-vswitchd has not yet set up"
 		}
 		cond.Message = fmt.Sprintf("%s; %s %d of %d tunnel ports", msg, what, t.Summary.Converging+t.Summary.Missing, t.Summary.Desired)
 		if t.VethBlocked != "" {
@@ -91,16 +91,16 @@ func cleanedStatus(st v1alpha1.NodeSubnetStatus, generation int64, err error) v1
 	st = *st.DeepCopy()
 	st.ObservedGeneration = generation
 	cond := metav1.Condition{Type: v1alpha1.ConditionCleanedUp, Status: metav1.ConditionTrue,
-		Reason: ReasonCleanedUp, Message: "the OVS bridge, the Linux bridge, the veth, the route, the masquerade table and the CNI config are removed",
+		Reason: v1alpha1.ReasonCleanedUp, Message: "the OVS bridge, the Linux bridge, the veth, the route, the masquerade table and the CNI config are removed",
 		ObservedGeneration: generation}
 	if err != nil {
-		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, ReasonCleanupFailed, truncate(err.Error(), maxConditionMessage)
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionFalse, v1alpha1.ReasonCleanupFailed, truncate(err.Error(), maxConditionMessage)
 	} else {
 		st.TunnelCount, st.Tunnels, st.UnhealthyPeers, st.MTU = 0, v1alpha1.TunnelSummary{}, nil, 0
 	}
 	meta.SetStatusCondition(&st.Conditions, cond)
 	meta.SetStatusCondition(&st.Conditions, metav1.Condition{
-		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: ReasonTornDown,
+		Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonTornDown,
 		Message: "teardown requested: this node is leaving the ovsmesh network", ObservedGeneration: generation,
 	})
 	return st

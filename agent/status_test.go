@@ -42,7 +42,7 @@ func TestReadyStatus(t *testing.T) {
 		p.STPState, p.STPRole, p.BFDState = []string{"forwarding", "blocking"}[i], []string{"root", "alternate"}[i], []string{"up", "down"}[i]
 	}))}
 	old := v1alpha1.NodeSubnetStatus{Conditions: []metav1.Condition{
-		{Type: v1alpha1.ConditionCleanedUp, Status: metav1.ConditionTrue, Reason: ReasonCleanedUp},
+		{Type: v1alpha1.ConditionCleanedUp, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonCleanedUp},
 	}}
 	st := readyStatus(old, 7, s, r)
 	wantSum := v1alpha1.TunnelSummary{Desired: 2, Live: 2, Forwarding: 1, Blocked: 1, Up: 1, Down: 1}
@@ -55,7 +55,7 @@ func TestReadyStatus(t *testing.T) {
 		t.Errorf("unhealthy peers = %+v", st.UnhealthyPeers)
 	}
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonApplied ||
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonApplied ||
 		c.Message != "2 gre tunnels on obr0 (STP), MTU 1458, BFD: 1/2 peers up" || c.ObservedGeneration != 7 {
 		t.Errorf("Ready = %+v", c)
 	}
@@ -84,20 +84,20 @@ func TestReadyMeansForwarding(t *testing.T) {
 		ready  metav1.ConditionStatus
 		reason string
 	}{
-		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"blocking", "alternate"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionTrue, ReasonApplied},
-		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"blocking", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"learning", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolSTP, [2]port{{"listening", "designated"}, {"listening", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"", ""}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"forwarding", "designated"}}, [2]bool{true, false}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Discarding", "Alternate"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionTrue, ReasonApplied},
-		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Discarding", "Designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Learning", "Designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"blocking", "alternate"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionTrue, v1alpha1.ReasonApplied},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"blocking", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"learning", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"listening", "designated"}, {"listening", "designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"", ""}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSTP, [2]port{{"forwarding", "root"}, {"forwarding", "designated"}}, [2]bool{true, false}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Discarding", "Alternate"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionTrue, v1alpha1.ReasonApplied},
+		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Discarding", "Designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolRSTP, [2]port{{"Forwarding", "Root"}, {"Learning", "Designated"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
 		// A STP-state string under RSTP (a bridge that has not switched yet) is not RSTP forwarding.
-		{v1alpha1.ProtocolRSTP, [2]port{{"forwarding", "root"}, {"forwarding", "root"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, ReasonSpanningTreeConverging},
-		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, true}, [2]bool{true, true}, metav1.ConditionTrue, ReasonApplied},
-		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, false}, [2]bool{true, true}, metav1.ConditionFalse, ReasonTunnelsNotLive},
-		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, true}, [2]bool{true, false}, metav1.ConditionFalse, ReasonTunnelsNotLive},
+		{v1alpha1.ProtocolRSTP, [2]port{{"forwarding", "root"}, {"forwarding", "root"}}, [2]bool{true, true}, [2]bool{}, metav1.ConditionFalse, v1alpha1.ReasonSpanningTreeConverging},
+		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, true}, [2]bool{true, true}, metav1.ConditionTrue, v1alpha1.ReasonApplied},
+		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, false}, [2]bool{true, true}, metav1.ConditionFalse, v1alpha1.ReasonTunnelsNotLive},
+		{v1alpha1.ProtocolSplitHorizon, [2]port{}, [2]bool{true, true}, [2]bool{true, false}, metav1.ConditionFalse, v1alpha1.ReasonTunnelsNotLive},
 	} {
 		spec := defaultSpec()
 		spec.LoopPrevention.Protocol = tc.proto
@@ -140,7 +140,7 @@ func TestReadyWaitsForTheVeth(t *testing.T) {
 	ps := ports(func(i int, p *ovs.PortState) { p.RSTPState, p.RSTPRole = "Forwarding", "Designated" })
 	ps[0].RSTPState, ps[0].RSTPRole = "Discarding", "Designated"
 	c := meta.FindStatusCondition(readyStatus(v1alpha1.NodeSubnetStatus{}, 1, s, Result{Tunnels: tunnelReport(s.OVS, ps)}).Conditions, v1alpha1.ConditionReady)
-	if c.Status != metav1.ConditionFalse || c.Reason != ReasonSpanningTreeConverging ||
+	if c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonSpanningTreeConverging ||
 		!strings.Contains(c.Message, "the veth port vobr0 does not forward yet (RSTP has not settled the port yet)") {
 		t.Errorf("Ready = %+v", c)
 	}
@@ -182,7 +182,7 @@ func TestStatusIsBounded(t *testing.T) {
 		t.Errorf("unhealthy peers: %d, first %+v", len(st.UnhealthyPeers), st.UnhealthyPeers[0])
 	}
 	c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
-	if c.Status != metav1.ConditionFalse || c.Reason != ReasonSpanningTreeConverging ||
+	if c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonSpanningTreeConverging ||
 		!strings.Contains(c.Message, "converging on 3000 of 3000 tunnel ports (first: p0001, Converging: RSTP has not settled the port yet)") {
 		t.Errorf("Ready = %+v", c)
 	}
@@ -223,7 +223,7 @@ func TestTunnelLimit(t *testing.T) {
 			t.Errorf("%s with %d peers: err = %v, want ok=%v", tc.proto, tc.peers, err, tc.ok)
 			continue
 		}
-		if err != nil && (ReasonOf(err) != ReasonSpanningTreeLimit || !strings.Contains(err.Error(), tc.way) ||
+		if err != nil && (ReasonOf(err) != v1alpha1.ReasonSpanningTreeLimit || !strings.Contains(err.Error(), tc.way) ||
 			!strings.Contains(err.Error(), fmt.Sprintf("at most %d", tc.proto.MaxTunnels()))) {
 			t.Errorf("%s with %d peers: %s: %v", tc.proto, tc.peers, ReasonOf(err), err)
 		}
@@ -235,10 +235,10 @@ func TestNotReadyStatusCarriesReason(t *testing.T) {
 		err    error
 		reason string
 	}{
-		{withReason(ReasonNoUnderlay, fmt.Errorf("x: %w", hostnet.ErrNoUnderlay)), ReasonNoUnderlay},
-		{withReason(ReasonHostConflict, &hostnet.ConflictError{Link: "kbr0", What: "has 10.9.9.1/24"}), ReasonHostConflict},
-		{withReason(ReasonOVSUnavailable, errors.New("socket missing")), ReasonOVSUnavailable},
-		{errors.New("unclassified"), ReasonHostError},
+		{withReason(v1alpha1.ReasonNoUnderlay, fmt.Errorf("x: %w", hostnet.ErrNoUnderlay)), v1alpha1.ReasonNoUnderlay},
+		{withReason(v1alpha1.ReasonHostConflict, &hostnet.ConflictError{Link: "kbr0", What: "has 10.9.9.1/24"}), v1alpha1.ReasonHostConflict},
+		{withReason(v1alpha1.ReasonOVSUnavailable, errors.New("socket missing")), v1alpha1.ReasonOVSUnavailable},
+		{errors.New("unclassified"), v1alpha1.ReasonHostError},
 	} {
 		st := notReadyStatus(v1alpha1.NodeSubnetStatus{MTU: 1450}, 3, tc.err)
 		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady)
@@ -258,11 +258,11 @@ func TestCleanedStatus(t *testing.T) {
 	if c == nil || c.Status != metav1.ConditionTrue || st.TunnelCount != 0 || st.UnhealthyPeers != nil || st.Tunnels.Desired != 0 || st.MTU != 0 {
 		t.Errorf("status = %+v", st)
 	}
-	if r := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); r == nil || r.Status != metav1.ConditionFalse || r.Reason != ReasonTornDown {
+	if r := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); r == nil || r.Status != metav1.ConditionFalse || r.Reason != v1alpha1.ReasonTornDown {
 		t.Errorf("Ready = %+v", r)
 	}
 	st = cleanedStatus(v1alpha1.NodeSubnetStatus{}, 4, errors.New("boom"))
-	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionCleanedUp); c == nil || c.Status != metav1.ConditionFalse || c.Reason != ReasonCleanupFailed {
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionCleanedUp); c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonCleanupFailed {
 		t.Errorf("CleanedUp on failure = %+v", c)
 	}
 }

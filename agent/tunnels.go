@@ -192,7 +192,7 @@ func checkTunnelLimit(s OVSState) error {
 	if rstp := v1alpha1.ProtocolRSTP.MaxTunnels(); len(s.Peers) <= rstp {
 		way += fmt.Sprintf(" or RSTP (up to %d)", rstp)
 	}
-	return withReason(ReasonSpanningTreeLimit, fmt.Errorf(
+	return withReason(v1alpha1.ReasonSpanningTreeLimit, fmt.Errorf(
 		"%d peers need %d tunnel ports on %s, but OVS runs %s on at most %d of them (the ports beyond would forward without it: a loop); OVS left as it is: set spec.loopPrevention.protocol to %s",
 		len(s.Peers), len(s.Peers), s.Bridge, s.Protocol, max, way))
 }

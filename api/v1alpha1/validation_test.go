@@ -115,6 +115,40 @@ func TestEmptySpecGetsDocumentedDefaults(t *testing.T) {
 			t.Errorf("default of %s = %v, want %v", c.field, c.got, c.want)
 		}
 	}
+
+	// The accessors of a spec that never met the API server give what it fills in, and
+	// those of the defaulted spec the same: Go code has one place for the defaults.
+	var empty v1.NetworkClusterSpec
+	for _, spec := range []*v1.NetworkClusterSpec{&empty, &s} {
+		effective := []struct {
+			field     string
+			got, want any
+		}{
+			{"clusterCIDR", spec.ClusterCIDROf(), s.ClusterCIDR},
+			{"nodeSubnetPrefixLength", spec.NodeSubnetPrefixLengthOf(), int(s.NodeSubnetPrefixLength)},
+			{"tunnel.type", spec.Tunnel.TypeOf(), s.Tunnel.Type},
+			{"tunnel.vxlanPort", spec.Tunnel.VXLANPortOf(), int(s.Tunnel.VXLANPort)},
+			{"loopPrevention.protocol", spec.LoopPrevention.ProtocolOf(), s.LoopPrevention.Protocol},
+			{"loopPrevention.helloTime", spec.LoopPrevention.HelloTimeOf(), int(s.LoopPrevention.HelloTime)},
+			{"loopPrevention.maxAge", spec.LoopPrevention.MaxAgeOf(), int(s.LoopPrevention.MaxAge)},
+			{"loopPrevention.forwardDelay", spec.LoopPrevention.ForwardDelayOf(), int(s.LoopPrevention.ForwardDelay)},
+			{"bridges.ovs", spec.Bridges.OVSOf(), s.Bridges.OVS},
+			{"bridges.linux", spec.Bridges.LinuxOf(), s.Bridges.Linux},
+			{"masquerade", spec.MasqueradeEnabled(), *s.Masquerade},
+			{"datapathType", spec.DatapathTypeOf(), s.DatapathType},
+			{"agentImage", spec.AgentImageOf(), s.AgentImage},
+		}
+		for _, c := range effective {
+			if c.got != c.want {
+				t.Errorf("effective %s of %+v = %v, the API server's default is %v", c.field, *spec, c.got, c.want)
+			}
+		}
+	}
+	// Priority has no effective default in Go (0 is a valid priority): the constant is the
+	// API server's.
+	if s.LoopPrevention.Priority != v1.DefaultPriority {
+		t.Errorf("loopPrevention.priority default %d, v1alpha1.DefaultPriority %d", s.LoopPrevention.Priority, v1.DefaultPriority)
+	}
 }
 
 const ncHead = "apiVersion: network.ovsmesh.io/v1alpha1\nkind: NetworkCluster\nmetadata: {name: default}\n"

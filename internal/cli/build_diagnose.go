@@ -99,14 +99,14 @@ func liveness(ready *Condition, hb Heartbeat) (ovsdb, vswitchd Liveness) {
 	}
 	ok := Liveness{State: "ok", Detail: "the agent's last pass reached it (Ready reason " + ready.Reason + ")"}
 	switch ready.Reason {
-	case reasonApplied, v1.ReasonSpanningTreeConverging, v1.ReasonTunnelsNotLive, reasonCNIConfigError:
+	case v1.ReasonApplied, v1.ReasonSpanningTreeConverging, v1.ReasonTunnelsNotLive, v1.ReasonCNIConfigError:
 		return ok, ok
-	case reasonVswitchdUnavailable:
+	case v1.ReasonVswitchdUnavailable:
 		return ok, Liveness{State: "unavailable", Detail: ready.Message}
-	case reasonOVSUnavailable:
+	case v1.ReasonOVSUnavailable:
 		return Liveness{State: "unavailable", Detail: ready.Message},
 			unknown("not checked: the agent cannot reach ovsdb-server first")
-	case reasonOVSError:
+	case v1.ReasonOVSError:
 		return Liveness{State: "error", Detail: ready.Message}, unknown("not checked after the ovsdb-server error")
 	}
 	why := "not reached: the agent's pass stopped earlier (Ready reason " + ready.Reason + ")"
@@ -127,14 +127,14 @@ func mtuInfo(nc *v1.NetworkCluster, ns *v1.NodeSubnet) MTUInfo {
 		return m
 	}
 	m.SpecMTU = nc.Spec.MTU
-	m.TunnelType, m.Overhead = string(v1.TunnelGRE), overheadGRE
+	m.TunnelType, m.Overhead = string(v1.TunnelGRE), v1.OverheadGRE
 	if nc.Spec.Tunnel.Type == v1.TunnelVXLAN {
-		m.TunnelType, m.Overhead = string(v1.TunnelVXLAN), overheadVXLAN
+		m.TunnelType, m.Overhead = string(v1.TunnelVXLAN), v1.OverheadVXLAN
 	}
 	switch {
 	case m.InUse == 0:
 		m.Note = "the agent has not reported an MTU"
-		if r := readyOf(ns); r != nil && r.Reason == reasonInvalidConfig && strings.Contains(r.Message, "MTU") {
+		if r := readyOf(ns); r != nil && r.Reason == v1.ReasonInvalidConfig && strings.Contains(r.Message, "MTU") {
 			m.Note += ": " + r.Message
 		}
 	case m.SpecMTU == 0:

@@ -79,7 +79,7 @@ func nodeRow(ns *v1.NodeSubnet, hb Heartbeat) NodeRow {
 // pass left. An expired heartbeat makes them unknown too: nobody vouches for the status.
 func peersKnown(reason string) bool {
 	switch reason {
-	case reasonApplied, v1.ReasonSpanningTreeConverging, v1.ReasonTunnelsNotLive:
+	case v1.ReasonApplied, v1.ReasonSpanningTreeConverging, v1.ReasonTunnelsNotLive:
 		return true
 	}
 	return false

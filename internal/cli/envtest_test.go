@@ -105,7 +105,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		if err := json.Unmarshal([]byte(run(t, "--kubeconfig", kubeconfig, "diagnose", "node-b", "-o", "json")), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Ready == nil || r.Ready.Reason != reasonApplied || r.OVSDB.State != "ok" || r.Vswitchd.State != "ok" ||
+		if r.Ready == nil || r.Ready.Reason != v1.ReasonApplied || r.OVSDB.State != "ok" || r.Vswitchd.State != "ok" ||
 			r.Heartbeat.State != HeartbeatNone || len(r.SeenByPeers) != 1 || r.SeenByPeers[0].Node != "node-a" || len(r.Events) != 0 {
 			t.Errorf("node-b: %+v", r)
 		}
@@ -213,7 +213,7 @@ func seed(ctx context.Context, t *testing.T, c client.Client) {
 		{Type: v1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: "NodesNotReady", Message: "node-c: OVSUnavailable", LastTransitionTime: now}}}
 	must(c.Status().Update(ctx, nc))
 
-	subnets := []v1.NodeSubnet{subnet("node-a", 0, reasonApplied, down("node-b")), subnet("node-b", 1, reasonApplied), subnet("node-c", 2, reasonOVSUnavailable)}
+	subnets := []v1.NodeSubnet{subnet("node-a", 0, v1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1.ReasonApplied), subnet("node-c", 2, v1.ReasonOVSUnavailable)}
 	subnets[2].Status.Conditions[0].Message = "not connected to ovsdb-server at unix:/run/openvswitch/db.sock"
 	for i := range subnets {
 		ns := subnets[i].DeepCopy()

@@ -24,7 +24,7 @@ func subnet(name string, i int, reason string, peers ...v1.PeerStatus) v1.NodeSu
 		return ns
 	}
 	status := metav1.ConditionFalse
-	if reason == reasonApplied {
+	if reason == v1.ReasonApplied {
 		status = metav1.ConditionTrue
 	}
 	ns.Status = v1.NodeSubnetStatus{MTU: 1458, TunnelCount: 2, UnhealthyPeers: peers,

@@ -14,7 +14,7 @@ import (
 
 func testReport() StatusReport {
 	return BuildStatus(StatusInput{Cluster: cluster(), LeasesRead: true, Subnets: []v1.NodeSubnet{
-		subnet("node-a", 0, reasonApplied, down("node-b")), subnet("node-b", 1, reasonApplied), subnet("node-c", 2, reasonOVSUnavailable)}}, t0)
+		subnet("node-a", 0, v1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1.ReasonApplied), subnet("node-c", 2, v1.ReasonOVSUnavailable)}}, t0)
 }
 
 func TestUseColor(t *testing.T) {

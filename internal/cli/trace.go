@@ -103,17 +103,8 @@ func runTrace(ctx context.Context, c client.Reader, exec execFunc, namespace, fr
 	if _, ok := byNode[rep.ToNode]; !ok {
 		return rep, fmt.Errorf("node %s has no NodeSubnet: it is not in the mesh", rep.ToNode)
 	}
-	ovsBridge, linuxBridge := nc.Spec.Bridges.OVS, nc.Spec.Bridges.Linux
-	if ovsBridge == "" {
-		ovsBridge = "obr0"
-	}
-	if linuxBridge == "" {
-		linuxBridge = "kbr0"
-	}
-	tunnel := strings.ToLower(string(nc.Spec.Tunnel.Type))
-	if tunnel == "" {
-		tunnel = "gre"
-	}
+	ovsBridge, linuxBridge := nc.Spec.Bridges.OVSOf(), nc.Spec.Bridges.LinuxOf()
+	tunnel := strings.ToLower(string(nc.Spec.Tunnel.TypeOf()))
 
 	node, fromNodeIP := rep.FromNode, ""
 	for hop := 0; hop < maxHops; hop++ {
