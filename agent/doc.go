@@ -13,24 +13,32 @@
 //	MTU is above kbr0's (attached before a GRE→VXLAN switch) gets "fragmentation needed"
 //	instead of being redirected onto the bridge, where oversized frames vanish
 //
-// The loop (Reconciler) is fetch → compute → apply → report:
+// The loop (Reconciler, reconciler.go) is fetch → one of three paths → report:
 //
-//   - fetch: the NetworkCluster "default", every NodeSubnet and this node's Node, from a
-//     cache limited to exactly those by field selectors (NewManager);
-//   - compute: Desired, a pure function of (cluster spec, NodeSubnets, node name, underlay
-//     MTU) → NodeState;
-//   - apply (Applier): the host side through hostnet (netlink, nftables, /proc/sys), the
-//     OVS side through package ovs (bridge with spanning tree first, then the veth port,
-//     then the whole tunnel mesh in one transaction), then the CNI config, written
-//     atomically and only when its bytes change;
-//   - report: this node's NodeSubnet status (Ready with a reason, tunnel count, peers with
-//     BFD and STP/RSTP state, MTU, observedGeneration of the NetworkCluster applied).
+//   - fetch: every NodeSubnet (this node's among them) and the NetworkCluster "default",
+//     from a cache limited to exactly those by field selectors (NewManager);
+//   - leave (leave.go): no NodeSubnet for this node. The API server is asked directly (the
+//     cache may lag) before anything is removed; a node that had a data path is cleaned;
+//   - teardown: NodeSubnet spec.teardown (uninstall): Cleaner removes everything, and the
+//     status says CleanedUp;
+//   - converge: the underlay interface (the one holding the node IP; its MTU sizes the
+//     pods') and Desired, a pure function of (cluster spec, NodeSubnets, node name, underlay
+//     MTU) → NodeState; then the Applier: the host side through hostnet (netlink, nftables,
+//     /proc/sys), the OVS side through package ovs (bridge with its loop prevention first,
+//     then the veth port, then the whole tunnel mesh in one transaction), the CNI config
+//     (written atomically and only when its bytes change), and last the ports' state as
+//     ovs-vswitchd reports it, which tunnelReport turns into the tunnel summary;
+//   - report, once per pass in a deferred call (report.go): this node's NodeSubnet status
+//     (Ready with a reason, tunnel counts, the peers that need attention, MTU,
+//     observedGeneration of the NetworkCluster applied) and its Node's NetworkUnavailable
+//     condition, each written only when it changed; Events on transitions (events.go).
 //
 // Every step is diff-based, so a pass over a node that is already right changes nothing:
 // zero OVSDB operations, no link deleted or recreated, no file rewritten. That is what makes
 // the agent safe to restart under traffic; it also never tears anything down on exit.
-// Teardown happens only when the operator sets NodeSubnet spec.teardown (uninstall) or an
-// administrator runs `ovsmesh-agent cleanup`; the agent then reports CleanedUp.
+// Teardown happens only when the operator sets NodeSubnet spec.teardown (uninstall), when
+// the node leaves the mesh (its NodeSubnet deleted), or when an administrator runs
+// `ovsmesh-agent cleanup`; all three take the same path (Cleaner).
 //
 // Every call has a deadline (deadlines.go): a pass, each API write, each OVSDB round trip,
 // each unixctl exchange. An ovsdb-server that dies or hangs after the agent connected is

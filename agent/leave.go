@@ -78,7 +78,7 @@ func (r *Reconciler) leaveWithoutSubnet(ctx context.Context, log logr.Logger) (c
 	_, cerr := r.cleanup(ctx, log, t, false)
 	r.record(Result{}, cerr)
 	if cerr == nil {
-		r.markNodeRemoved(ctx)
+		r.reporter().markNodeRemoved(ctx)
 	}
 	return ctrl.Result{}, cerr
 }
@@ -96,15 +96,7 @@ func (r *Reconciler) hasDataPath(t CleanupTarget) (bool, error) {
 
 // cleanup removes the data path named by t, with the plugins when withPlugins.
 func (r *Reconciler) cleanup(ctx context.Context, log logr.Logger, t CleanupTarget, withPlugins bool) ([]string, error) {
-	side, err := r.OVS.Connect(ctx)
-	if err != nil {
-		log.Error(err, "cleanup without an OVS connection")
-	}
-	a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, Log: log}
-	if withPlugins {
-		a.CNIBinDir = r.CNIBinDir
-	}
-	return a.Cleanup(ctx, t)
+	return Cleaner{Host: r.Host, OVS: r.OVS, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, Log: log}.Cleanup(ctx, t, withPlugins)
 }
 
 // ShutdownCleanup returns a runnable for the agent's manager that, when the manager stops,
@@ -132,7 +124,7 @@ func (r *Reconciler) ShutdownCleanup() manager.Runnable {
 		if _, err := r.cleanup(cctx, log, t, true); err != nil {
 			log.Error(err, "cleanup at shutdown")
 		} else {
-			r.markNodeRemoved(cctx)
+			r.reporter().markNodeRemoved(cctx)
 		}
 		return nil
 	})

@@ -2,9 +2,9 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
-	"reflect"
 	"sync"
 	"time"
 
@@ -74,8 +74,11 @@ func (r *Reconciler) LastResult() (Result, error) {
 	return r.last.Result, r.last.Err
 }
 
-// Reconcile implements reconcile.Reconciler.
-func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+// Reconcile implements reconcile.Reconciler, in the shape of cluster-api's reconcilers:
+// fetch what the pass reads (every NodeSubnet, this node's, the NetworkCluster), take one of
+// three paths — leave (no NodeSubnet), teardown (spec.teardown), converge — and write the
+// status the path decided once, in a deferred patch, whatever it returned.
+func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (res ctrl.Result, retErr error) {
 	log := r.Log // main names the node in every line already
 	r.pass.Lock()
 	defer r.pass.Unlock()
@@ -83,66 +86,100 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 		return ctrl.Result{}, nil
 	}
 
-	var list v1alpha1.NodeSubnetList
-	if err := r.Client.List(ctx, &list); err != nil {
+	in, err := r.fetch(ctx)
+	if err != nil {
 		return ctrl.Result{}, err
 	}
-	own := findSubnet(list.Items, r.NodeName)
-	if own == nil {
+	if in.own == nil {
 		return r.leaveWithoutSubnet(ctx, log)
 	}
-	var nc v1alpha1.NetworkCluster
-	ncErr := r.Client.Get(ctx, types.NamespacedName{Name: v1alpha1.NetworkClusterName}, &nc)
-	if ncErr != nil && !apierrors.IsNotFound(ncErr) {
-		return ctrl.Result{}, ncErr
-	}
-	if own.Spec.Teardown {
-		// Even without a NetworkCluster (bridge names then take their defaults).
-		return r.teardown(ctx, log, &nc, own)
-	}
-	if ncErr != nil {
+	if !in.own.Spec.Teardown && in.nc == nil {
 		log.Info("no NetworkCluster yet; waiting")
 		return ctrl.Result{}, nil
 	}
 
-	s, err := r.desired(&nc, list.Items, own)
-	if err == nil {
-		var side OVSSide
-		side, err = r.OVS.Connect(ctx)
-		if err != nil {
-			err = withReason(v1alpha1.ReasonOVSUnavailable, err)
-		} else {
-			a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, CNIIPAMDataDir: r.CNIIPAMDataDir, Log: log}
-			var res Result
-			res, err = a.Apply(ctx, s)
-			r.record(res, err)
-			if err == nil {
-				if res.Changed() {
-					log.Info("node converged", "hostChanges", len(res.HostChanges), "ovsOperations", res.OVSOps,
-						"cniWritten", res.CNIWritten, "tunnels", res.Tunnels.Count, "mtu", s.MTU, "took", res.Duration.String())
-				}
-				st := readyStatus(own.Status, nc.Generation, s, res)
-				r.emit(own, st, res, true, list.Items)
-				if perr := r.patchStatus(ctx, own, st); perr != nil {
-					return ctrl.Result{}, perr
-				}
-				if !res.Tunnels.Ready() {
-					// Port state changes arrive through OVSDB too; polling is the safety net
-					// that turns Ready on within a second of convergence.
-					return ctrl.Result{RequeueAfter: time.Second}, nil
-				}
-				return ctrl.Result{RequeueAfter: r.Resync}, nil
-			}
+	st := in.own.Status
+	defer func() {
+		if perr := r.reporter().report(ctx, in.own, st); perr != nil {
+			// A status that did not reach the API server is retried with the backoff; a
+			// result beside an error would be ignored anyway.
+			res, retErr = ctrl.Result{}, errors.Join(retErr, perr)
 		}
+	}()
+	if in.own.Spec.Teardown {
+		st, err = r.teardown(ctx, log, in)
+		return ctrl.Result{}, err
 	}
-	log.Error(err, "node not ready", "reason", ReasonOf(err))
-	st := notReadyStatus(own.Status, nc.Generation, err)
-	r.emit(own, st, Result{}, false, list.Items)
-	if perr := r.patchStatus(ctx, own, st); perr != nil {
-		log.Error(perr, "patching status")
+	return r.converge(ctx, log, in, &st)
+}
+
+// inputs is what one pass reads from the cache.
+type inputs struct {
+	subnets []v1alpha1.NodeSubnet
+	own     *v1alpha1.NodeSubnet     // nil: no NodeSubnet for this node
+	nc      *v1alpha1.NetworkCluster // nil: none
+}
+
+func (r *Reconciler) fetch(ctx context.Context) (inputs, error) {
+	var in inputs
+	var list v1alpha1.NodeSubnetList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return in, err
 	}
-	// Returning the error requeues with the controller's exponential backoff.
-	return ctrl.Result{}, err
+	in.subnets, in.own = list.Items, findSubnet(list.Items, r.NodeName)
+	var nc v1alpha1.NetworkCluster
+	switch err := r.Client.Get(ctx, types.NamespacedName{Name: v1alpha1.NetworkClusterName}, &nc); {
+	case err == nil:
+		in.nc = &nc
+	case !apierrors.IsNotFound(err):
+		return in, err
+	}
+	return in, nil
+}
+
+// converge applies the desired state and sets *st to the status it earned: Ready (or
+// converging) after a successful apply, Ready=False with the failure's reason otherwise.
+func (r *Reconciler) converge(ctx context.Context, log logr.Logger, in inputs, st *v1alpha1.NodeSubnetStatus) (ctrl.Result, error) {
+	s, res, err := r.apply(ctx, log, in)
+	r.record(res, err)
+	if err != nil {
+		log.Error(err, "node not ready", "reason", ReasonOf(err))
+		*st = notReadyStatus(in.own.Status, in.nc.Generation, err)
+		r.emit(in.own, *st, Result{}, false, in.subnets)
+		// Returning the error requeues with the controller's exponential backoff.
+		return ctrl.Result{}, err
+	}
+	if res.Changed() {
+		log.Info("node converged", "hostChanges", len(res.HostChanges), "ovsOperations", res.OVSOps,
+			"cniWritten", res.CNIWritten, "tunnels", res.Tunnels.Count, "mtu", s.MTU, "took", res.Duration.String())
+	}
+	*st = readyStatus(in.own.Status, in.nc.Generation, s, res)
+	r.emit(in.own, *st, res, true, in.subnets)
+	if !res.Tunnels.Ready() {
+		// Port state changes arrive through OVSDB too; polling is the safety net that turns
+		// Ready on within a second of convergence.
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	return ctrl.Result{RequeueAfter: r.Resync}, nil
+}
+
+// apply computes the node state and makes the node match it.
+func (r *Reconciler) apply(ctx context.Context, log logr.Logger, in inputs) (NodeState, Result, error) {
+	s, err := r.desired(in.nc, in.subnets, in.own)
+	if err != nil {
+		return s, Result{}, err
+	}
+	side, err := r.OVS.Connect(ctx)
+	if err != nil {
+		return s, Result{}, withReason(v1alpha1.ReasonOVSUnavailable, err)
+	}
+	a := Applier{Host: r.Host, OVS: side, CNIConfDir: r.CNIConfDir, CNIBinDir: r.CNIBinDir, CNIIPAMDataDir: r.CNIIPAMDataDir, Log: log}
+	res, err := a.Apply(ctx, s)
+	return s, res, err
+}
+
+func (r *Reconciler) reporter() reporter {
+	return reporter{client: r.Client, nodeName: r.NodeName, log: r.Log}
 }
 
 // desired finds the underlay and computes the node state.
@@ -162,56 +199,23 @@ func (r *Reconciler) desired(nc *v1alpha1.NetworkCluster, subnets []v1alpha1.Nod
 	return s, nil
 }
 
-// teardown removes everything and reports CleanedUp. It never re-applies anything while
-// teardown is set.
-func (r *Reconciler) teardown(ctx context.Context, log logr.Logger, nc *v1alpha1.NetworkCluster, own *v1alpha1.NodeSubnet) (ctrl.Result, error) {
-	_, cerr := r.cleanup(ctx, log, TargetForSpec(nc.Spec), true)
-	if perr := r.patchStatus(ctx, own, cleanedStatus(own.Status, nc.Generation, cerr)); perr != nil {
-		return ctrl.Result{}, perr
+// teardown removes everything and returns the CleanedUp status. It never re-applies
+// anything while teardown is set. Without a NetworkCluster the bridge names take their
+// defaults.
+func (r *Reconciler) teardown(ctx context.Context, log logr.Logger, in inputs) (v1alpha1.NodeSubnetStatus, error) {
+	var nc v1alpha1.NetworkCluster
+	if in.nc != nil {
+		nc = *in.nc
 	}
-	if cerr != nil {
-		return ctrl.Result{}, cerr
+	_, err := r.cleanup(ctx, log, TargetForSpec(nc.Spec), true)
+	if err == nil {
+		log.Info("node cleaned up on request (NodeSubnet spec.teardown)")
 	}
-	log.Info("node cleaned up on request (NodeSubnet spec.teardown)")
-	return ctrl.Result{}, nil
-}
-
-// ReportCleanedUp patches the CleanedUp condition (True, or False with err) into the
-// NodeSubnet of nodeName. The cleanup subcommand uses it.
-func ReportCleanedUp(ctx context.Context, c client.Client, nodeName string, generation int64, err error) error {
-	var own v1alpha1.NodeSubnet
-	if gerr := c.Get(ctx, types.NamespacedName{Name: nodeName}, &own); gerr != nil {
-		return gerr
-	}
-	r := Reconciler{Client: c, NodeName: nodeName}
-	return r.patchStatus(ctx, &own, cleanedStatus(own.Status, generation, err))
+	return cleanedStatus(in.own.Status, nc.Generation, err), err
 }
 
 func (r *Reconciler) record(res Result, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.last = lastApply{Result: res, Err: err}
-}
-
-// patchStatus writes st into the NodeSubnet's status subresource when it differs. A merge
-// patch carries only the status, so it cannot clobber the operator's spec writes.
-func (r *Reconciler) patchStatus(ctx context.Context, own *v1alpha1.NodeSubnet, st v1alpha1.NodeSubnetStatus) error {
-	if err := r.markNode(ctx, st); err != nil {
-		// The Node condition is for the scheduler; the NodeSubnet status is written anyway.
-		r.Log.Error(err, "setting the Node condition")
-	}
-	if reflect.DeepEqual(own.Status, st) {
-		return nil
-	}
-	updated := own.DeepCopy()
-	updated.Status = st
-	ctx, cancel := apiCtx(ctx)
-	defer cancel()
-	if err := r.Client.Status().Patch(ctx, updated, client.MergeFrom(own)); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		return fmt.Errorf("patching NodeSubnet %s status: %w", own.Name, err)
-	}
-	return nil
 }

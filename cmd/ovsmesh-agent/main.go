@@ -212,12 +212,8 @@ func cleanup(log logr.Logger, o options) error {
 	defer host.Close()
 	conn := agent.NewConnector(o.ovsdbSocket, log)
 	defer conn.Close()
-	side, err := conn.Connect(ctx)
-	if err != nil {
-		log.Error(err, "OVS not reachable: the OVS bridge stays; the host side is still cleaned")
-	}
-	a := agent.Applier{Host: host, OVS: side, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, Log: log}
-	_, cerr := a.Cleanup(ctx, target)
+	cl := agent.Cleaner{Host: host, OVS: conn, CNIConfDir: o.cniConfDir, CNIBinDir: o.cniBinDir, Log: log}
+	_, cerr := cl.Cleanup(ctx, target, true)
 	if c != nil {
 		if err := agent.ReportCleanedUp(ctx, c, o.nodeName, nc.Generation, cerr); err != nil && !apierrors.IsNotFound(err) {
 			log.Error(err, "reporting CleanedUp")
