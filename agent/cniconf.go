@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -21,16 +22,23 @@ const CNIConfFile = cniconfig.ConfListFile
 // which speak 1.1.0), not the node's: the portmap distributions ship (1.1.x) stops at 1.0.0.
 const cniVersion = "1.1.0"
 
-// renderCNI produces the conflist for c with the CNI plugin's own renderer, so the writer
-// (agent) and the reader (plugin) share one definition: the ovsmesh plugin with a host-local
-// range for the node subnet, routes to the cluster CIDR and default via the gateway, then
-// portmap for hostPorts. ipamDataDir is host-local's dataDir ("" = its default).
-func renderCNI(c CNIConfig, ipamDataDir string) ([]byte, error) {
-	return cniconfig.Render(cniconfig.Input{
+// cniInput is the conflist a node needs, in the CNI plugin's own terms (cniconfig.Input,
+// which the plugin's renderer and parser share): the ovsmesh plugin with a host-local range
+// for the node subnet, routes to the cluster CIDR and default via the gateway, then portmap
+// for hostPorts, each the copy the agent ships.
+func cniInput(bridge string, subnet netip.Prefix, gateway netip.Addr, clusterCIDR netip.Prefix, mtu int) cniconfig.Input {
+	return cniconfig.Input{
 		CNIVersion: cniVersion, IPAMType: cniconfig.HostLocalType, PortmapPlugin: cniconfig.PortmapType,
-		Bridge: c.Bridge, Subnet: c.Subnet, Gateway: c.Gateway,
-		ClusterCIDR: c.ClusterCIDR, MTU: c.MTU, Portmap: true, IPAMDataDir: ipamDataDir,
-	})
+		Bridge: bridge, Subnet: subnet, Gateway: gateway, ClusterCIDR: clusterCIDR, MTU: mtu, Portmap: true,
+	}
+}
+
+// renderCNI produces the conflist for in with the CNI plugin's own renderer, so the writer
+// (agent) and the reader (plugin) share one definition. ipamDataDir is host-local's dataDir
+// ("" = its default): a setting of the agent, not of the desired state.
+func renderCNI(in cniconfig.Input, ipamDataDir string) ([]byte, error) {
+	in.IPAMDataDir = ipamDataDir
+	return cniconfig.Render(in)
 }
 
 // writeFileAtomic makes dir/name hold data. It writes nothing when the file already holds

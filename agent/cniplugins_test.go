@@ -66,8 +66,7 @@ func TestRemoveInstalledPlugins(t *testing.T) {
 // wants an executable file for each.
 func TestMissingPlugins(t *testing.T) {
 	dir := t.TempDir()
-	conf, err := renderCNI(CNIConfig{Bridge: "kbr0", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
-		Gateway: netip.MustParseAddr("10.244.1.1"), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), MTU: 1450}, "")
+	conf, err := renderCNI(cniInput("kbr0", netip.MustParsePrefix("10.244.1.0/24"), netip.MustParseAddr("10.244.1.1"), netip.MustParsePrefix("10.244.0.0/16"), 1450), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,7 +24,7 @@ type NodeState struct {
 
 	Host hostnet.State
 	OVS  OVSState
-	CNI  CNIConfig
+	CNI  cniconfig.Input // the conflist, in the plugin's own terms
 }
 
 // OVSState is the desired OVS bridge and tunnel mesh.
@@ -66,15 +66,6 @@ type SkippedPeer struct {
 type Peer struct {
 	NodeName string
 	NodeIP   netip.Addr
-}
-
-// CNIConfig is what the node's CNI network configuration says.
-type CNIConfig struct {
-	Bridge      string
-	Subnet      netip.Prefix
-	Gateway     netip.Addr
-	ClusterCIDR netip.Prefix
-	MTU         int
 }
 
 // ErrNoSubnet means the operator has not yet given this node a NodeSubnet.
@@ -181,7 +172,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 		s.OVS.DstPort = spec.Tunnel.VXLANPortOf()
 	}
 
-	s.CNI = CNIConfig{Bridge: linuxBridge, Subnet: s.Subnet, Gateway: s.Gateway, ClusterCIDR: clusterCIDR, MTU: s.MTU}
+	s.CNI = cniInput(linuxBridge, s.Subnet, s.Gateway, clusterCIDR, s.MTU)
 	return s, nil
 }
 

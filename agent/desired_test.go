@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 )
 
 func subnet(name, cidr, gw, ip string) v1alpha1.NodeSubnet {
@@ -78,7 +79,8 @@ func TestDesired(t *testing.T) {
 				eq(t, "offloads", s.Host.Veth.DisableOffloads, false)
 				eq(t, "stp", string(s.OVS.Protocol)+"/"+s.OVS.DatapathType, "STP/system")
 				eq(t, "timers", [4]int{s.OVS.Priority, s.OVS.HelloTime, s.OVS.MaxAge, s.OVS.ForwardDelay}, [4]int{32768, 2, 20, 15})
-				eq(t, "cni", s.CNI, CNIConfig{Bridge: "kbr0", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
+				eq(t, "cni", s.CNI, cniconfig.Input{CNIVersion: "1.1.0", IPAMType: "ovsmesh-host-local", PortmapPlugin: "ovsmesh-portmap", Portmap: true,
+					Bridge: "kbr0", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
 					Gateway: netip.MustParseAddr("10.244.1.1"), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), MTU: 1458})
 			},
 		},

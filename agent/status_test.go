@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 	"github.com/ovsmesh/ovsmesh/hostnet"
 	"github.com/ovsmesh/ovsmesh/ovs"
 )
@@ -295,7 +296,7 @@ func TestRenderCNI(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("conflist:\n%s", b)
 	}
-	if _, err := renderCNI(CNIConfig{}, ""); err == nil {
+	if _, err := renderCNI(cniconfig.Input{}, ""); err == nil {
 		t.Error("empty config rendered")
 	}
 }
