@@ -116,7 +116,7 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 			return n, err
 		}
 	}
-	ops, err := o.c.EnsureBridgeOps(ctx, spec)
+	ops, err := o.c.EnsureBridgeOps(ctx, nil, spec)
 	if err != nil {
 		return n, err
 	}
@@ -147,7 +147,7 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	ops, err = o.c.EnsurePortOps(ctx, s.Bridge, s.VethPort, ovs.PortSystem)
+	ops, err = o.c.EnsurePortOps(ctx, nil, s.Bridge, s.VethPort, ovs.PortSystem)
 	if err != nil {
 		return n, err
 	}
@@ -188,7 +188,7 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 			return 0, err
 		}
 	}
-	ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
 	if err == nil {
 		err = o.c.Transact(ctx, ops...)
 	}
@@ -201,7 +201,7 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 // recreatePorts removes the bridge's veth port and tunnels and waits until ovs-vswitchd has
 // removed them, so that adding them again makes new ports, not the same ones.
 func (o *ovsSide) recreatePorts(ctx context.Context, s OVSState) (int, error) {
-	ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
 	if err == nil {
 		err = o.c.Transact(ctx, ops...)
 	}
@@ -257,7 +257,7 @@ func (o *ovsSide) Ports(ctx context.Context, bridge string) ([]ovs.PortState, er
 
 // DeleteBridge implements OVSSide.
 func (o *ovsSide) DeleteBridge(ctx context.Context, bridge string) (int, error) {
-	ops, err := o.c.DeleteBridgeOps(ctx, bridge)
+	ops, err := o.c.DeleteBridgeOps(ctx, nil, bridge)
 	if err != nil {
 		return 0, err
 	}

@@ -19,7 +19,7 @@ func threeNodeShow(t *testing.T) []string {
 		srv, c := startDB(t)
 		ensureBridge(t, c, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP,
 			Priority: ptr.To(32768), HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
-		ops, err := c.EnsurePortOps(testCtx(t), "obr0", "vobr0", PortSystem)
+		ops, err := c.EnsurePortOps(testCtx(t), nil, "obr0", "vobr0", PortSystem)
 		commit(t, c, ops, err)
 		var peers []TunnelSpec
 		for p := 1; p <= 3; p++ {

@@ -21,7 +21,7 @@ func TestTransactReportsFailedOperation(t *testing.T) {
 	waitCached(t, c, "vethuser")
 
 	// An operation that fails on the server: a wait whose condition does not hold.
-	portOps, err := c.EnsurePortOps(ctx, "obr0", "vobr0", PortInternal)
+	portOps, err := c.EnsurePortOps(ctx, nil, "obr0", "vobr0", PortInternal)
 	if err != nil {
 		t.Fatal(err)
 	}
