@@ -78,11 +78,10 @@ func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
 	return out
 }
 
-// Apply implements OVSSide: three transactions at most, each skipped when empty — the
-// bridge with its loop prevention (before any tunnel can close a loop), the veth port (the
-// port builder needs the bridge in the cache), then the whole mesh at once. A tunnel-type
-// switch is one mesh transaction that deletes the old ports and adds the new ones; the
-// bridge row is not touched.
+// Apply implements OVSSide: two transactions at most, each skipped when empty — the
+// bridge with its loop prevention (before any tunnel can close a loop), then the veth port
+// (which closes no loop) and the whole mesh at once. A tunnel-type switch is one mesh transaction that deletes the
+// old ports and adds the new ones; the bridge row is not touched.
 //
 // A change of loop prevention is ordered so that the mesh is never without it, in the
 // database and in the data path (each step waits until ovs-vswitchd has applied the one
@@ -151,14 +150,16 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	if err != nil {
 		return n, err
 	}
+	ops, res, err := o.c.SyncTunnelsOps(ctx, ops, s.Bridge, tunnelSpecs(s))
+	if err != nil {
+		return n, err
+	}
 	if err := o.c.Transact(ctx, ops...); err != nil {
 		return n, err
 	}
 	n += len(ops)
-	res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
-	n += res.Ops
-	if err != nil {
-		return n, err
+	if err := res.Err(); err != nil {
+		return n, err // tunnels whose names a user's port holds; the rest is committed
 	}
 	if changed {
 		// Remembered until done: once the bridge matches, nothing else says a flush is due.
@@ -202,17 +203,17 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 // removed them, so that adding them again makes new ports, not the same ones.
 func (o *ovsSide) recreatePorts(ctx context.Context, s OVSState) (int, error) {
 	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
+	if err != nil {
+		return 0, err
+	}
+	ops, _, err = o.c.SyncTunnelsOps(ctx, ops, s.Bridge, nil)
 	if err == nil {
-		err = o.c.Transact(ctx, ops...)
+		err = o.c.Transact(ctx, ops...) // one transaction: the veth port and every tunnel
 	}
 	if err != nil {
 		return 0, err
 	}
-	res, err := o.c.SyncTunnels(ctx, s.Bridge, nil)
-	if err != nil {
-		return len(ops) + res.Ops, err
-	}
-	return len(ops) + res.Ops, o.waitApplied(ctx)
+	return len(ops), o.waitApplied(ctx)
 }
 
 // flush empties the bridge's MAC table when a loop-prevention change asks for it: once
