@@ -143,6 +143,23 @@ func TestBuildersSeePendingRows(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("ports of obr0 = %v, want %v", got, want)
 	}
+	// As the agent recreates ports on a loop-prevention change: the veth port and every
+	// tunnel of the committed bridge deleted in one transaction; then nothing is left to do.
+	ops, err = c.EnsurePortOps(ctx, nil, "obr0", "vobr0", PortSystem)
+	commit(t, c, ops, err)
+	for range 2 {
+		ops, err = c.DeletePortOps(ctx, nil, "obr0", "vobr0")
+		if err == nil {
+			ops, res, err = c.SyncTunnelsOps(ctx, ops, "obr0", nil)
+		}
+		commit(t, c, ops, err)
+		if got := lines(srv.Vsctl("list-ports", "obr0")); len(got) != 0 {
+			t.Fatalf("ports of obr0 after deleting the veth port and the mesh: %v", got)
+		}
+	}
+	if len(ops) != 0 || res.Ops != 0 {
+		t.Errorf("deleting again made %d operations: %v", len(ops), describeAll(ops))
+	}
 	// Unknown bridges are still errors, pending or not.
 	if _, _, err := c.SyncTunnelsOps(ctx, nil, "obr9", peers); !errors.Is(err, ErrNoBridge) {
 		t.Errorf("SyncTunnelsOps(no bridge) = %v, want ErrNoBridge", err)
