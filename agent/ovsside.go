@@ -78,11 +78,10 @@ func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
 	return out
 }
 
-// Apply implements OVSSide: three transactions at most, each skipped when empty — the
-// bridge with its loop prevention (before any tunnel can close a loop), the veth port (the
-// port builder needs the bridge in the cache), then the whole mesh at once. A tunnel-type
-// switch is one mesh transaction that deletes the old ports and adds the new ones; the
-// bridge row is not touched.
+// Apply implements OVSSide: two transactions at most, each skipped when empty — the
+// bridge with its loop prevention (before any tunnel can close a loop), then the veth port
+// (which closes no loop) and the whole mesh at once. A tunnel-type switch is one mesh transaction that deletes the
+// old ports and adds the new ones; the bridge row is not touched.
 //
 // A change of loop prevention is ordered so that the mesh is never without it, in the
 // database and in the data path (each step waits until ovs-vswitchd has applied the one
@@ -116,7 +115,7 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 			return n, err
 		}
 	}
-	ops, err := o.c.EnsureBridgeOps(ctx, spec)
+	ops, err := o.c.EnsureBridgeOps(ctx, nil, spec)
 	if err != nil {
 		return n, err
 	}
@@ -147,7 +146,11 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	ops, err = o.c.EnsurePortOps(ctx, s.Bridge, s.VethPort, ovs.PortSystem)
+	ops, err = o.c.EnsurePortOps(ctx, nil, s.Bridge, s.VethPort, ovs.PortSystem)
+	if err != nil {
+		return n, err
+	}
+	ops, res, err := o.c.SyncTunnelsOps(ctx, ops, s.Bridge, tunnelSpecs(s))
 	if err != nil {
 		return n, err
 	}
@@ -155,10 +158,8 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 		return n, err
 	}
 	n += len(ops)
-	res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
-	n += res.Ops
-	if err != nil {
-		return n, err
+	if err := res.Err(); err != nil {
+		return n, err // tunnels whose names a user's port holds; the rest is committed
 	}
 	if changed {
 		// Remembered until done: once the bridge matches, nothing else says a flush is due.
@@ -188,7 +189,7 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 			return 0, err
 		}
 	}
-	ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
 	if err == nil {
 		err = o.c.Transact(ctx, ops...)
 	}
@@ -201,18 +202,18 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 // recreatePorts removes the bridge's veth port and tunnels and waits until ovs-vswitchd has
 // removed them, so that adding them again makes new ports, not the same ones.
 func (o *ovsSide) recreatePorts(ctx context.Context, s OVSState) (int, error) {
-	ops, err := o.c.DeletePortOps(ctx, s.Bridge, s.VethPort)
+	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
+	if err != nil {
+		return 0, err
+	}
+	ops, _, err = o.c.SyncTunnelsOps(ctx, ops, s.Bridge, nil)
 	if err == nil {
-		err = o.c.Transact(ctx, ops...)
+		err = o.c.Transact(ctx, ops...) // one transaction: the veth port and every tunnel
 	}
 	if err != nil {
 		return 0, err
 	}
-	res, err := o.c.SyncTunnels(ctx, s.Bridge, nil)
-	if err != nil {
-		return len(ops) + res.Ops, err
-	}
-	return len(ops) + res.Ops, o.waitApplied(ctx)
+	return len(ops), o.waitApplied(ctx)
 }
 
 // flush empties the bridge's MAC table when a loop-prevention change asks for it: once
@@ -257,7 +258,7 @@ func (o *ovsSide) Ports(ctx context.Context, bridge string) ([]ovs.PortState, er
 
 // DeleteBridge implements OVSSide.
 func (o *ovsSide) DeleteBridge(ctx context.Context, bridge string) (int, error) {
-	ops, err := o.c.DeleteBridgeOps(ctx, bridge)
+	ops, err := o.c.DeleteBridgeOps(ctx, nil, bridge)
 	if err != nil {
 		return 0, err
 	}

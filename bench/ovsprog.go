@@ -80,7 +80,7 @@ func freshBridge(ctx context.Context, e *Env, name string) (*OVSDB, *ovs.Client,
 		return nil, nil, err
 	}
 	e.Defer(c.Close)
-	ops, err := c.EnsureBridgeOps(ctx, ovs.BridgeSpec{Name: "obr0", DatapathType: ovs.DatapathNetdev, Protocol: ovs.ProtocolSTP})
+	ops, err := c.EnsureBridgeOps(ctx, nil, ovs.BridgeSpec{Name: "obr0", DatapathType: ovs.DatapathNetdev, Protocol: ovs.ProtocolSTP})
 	if err == nil {
 		err = c.Transact(ctx, ops...)
 	}

@@ -192,8 +192,8 @@ func diffBridge(have *ovsmodel.Bridge, s BridgeSpec) bridgeDiff {
 	return d
 }
 
-// EnsureBridgeOps returns the operations that make the bridge match spec, or none when it
-// already does. ovs-vsctl equivalent, for a new STP bridge:
+// EnsureBridgeOps appends to ops the operations that make the bridge match spec, none
+// when it already does. ovs-vsctl equivalent, for a new STP bridge:
 //
 //	ovs-vsctl add-br obr0 -- set Bridge obr0 datapath_type=netdev stp_enable=true \
 //	    other_config:stp-priority=32768 other_config:stp-forward-delay=15 \
@@ -202,35 +202,35 @@ func diffBridge(have *ovsmodel.Bridge, s BridgeSpec) bridgeDiff {
 // and for an existing one `ovs-vsctl set Bridge obr0 ...` of only the columns and
 // other_config keys that differ (other_config keys are changed one by one, as
 // `other_config:key=value` does, so keys ovsmesh does not manage stay). A new bridge
-// gets its local internal port, as add-br makes, and is added to Open_vSwitch.bridges.
-// An existing bridge of that name that ovsmesh does not own is an ErrNotOwned error.
+// gets its local internal port, as add-br makes, and is added to Open_vSwitch.bridges;
+// its rows carry uuid-names, so EnsurePortOps and SyncTunnelsOps can put ports on it in
+// the same transaction. An existing bridge of that name that ovsmesh does not own is an
+// ErrNotOwned error. On error ops is returned as given.
 //
-// Commit these before SyncTunnels adds tunnels: spanning tree must be on before the
+// The agent commits these before it adds tunnels: spanning tree must be on before the
 // mesh closes a loop (ovs-vswitchd applies one transaction at once, but the agent keeps
 // the order explicit: bridge transaction first, then tunnels).
-func (c *Client) EnsureBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.Operation, error) {
+func (c *Client) EnsureBridgeOps(ctx context.Context, ops []ovsdb.Operation, spec BridgeSpec) ([]ovsdb.Operation, error) {
 	if err := spec.Validate(); err != nil {
-		return nil, fmt.Errorf("ovs: %w", err)
+		return ops, fmt.Errorf("ovs: %w", err)
 	}
-	if err := c.waitConnected(ctx); err != nil {
-		return nil, err
-	}
-	br, err := c.bridge(ctx, spec.Name)
+	v, err := c.openBridge(ctx, ops, spec.Name, anyBridge)
 	if err != nil {
-		return nil, err
+		return ops, err
 	}
-	if br == nil {
-		return c.createBridgeOps(ctx, spec)
+	if v.Br == nil {
+		return c.createBridgeOps(ctx, ops, v, spec)
 	}
+	br := v.Br
 	if !owned(br.ExternalIDs) {
-		return nil, fmt.Errorf("ovs: bridge %s exists: %w (tag it with `ovs-vsctl br-set-external-id %s %s %s` to hand it over)",
+		return ops, fmt.Errorf("ovs: bridge %s exists: %w (tag it with `ovs-vsctl br-set-external-id %s %s %s` to hand it over)",
 			spec.Name, ErrNotOwned, spec.Name, OwnerKey, OwnerValue)
 	}
 	d := diffBridge(br, spec)
 	if d.empty() {
-		return nil, nil
+		return ops, nil
 	}
-	var ops []ovsdb.Operation
+	var out []ovsdb.Operation
 	want := &ovsmodel.Bridge{UUID: br.UUID, DatapathType: spec.DatapathType,
 		STPEnable: strings.EqualFold(spec.Protocol, ProtocolSTP), RSTPEnable: strings.EqualFold(spec.Protocol, ProtocolRSTP),
 		FailMode: spec.failMode()}
@@ -243,31 +243,31 @@ func (c *Client) EnsureBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.
 		}
 		up, err := c.ovs.Where(want).Update(want, fields...)
 		if err != nil {
-			return nil, fmt.Errorf("ovs: update bridge %s: %w", spec.Name, err)
+			return ops, fmt.Errorf("ovs: update bridge %s: %w", spec.Name, err)
 		}
-		ops = append(ops, up...)
+		out = append(out, up...)
 	}
 	if mut := mapMutations(&want.OtherConfig, d.DeleteKeys, d.InsertPairs); len(mut) > 0 {
 		m, err := c.ovs.Where(want).Mutate(want, mut...)
 		if err != nil {
-			return nil, fmt.Errorf("ovs: mutate other_config of bridge %s: %w", spec.Name, err)
+			return ops, fmt.Errorf("ovs: mutate other_config of bridge %s: %w", spec.Name, err)
 		}
-		ops = append(ops, m...)
+		out = append(out, m...)
 	}
-	return ops, nil
+	return append(ops, out...), nil
 }
 
-func (c *Client) createBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.Operation, error) {
-	taken, err := c.nameTaken(ctx, spec.Name)
+func (c *Client) createBridgeOps(ctx context.Context, ops []ovsdb.Operation, v *bridgeView, spec BridgeSpec) ([]ovsdb.Operation, error) {
+	taken, err := v.nameTaken(ctx, c, spec.Name)
 	if err != nil {
-		return nil, err
+		return ops, err
 	}
 	if taken {
-		return nil, fmt.Errorf("ovs: bridge %s: a port or interface of that name already exists on another bridge", spec.Name)
+		return ops, fmt.Errorf("ovs: bridge %s: a port or interface of that name already exists on another bridge", spec.Name)
 	}
-	root, err := c.rootRow(ctx)
+	root, err := c.root(ctx, v.rows)
 	if err != nil {
-		return nil, err
+		return ops, err
 	}
 	iface := &ovsmodel.Interface{UUID: c.namedUUID("iface"), Name: spec.Name, Type: "internal", ExternalIDs: ownerTags()}
 	port := &ovsmodel.Port{UUID: c.namedUUID("port"), Name: spec.Name, Interfaces: []string{iface.UUID}, ExternalIDs: ownerTags()}
@@ -278,25 +278,35 @@ func (c *Client) createBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.
 		RSTPEnable:  strings.EqualFold(spec.Protocol, ProtocolRSTP),
 		OtherConfig: spec.timerConfig(), ExternalIDs: ownerTags(),
 	}
-	var ops []ovsdb.Operation
+	var out []ovsdb.Operation
 	for _, m := range []model.Model{iface, port, br} {
 		op, err := c.ovs.Create(m)
 		if err != nil {
-			return nil, fmt.Errorf("ovs: create bridge %s: %w", spec.Name, err)
+			return ops, fmt.Errorf("ovs: create bridge %s: %w", spec.Name, err)
 		}
-		ops = append(ops, op...)
+		out = append(out, op...)
 	}
 	var op []ovsdb.Operation
 	if root == nil {
 		// Uninitialised database: make the root row, as ovs-vsctl does.
-		op, err = c.ovs.Create(&ovsmodel.OpenvSwitch{Bridges: []string{br.UUID}})
+		op, err = c.ovs.Create(&ovsmodel.OpenvSwitch{UUID: c.namedUUID("root"), Bridges: []string{br.UUID}})
 	} else {
 		op, err = c.ovs.Where(root).Mutate(root, model.Mutation{Field: &root.Bridges, Mutator: ovsdb.MutateOperationInsert, Value: []string{br.UUID}})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("ovs: add bridge %s to Open_vSwitch: %w", spec.Name, err)
+		return ops, fmt.Errorf("ovs: add bridge %s to Open_vSwitch: %w", spec.Name, err)
 	}
-	return append(ops, op...), nil
+	return append(append(ops, out...), op...), nil
+}
+
+// root returns the Open_vSwitch row: the cached one, else one the pending operations
+// insert (only its UUID set), else nil.
+func (c *Client) root(ctx context.Context, pending *pendingRows) (*ovsmodel.OpenvSwitch, error) {
+	root, err := c.rootRow(ctx)
+	if root == nil && err == nil && pending.root != "" {
+		root = &ovsmodel.OpenvSwitch{UUID: pending.root}
+	}
+	return root, err
 }
 
 // LoopPrevention returns the protocol the bridge runs now, as its row says: "STP", "RSTP"
@@ -306,46 +316,44 @@ func (c *Client) createBridgeOps(ctx context.Context, spec BridgeSpec) ([]ovsdb.
 //
 // Callers changing the protocol use it to order the change (see the agent's split horizon).
 func (c *Client) LoopPrevention(ctx context.Context, name string) (protocol string, exists bool, err error) {
-	if err := c.waitConnected(ctx); err != nil {
-		return "", false, err
-	}
-	br, err := c.bridge(ctx, name)
-	if err != nil || br == nil {
+	v, err := c.openBridge(ctx, nil, name, anyBridge)
+	if err != nil || v.Br == nil {
 		return "", false, err
 	}
 	switch {
-	case br.STPEnable:
+	case v.Br.STPEnable:
 		return ProtocolSTP, true, nil
-	case br.RSTPEnable:
+	case v.Br.RSTPEnable:
 		return ProtocolRSTP, true, nil
 	}
 	return "", true, nil
 }
 
-// DeleteBridgeOps returns the operation that deletes an ovsmesh bridge with all its
-// ports and interfaces, or none when there is no such bridge. ovs-vsctl equivalent:
+// DeleteBridgeOps appends to ops the operation that deletes an ovsmesh bridge with all
+// its ports and interfaces, none when there is no such bridge. ovs-vsctl equivalent:
 //
 //	ovs-vsctl --if-exists del-br obr0
 //
 // It removes the bridge from Open_vSwitch.bridges; OVSDB garbage-collects the bridge,
 // its ports and their interfaces, since only that reference kept them. A bridge ovsmesh
 // does not own is an ErrNotOwned error. For uninstall.
-func (c *Client) DeleteBridgeOps(ctx context.Context, name string) ([]ovsdb.Operation, error) {
-	if err := c.waitConnected(ctx); err != nil {
-		return nil, err
+func (c *Client) DeleteBridgeOps(ctx context.Context, ops []ovsdb.Operation, name string) ([]ovsdb.Operation, error) {
+	v, err := c.openBridge(ctx, ops, name, anyBridge)
+	if err != nil || v.Br == nil {
+		return ops, err
 	}
-	br, err := c.bridge(ctx, name)
-	if err != nil || br == nil {
-		return nil, err
+	if !owned(v.Br.ExternalIDs) {
+		return ops, fmt.Errorf("ovs: delete bridge %s: %w", name, ErrNotOwned)
 	}
-	if !owned(br.ExternalIDs) {
-		return nil, fmt.Errorf("ovs: delete bridge %s: %w", name, ErrNotOwned)
+	root, err := c.root(ctx, v.rows)
+	if err != nil || root == nil || (!v.Pending && !slices.Contains(root.Bridges, v.Br.UUID)) {
+		return ops, err
 	}
-	root, err := c.rootRow(ctx)
-	if err != nil || root == nil || !slices.Contains(root.Bridges, br.UUID) {
-		return nil, err
+	del, err := c.ovs.Where(root).Mutate(root, model.Mutation{Field: &root.Bridges, Mutator: ovsdb.MutateOperationDelete, Value: []string{v.Br.UUID}})
+	if err != nil {
+		return ops, fmt.Errorf("ovs: delete bridge %s: %w", name, err)
 	}
-	return c.ovs.Where(root).Mutate(root, model.Mutation{Field: &root.Bridges, Mutator: ovsdb.MutateOperationDelete, Value: []string{br.UUID}})
+	return append(ops, del...), nil
 }
 
 // mapMutations changes some keys of a map column: delete the keys (so that new values

@@ -16,7 +16,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 
 	stp := BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP,
 		Priority: ptr.To(32769), HelloTime: 1, MaxAge: 6, ForwardDelay: 4, FailMode: "standalone"}
-	ops, err := c.EnsureBridgeOps(ctx, stp)
+	ops, err := c.EnsureBridgeOps(ctx, nil, stp)
 	commit(t, c, ops, err)
 	if len(ops) != 4 {
 		t.Errorf("creating a bridge: %d operations, want 4 (interface, port, bridge, Open_vSwitch mutate)", len(ops))
@@ -43,7 +43,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 	}
 
 	// Idempotent.
-	if ops, err := c.EnsureBridgeOps(ctx, stp); err != nil || len(ops) != 0 {
+	if ops, err := c.EnsureBridgeOps(ctx, nil, stp); err != nil || len(ops) != 0 {
 		t.Fatalf("second EnsureBridgeOps: %d ops, err %v; want 0, nil", len(ops), err)
 	}
 
@@ -51,7 +51,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 	srv.Vsctl("set", "Bridge", "obr0", `other_config:hwaddr="02:00:00:00:01:01"`)
 	rstp := BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: "rstp",
 		Priority: ptr.To(4096 * 8), HelloTime: 2, MaxAge: 10, ForwardDelay: 5, FailMode: "standalone"}
-	ops, err = c.EnsureBridgeOps(ctx, rstp)
+	ops, err = c.EnsureBridgeOps(ctx, nil, rstp)
 	commit(t, c, ops, err)
 	if len(ops) != 2 {
 		t.Errorf("STP to RSTP: %d operations, want 2 (update enables, mutate other_config)", len(ops))
@@ -71,13 +71,13 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 			t.Errorf("other_config:%s still set after switching to RSTP: %s", k, oc)
 		}
 	}
-	if ops, err := c.EnsureBridgeOps(ctx, rstp); err != nil || len(ops) != 0 {
+	if ops, err := c.EnsureBridgeOps(ctx, nil, rstp); err != nil || len(ops) != 0 {
 		t.Fatalf("second RSTP EnsureBridgeOps: %d ops, err %v; want 0, nil", len(ops), err)
 	}
 
 	// Timer change only: one mutation.
 	rstp.ForwardDelay = 6
-	ops, err = c.EnsureBridgeOps(ctx, rstp)
+	ops, err = c.EnsureBridgeOps(ctx, nil, rstp)
 	commit(t, c, ops, err)
 	if len(ops) != 1 || get(t, srv, "Bridge", "obr0", "other_config:rstp-forward-delay") != "6" {
 		t.Errorf("forward delay change: %d ops, value %q", len(ops), get(t, srv, "Bridge", "obr0", "other_config:rstp-forward-delay"))
@@ -86,16 +86,16 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 	// A bridge ovsmesh does not own is refused, and left as it was.
 	srv.Vsctl("add-br", "br-user", "--", "set", "Bridge", "br-user", "stp_enable=false")
 	waitCached(t, c, "br-user") // the bridge row comes in the same monitor update as its port
-	_, err = c.EnsureBridgeOps(ctx, BridgeSpec{Name: "br-user", Protocol: ProtocolSTP})
+	_, err = c.EnsureBridgeOps(ctx, nil, BridgeSpec{Name: "br-user", Protocol: ProtocolSTP})
 	if !errors.Is(err, ErrNotOwned) {
 		t.Errorf("EnsureBridgeOps on a user's bridge: err %v, want ErrNotOwned", err)
 	}
-	if ops, err := c.DeleteBridgeOps(ctx, "br-user"); !errors.Is(err, ErrNotOwned) || len(ops) != 0 {
+	if ops, err := c.DeleteBridgeOps(ctx, nil, "br-user"); !errors.Is(err, ErrNotOwned) || len(ops) != 0 {
 		t.Errorf("DeleteBridgeOps on a user's bridge: %d ops, err %v; want ErrNotOwned", len(ops), err)
 	}
 
 	// Uninstall: delete obr0, its ports and interfaces; br-user stays.
-	ops, err = c.DeleteBridgeOps(ctx, "obr0")
+	ops, err = c.DeleteBridgeOps(ctx, nil, "obr0")
 	commit(t, c, ops, err)
 	if got := strings.TrimSpace(srv.Vsctl("list-br")); got != "br-user" {
 		t.Errorf("after DeleteBridgeOps list-br = %q, want br-user", got)
@@ -103,7 +103,7 @@ func TestEnsureBridgeSTPThenRSTP(t *testing.T) {
 	if got := srv.Vsctl("--bare", "--columns=name", "find", "Interface", "name=obr0"); strings.TrimSpace(got) != "" {
 		t.Errorf("interface obr0 not garbage-collected: %q", got)
 	}
-	if ops, err := c.DeleteBridgeOps(ctx, "obr0"); err != nil || len(ops) != 0 {
+	if ops, err := c.DeleteBridgeOps(ctx, nil, "obr0"); err != nil || len(ops) != 0 {
 		t.Errorf("DeleteBridgeOps again: %d ops, err %v; want 0, nil", len(ops), err)
 	}
 }
@@ -155,12 +155,12 @@ func TestEnsureBridgeUninitialisedDB(t *testing.T) {
 func TestBridgePriorityZero(t *testing.T) {
 	srv, c := startDB(t)
 	ctx := testCtx(t)
-	ops, err := c.EnsureBridgeOps(ctx, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP, Priority: ptr.To(0)})
+	ops, err := c.EnsureBridgeOps(ctx, nil, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP, Priority: ptr.To(0)})
 	commit(t, c, ops, err)
 	if got := get(t, srv, "Bridge", "obr0", "other_config:stp-priority"); got != "0" {
 		t.Errorf("stp-priority = %q, want 0", got)
 	}
-	ops, err = c.EnsureBridgeOps(ctx, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP})
+	ops, err = c.EnsureBridgeOps(ctx, nil, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP})
 	commit(t, c, ops, err)
 	if got := srv.Vsctl("get", "Bridge", "obr0", "other_config"); strings.Contains(got, "stp-priority") {
 		t.Errorf("nil priority left other_config %s", got)

@@ -39,21 +39,6 @@ func (c *Client) bridge(ctx context.Context, name string) (*model.Bridge, error)
 	return br, nil
 }
 
-// ownedBridge returns the bridge, failing with ErrNoBridge or ErrNotOwned.
-func (c *Client) ownedBridge(ctx context.Context, name string) (*model.Bridge, error) {
-	br, err := c.bridge(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	if br == nil {
-		return nil, fmt.Errorf("ovs: bridge %s: %w", name, ErrNoBridge)
-	}
-	if !owned(br.ExternalIDs) {
-		return nil, fmt.Errorf("ovs: bridge %s: %w (external_ids:%s is not %q)", name, ErrNotOwned, OwnerKey, OwnerValue)
-	}
-	return br, nil
-}
-
 // portRow is a port of a bridge with its interfaces as found in the cache.
 type portRow struct {
 	Port   *model.Port
@@ -69,20 +54,27 @@ func (p portRow) iface() *model.Interface {
 	return p.Ifaces[0]
 }
 
-// bridgePorts returns the ports of a bridge, keyed by port name.
-func (c *Client) bridgePorts(ctx context.Context, br *model.Bridge) (map[string]portRow, error) {
+// portsOf returns the ports of a bridge, keyed by port name: rows inserted by pending
+// operations first, then the cache.
+func (c *Client) portsOf(ctx context.Context, pending *pendingRows, br *model.Bridge) (map[string]portRow, error) {
 	out := make(map[string]portRow, len(br.Ports))
 	for _, uuid := range br.Ports {
 		p := &model.Port{UUID: uuid}
-		if err := c.get(ctx, p); err != nil {
-			if errors.Is(err, client.ErrNotFound) {
-				continue // being deleted, or not yet in the cache
+		if !pending.byUUID(uuid, p) {
+			if err := c.get(ctx, p); err != nil {
+				if errors.Is(err, client.ErrNotFound) {
+					continue // being deleted, or not yet in the cache
+				}
+				return nil, fmt.Errorf("ovs: read port %s of bridge %s: %w", uuid, br.Name, err)
 			}
-			return nil, fmt.Errorf("ovs: read port %s of bridge %s: %w", uuid, br.Name, err)
 		}
 		row := portRow{Port: p}
 		for _, iu := range p.Interfaces {
 			i := &model.Interface{UUID: iu}
+			if pending.byUUID(iu, i) {
+				row.Ifaces = append(row.Ifaces, i)
+				continue
+			}
 			if err := c.get(ctx, i); err != nil {
 				if errors.Is(err, client.ErrNotFound) {
 					continue

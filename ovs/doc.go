@@ -9,26 +9,42 @@
 // # Shape
 //
 // Dial connects and keeps a cache of the Open_vSwitch, Bridge, Port and Interface
-// tables. Reads come from that cache. Writes are small domain operations that return
-// []ovsdb.Operation, so a caller commits several in one transaction with Transact; each
-// names its ovs-vsctl equivalent. SyncTunnels is the exception that commits itself: it
-// plans the whole mesh (adds, updates, deletes) and sends one transaction, or none when
-// nothing differs.
+// tables. Reads come from that cache. Every write has one shape, as in ovn-kubernetes'
+// libovsdb ops: a builder
 //
-// The agent's sequence on a node:
+//	XOps(ctx, ops []ovsdb.Operation, ...) ([]ovsdb.Operation, error)
+//
+// appends its operations to the caller's list and returns it (as given, on error), and
+// Transact commits a list as one transaction. The builders are EnsureBridgeOps,
+// EnsurePortOps, DeletePortOps, DeleteBridgeOps and SyncTunnelsOps (which also returns a
+// SyncResult); each names its ovs-vsctl equivalent, is idempotent (nothing appended when
+// the database already matches) and makes only the operations of what differs. A builder
+// reads the cache together with the rows its list already inserts, so a bridge, its ports
+// and its tunnels can be built into one list: the new rows carry uuid-names and the later
+// builders refer to the bridge by its uuid-name. SyncTunnels is SyncTunnelsOps plus
+// Transact, for callers that commit the mesh on its own.
+//
+// The agent's sequence on a node (two transactions: it keeps the bridge's loop prevention
+// ahead of the tunnels that could close a loop):
 //
 //	c, err := ovs.Dial(ctx, ovs.Options{Logger: log})
-//	ops, err := c.EnsureBridgeOps(ctx, ovs.BridgeSpec{Name: "obr0", DatapathType: "netdev",
+//	ops, err := c.EnsureBridgeOps(ctx, nil, ovs.BridgeSpec{Name: "obr0", DatapathType: "netdev",
 //		Protocol: "STP", Priority: ptr.To(32768), HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
-//	err = c.Transact(ctx, ops...)           // spanning tree on before any tunnel exists
-//	ops, err = c.EnsurePortOps(ctx, "obr0", "vobr0", ovs.PortSystem)
-//	err = c.Transact(ctx, ops...)
-//	res, err := c.SyncTunnels(ctx, "obr0", peers) // one port per peer, one transaction
-//	states, err := c.PortStates(ctx, "obr0")      // STP/RSTP/BFD for NodeSubnet status
-//	<-c.Changes()                                 // something changed, or OVS restarted: run again
+//	err = c.Transact(ctx, ops...)                  // spanning tree on before any tunnel exists
+//	ops, err = c.EnsurePortOps(ctx, nil, "obr0", "vobr0", ovs.PortSystem)
+//	ops, res, err := c.SyncTunnelsOps(ctx, ops, "obr0", peers) // one port per peer
+//	err = c.Transact(ctx, ops...)                  // the veth port and the mesh at once
+//	err = res.Err()                                // tunnel names a user's port holds
+//	states, err := c.PortStates(ctx, "obr0")       // STP/RSTP/BFD for NodeSubnet status
+//	<-c.Changes()                                  // something changed, or OVS restarted: run again
 //
 // and on uninstall DeleteBridgeOps. Every call is idempotent, so the agent simply runs
 // the sequence again whenever Changes fires.
+//
+// A rejected transaction is a *TxnError naming the failed operation; it unwraps to
+// libovsdb's typed OVSDB error (*ovsdb.ConstraintViolation,
+// *ovsdb.ReferentialIntegrityViolation, ...) or ErrRowGone, for errors.As and errors.Is.
+// A lost connection is ErrUnavailable instead.
 //
 // # Deadlines and liveness
 //

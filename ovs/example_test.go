@@ -19,15 +19,23 @@ func threeNodeShow(t *testing.T) []string {
 		srv, c := startDB(t)
 		ensureBridge(t, c, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP,
 			Priority: ptr.To(32768), HelloTime: 2, MaxAge: 20, ForwardDelay: 15})
-		ops, err := c.EnsurePortOps(testCtx(t), "obr0", "vobr0", PortSystem)
-		commit(t, c, ops, err)
 		var peers []TunnelSpec
 		for p := 1; p <= 3; p++ {
 			if p != n {
 				peers = append(peers, TunnelSpec{PeerName: fmt.Sprintf("node%d", p), RemoteIP: fmt.Sprintf("172.30.0.%d", p), Type: "GRE"})
 			}
 		}
-		if res := mustSync(t, c, "obr0", peers); res.Added != 2 {
+		// The veth port and the mesh in one transaction, as doc.go shows.
+		ops, err := c.EnsurePortOps(testCtx(t), nil, "obr0", "vobr0", PortSystem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ops, res, err := c.SyncTunnelsOps(testCtx(t), ops, "obr0", peers)
+		if err == nil {
+			err = res.Err()
+		}
+		commit(t, c, ops, err)
+		if res.Added != 2 {
 			t.Fatalf("node%d: %+v", n, res)
 		}
 		shows = append(shows, srv.Vsctl("show"))

@@ -77,7 +77,7 @@ func mustSync(t *testing.T, c *Client, bridge string, desired []TunnelSpec) Sync
 
 func ensureBridge(t *testing.T, c *Client, spec BridgeSpec) {
 	t.Helper()
-	ops, err := c.EnsureBridgeOps(testCtx(t), spec)
+	ops, err := c.EnsureBridgeOps(testCtx(t), nil, spec)
 	commit(t, c, ops, err)
 }
 

@@ -90,7 +90,7 @@ func TestKilledServerNoticedAtOnce(t *testing.T) {
 // mustOps builds the operations that would create a bridge, from the cache.
 func mustOps(t *testing.T, c *Client, name string) []ovsdb.Operation {
 	t.Helper()
-	ops, err := c.EnsureBridgeOps(testCtx(t), BridgeSpec{Name: name})
+	ops, err := c.EnsureBridgeOps(testCtx(t), nil, BridgeSpec{Name: name})
 	if err != nil || len(ops) == 0 {
 		t.Fatalf("EnsureBridgeOps(%s) = %d ops, %v", name, len(ops), err)
 	}

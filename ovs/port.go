@@ -35,60 +35,62 @@ type OwnedPort struct {
 	ExternalIDs map[string]string
 }
 
-// EnsurePortOps returns the operations that add a port with one interface of that name
-// to the bridge, or none when the bridge already has it with that type. ovs-vsctl
+// EnsurePortOps appends to ops the operations that add a port with one interface of
+// that name to the bridge, none when the bridge already has it with that type. ovs-vsctl
 // equivalent:
 //
 //	ovs-vsctl --may-exist add-port obr0 vobr0 [-- set Interface vobr0 type=internal] \
 //	    -- set Port vobr0 external_ids:ovsmesh.io/owner=ovsmesh
 //
 // ifaceType is "" (or "system") for an existing device or "internal". The bridge must
-// exist and be ovsmesh's (commit EnsureBridgeOps first). A port of that name that
-// ovsmesh owns gets its interface type corrected; one it does not own is accepted as it
-// is when its type matches and is an ErrNotOwned error otherwise; a port or interface of
-// that name elsewhere is an error.
-func (c *Client) EnsurePortOps(ctx context.Context, bridge, name, ifaceType string) ([]ovsdb.Operation, error) {
+// exist and be ovsmesh's: in the cache, or inserted by EnsureBridgeOps earlier in ops
+// (the port then joins it by its uuid-name, in the same transaction). A port of that name
+// that ovsmesh owns gets its interface type corrected; one it does not own is accepted as
+// it is when its type matches and is an ErrNotOwned error otherwise; a port or interface
+// of that name elsewhere is an error. On error ops is returned as given.
+func (c *Client) EnsurePortOps(ctx context.Context, ops []ovsdb.Operation, bridge, name, ifaceType string) ([]ovsdb.Operation, error) {
 	if ifaceType == "system" {
 		ifaceType = PortSystem
 	}
 	if ifaceType != PortSystem && ifaceType != PortInternal {
-		return nil, fmt.Errorf("ovs: port %s: interface type %q is not system or internal (tunnels are made by SyncTunnels)", name, ifaceType)
+		return ops, fmt.Errorf("ovs: port %s: interface type %q is not system or internal (tunnels are made by SyncTunnelsOps)", name, ifaceType)
 	}
 	if err := validIfName(name); err != nil {
-		return nil, fmt.Errorf("ovs: port name: %w", err)
+		return ops, fmt.Errorf("ovs: port name: %w", err)
 	}
-	if err := c.waitConnected(ctx); err != nil {
-		return nil, err
-	}
-	br, err := c.ownedBridge(ctx, bridge)
+	v, err := c.openBridge(ctx, ops, bridge, mustOwn|bridgePorts)
 	if err != nil {
-		return nil, err
+		return ops, err
 	}
-	ports, err := c.bridgePorts(ctx, br)
-	if err != nil {
-		return nil, err
-	}
-	if p, ok := ports[name]; ok {
+	if p, ok := v.Ports[name]; ok {
 		iface := p.iface()
 		if iface != nil && iface.Name == name && iface.Type == ifaceType {
-			return nil, nil
+			return ops, nil
 		}
 		if !owned(p.Port.ExternalIDs) || iface == nil {
-			return nil, fmt.Errorf("ovs: port %s on %s exists with another configuration: %w", name, bridge, ErrNotOwned)
+			return ops, fmt.Errorf("ovs: port %s on %s exists with another configuration: %w", name, bridge, ErrNotOwned)
 		}
 		want := &ovsmodel.Interface{UUID: iface.UUID, Type: ifaceType}
-		return c.ovs.Where(want).Update(want, &want.Type)
+		up, err := c.ovs.Where(want).Update(want, &want.Type)
+		if err != nil {
+			return ops, fmt.Errorf("ovs: update interface %s: %w", name, err)
+		}
+		return append(ops, up...), nil
 	}
-	taken, err := c.nameTaken(ctx, name)
+	taken, err := v.nameTaken(ctx, c, name)
 	if err != nil {
-		return nil, err
+		return ops, err
 	}
 	if taken {
-		return nil, fmt.Errorf("ovs: port %s: a port or interface of that name exists on another bridge", name)
+		return ops, fmt.Errorf("ovs: port %s: a port or interface of that name exists on another bridge", name)
 	}
 	iface := &ovsmodel.Interface{UUID: c.namedUUID("iface"), Name: name, Type: ifaceType, ExternalIDs: ownerTags()}
 	port := &ovsmodel.Port{UUID: c.namedUUID("port"), Name: name, Interfaces: []string{iface.UUID}, ExternalIDs: ownerTags()}
-	return c.addPortsOps(br, []*ovsmodel.Interface{iface}, []*ovsmodel.Port{port}, nil)
+	add, err := c.addPortsOps(v.Br, []*ovsmodel.Interface{iface}, []*ovsmodel.Port{port}, nil)
+	if err != nil {
+		return ops, err
+	}
+	return append(ops, add...), nil
 }
 
 // addPortsOps inserts interfaces and ports and changes the bridge's port set in one
@@ -127,33 +129,30 @@ func (c *Client) addPortsOps(br *ovsmodel.Bridge, ifaces []*ovsmodel.Interface, 
 	return append(ops, m...), nil
 }
 
-// DeletePortOps returns the operation that removes an ovsmesh port from the bridge, or
-// none when the bridge or the port does not exist. ovs-vsctl equivalent:
+// DeletePortOps appends to ops the operation that removes an ovsmesh port from the
+// bridge, none when the bridge or the port does not exist. ovs-vsctl equivalent:
 //
 //	ovs-vsctl --if-exists del-port obr0 vobr0
 //
 // The port leaves Bridge.ports and OVSDB garbage-collects it and its interfaces. A port
-// ovsmesh does not own is an ErrNotOwned error.
-func (c *Client) DeletePortOps(ctx context.Context, bridge, name string) ([]ovsdb.Operation, error) {
-	if err := c.waitConnected(ctx); err != nil {
-		return nil, err
+// ovsmesh does not own is an ErrNotOwned error. On error ops is returned as given.
+func (c *Client) DeletePortOps(ctx context.Context, ops []ovsdb.Operation, bridge, name string) ([]ovsdb.Operation, error) {
+	v, err := c.openBridge(ctx, ops, bridge, anyBridge|bridgePorts)
+	if err != nil || v.Br == nil {
+		return ops, err
 	}
-	br, err := c.bridge(ctx, bridge)
-	if err != nil || br == nil {
-		return nil, err
-	}
-	ports, err := c.bridgePorts(ctx, br)
-	if err != nil {
-		return nil, err
-	}
-	p, ok := ports[name]
+	p, ok := v.Ports[name]
 	if !ok {
-		return nil, nil
+		return ops, nil
 	}
 	if !owned(p.Port.ExternalIDs) {
-		return nil, fmt.Errorf("ovs: delete port %s on %s: %w", name, bridge, ErrNotOwned)
+		return ops, fmt.Errorf("ovs: delete port %s on %s: %w", name, bridge, ErrNotOwned)
 	}
-	return c.addPortsOps(br, nil, nil, []string{p.Port.UUID})
+	del, err := c.addPortsOps(v.Br, nil, nil, []string{p.Port.UUID})
+	if err != nil {
+		return ops, err
+	}
+	return append(ops, del...), nil
 }
 
 // OwnedPorts lists the ports on the bridge that ovsmesh owns (tunnels and others),
@@ -163,19 +162,12 @@ func (c *Client) DeletePortOps(ctx context.Context, bridge, name string) ([]ovsd
 //
 // restricted to the bridge's ports.
 func (c *Client) OwnedPorts(ctx context.Context, bridge string) ([]OwnedPort, error) {
-	if err := c.waitConnected(ctx); err != nil {
-		return nil, err
-	}
-	br, err := c.bridge(ctx, bridge)
-	if err != nil || br == nil {
-		return nil, err
-	}
-	ports, err := c.bridgePorts(ctx, br)
-	if err != nil {
+	v, err := c.openBridge(ctx, nil, bridge, anyBridge|bridgePorts)
+	if err != nil || v.Br == nil {
 		return nil, err
 	}
 	var out []OwnedPort
-	for _, p := range ports {
+	for _, p := range v.Ports {
 		if !owned(p.Port.ExternalIDs) {
 			continue
 		}

@@ -64,19 +64,12 @@ func (s PortState) Forwarding() bool {
 // (`ovs-appctl stp/show obr0`, `rstp/show` and `bfd/show` show the same from
 // ovs-vswitchd itself).
 func (c *Client) PortStates(ctx context.Context, bridge string) ([]PortState, error) {
-	if err := c.waitConnected(ctx); err != nil {
+	v, err := c.openBridge(ctx, nil, bridge, anyBridge|bridgePorts)
+	if err != nil || v.Br == nil {
 		return nil, err
 	}
-	br, err := c.bridge(ctx, bridge)
-	if err != nil || br == nil {
-		return nil, err
-	}
-	ports, err := c.bridgePorts(ctx, br)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]PortState, 0, len(ports))
-	for _, p := range ports {
+	out := make([]PortState, 0, len(v.Ports))
+	for _, p := range v.Ports {
 		s := PortState{
 			Name: p.Port.Name, Owned: owned(p.Port.ExternalIDs), Peer: p.Port.ExternalIDs[TunnelPeerKey],
 			STPState: p.Port.Status["stp_state"], STPRole: p.Port.Status["stp_role"],

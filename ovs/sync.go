@@ -9,23 +9,36 @@ import (
 	ovsmodel "github.com/ovsmesh/ovsmesh/ovs/model"
 )
 
-// SyncResult says what SyncTunnels changed.
+// SyncResult says what SyncTunnelsOps plans and SyncTunnels changed.
 type SyncResult struct {
 	// Added, Updated and Deleted count tunnel ports. A type change (gre to vxlan)
 	// counts as one deleted and one added port per peer.
 	Added, Updated, Deleted int
-	// Ops is the number of operations in the one transaction committed; 0 when
-	// everything already matched and nothing was sent.
+	// Ops is the number of operations SyncTunnelsOps appended, or SyncTunnels committed in
+	// its one transaction; 0 when everything already matched (and nothing was sent).
 	Ops int
 	// Conflicts are desired port names that a port or interface ovsmesh does not own
-	// already uses; those tunnels were not made (see the returned error).
+	// already uses; those tunnels were not made (see Err).
 	Conflicts []string
+
+	bridge string
 }
 
-// SyncTunnels makes the tunnel ports on an ovsmesh bridge exactly the desired set, in one
-// transaction: it adds missing tunnels, corrects owned tunnels whose type, options, BFD,
-// protection or peer tag differ, and deletes owned tunnels that are no longer desired. ovs-vsctl
-// equivalent, per peer, all in one invocation:
+// Err is the error for the Conflicts, nil when there are none: it names them and wraps
+// ErrNotOwned. SyncTunnels returns it after committing the other changes; a caller of
+// SyncTunnelsOps reports it after its own commit.
+func (r SyncResult) Err() error {
+	if len(r.Conflicts) == 0 {
+		return nil
+	}
+	return fmt.Errorf("ovs: sync tunnels on %s: ports %s exist and are not ovsmesh tunnels of this bridge, left out: %w",
+		r.bridge, joinNames(r.Conflicts), ErrNotOwned)
+}
+
+// SyncTunnelsOps appends to ops the operations that make the tunnel ports on an ovsmesh
+// bridge exactly the desired set: it adds missing tunnels, corrects owned tunnels whose
+// type, options, BFD, protection or peer tag differ, and deletes owned tunnels that are
+// no longer desired. ovs-vsctl equivalent, per peer, all in one invocation:
 //
 //	ovs-vsctl -- --may-exist add-port obr0 vxlan-0af40002 \
 //	    -- set Interface vxlan-0af40002 type=vxlan options:remote_ip=10.244.0.2 \
@@ -39,50 +52,53 @@ type SyncResult struct {
 // external_ids:ovsmesh.io/owner=ovsmesh and ovsmesh.io/tunnel-peer on this bridge: a
 // user's ports, ovsmesh's non-tunnel ports and other bridges stay as they are. When a
 // desired name is held by a port or interface it must not touch, the other changes are
-// still committed, SyncResult.Conflicts names it and the error wraps ErrNotOwned.
+// still appended, SyncResult.Conflicts names it and SyncResult.Err reports it; the error
+// return is nil then.
 //
-// It is idempotent: when the bridge already matches, no transaction is sent and Ops is
-// 0. The bridge must exist and be ovsmesh's (ErrNoBridge, ErrNotOwned otherwise); commit
-// EnsureBridgeOps first so that spanning tree is on before the mesh closes loops. Calls
-// are serialised per Client. An invalid spec fails before anything is written.
+// It is idempotent: when the bridge already matches, nothing is appended and Ops is 0.
+// The bridge must exist and be ovsmesh's (ErrNoBridge, ErrNotOwned otherwise), in the
+// cache or inserted by EnsureBridgeOps earlier in ops. An invalid spec is an error and
+// appends nothing; on error ops is returned as given.
+func (c *Client) SyncTunnelsOps(ctx context.Context, ops []ovsdb.Operation, bridge string, desired []TunnelSpec) ([]ovsdb.Operation, SyncResult, error) {
+	res := SyncResult{bridge: bridge}
+	v, err := c.openBridge(ctx, ops, bridge, mustOwn|bridgePorts)
+	if err != nil {
+		return ops, res, err
+	}
+	plan, err := planTunnels(desired, haveTunnels(v.Ports), func(name string) (bool, error) {
+		if _, onBridge := v.Ports[name]; onBridge {
+			return true, nil
+		}
+		return v.nameTaken(ctx, c, name)
+	})
+	if err != nil {
+		return ops, res, fmt.Errorf("ovs: sync tunnels on %s: %w", bridge, err)
+	}
+	res.Conflicts = plan.Conflicts
+	out, err := c.planOps(v.Br, plan)
+	if err != nil {
+		return ops, res, err
+	}
+	res.Added, res.Updated, res.Deleted, res.Ops = len(plan.Add), len(plan.Update), len(plan.Remove), len(out)
+	return append(ops, out...), res, nil
+}
+
+// SyncTunnels is SyncTunnelsOps committed in one transaction, none when nothing differs.
+// Calls are serialised per Client, so each plans against the result of the last. When
+// some desired names conflict (SyncResult.Conflicts) the other changes are committed and
+// the error is SyncResult.Err. The agent commits its bridge first, so that spanning tree
+// is on before the mesh closes loops.
 func (c *Client) SyncTunnels(ctx context.Context, bridge string, desired []TunnelSpec) (SyncResult, error) {
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
-	var res SyncResult
-	if err := c.waitConnected(ctx); err != nil {
-		return res, err
-	}
-	br, err := c.ownedBridge(ctx, bridge)
+	ops, res, err := c.SyncTunnelsOps(ctx, nil, bridge, desired)
 	if err != nil {
 		return res, err
 	}
-	ports, err := c.bridgePorts(ctx, br)
-	if err != nil {
-		return res, err
+	if err := c.Transact(ctx, ops...); err != nil {
+		return SyncResult{Conflicts: res.Conflicts, bridge: bridge}, fmt.Errorf("ovs: sync tunnels on %s: %w", bridge, err)
 	}
-	plan, err := planTunnels(desired, haveTunnels(ports), func(name string) (bool, error) {
-		if _, onBridge := ports[name]; onBridge {
-			return true, nil
-		}
-		return c.nameTaken(ctx, name)
-	})
-	if err != nil {
-		return res, fmt.Errorf("ovs: sync tunnels on %s: %w", bridge, err)
-	}
-	res.Conflicts = plan.Conflicts
-	ops, err := c.planOps(br, plan)
-	if err != nil {
-		return res, err
-	}
-	if _, err := c.transact(ctx, ops); err != nil {
-		return res, fmt.Errorf("ovs: sync tunnels on %s: %w", bridge, err)
-	}
-	res.Added, res.Updated, res.Deleted, res.Ops = len(plan.Add), len(plan.Update), len(plan.Remove), len(ops)
-	if len(plan.Conflicts) > 0 {
-		return res, fmt.Errorf("ovs: sync tunnels on %s: ports %s exist and are not ovsmesh tunnels of this bridge, left out: %w",
-			bridge, joinNames(plan.Conflicts), ErrNotOwned)
-	}
-	return res, nil
+	return res, res.Err()
 }
 
 // planOps turns a plan into operations: interface and port inserts, then updates, then a

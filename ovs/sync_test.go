@@ -229,7 +229,7 @@ func BenchmarkSyncTunnels1000(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	ops, err := c.EnsureBridgeOps(b.Context(), BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP})
+	ops, err := c.EnsureBridgeOps(b.Context(), nil, BridgeSpec{Name: "obr0", DatapathType: DatapathNetdev, Protocol: ProtocolSTP})
 	if err == nil {
 		err = c.Transact(b.Context(), ops...)
 	}

@@ -2,6 +2,7 @@ package ovs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -9,8 +10,16 @@ import (
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 )
 
-// TxnError is the error of a transaction ovsdb-server rejected. It names the operation
-// that failed, so a caller batching many operations learns which one and why.
+// TxnError is the error of a transaction ovsdb-server rejected, or that the client
+// refused to send. It names the operation that failed, so a caller batching many
+// operations learns which one and why, and it unwraps to the typed error, so
+//
+//	var cv *ovsdb.ConstraintViolation
+//	errors.As(err, &cv)              // e.g. a duplicate port or interface name
+//	errors.Is(err, ovs.ErrRowGone)   // a cached row vanished: run again
+//
+// work through it (and through the wrapping of the builders and SyncTunnels). A lost
+// connection is not a TxnError: it wraps ErrUnavailable.
 type TxnError struct {
 	// Index of the failed operation in the transaction, or -1 when every operation
 	// succeeded but the commit failed (constraint checks such as duplicate names or
@@ -21,17 +30,35 @@ type TxnError struct {
 	// Op describes the failed operation ("insert into Interface (name=gre-0af40001)");
 	// empty when Index is -1.
 	Op string
-	// Err is the OVSDB error tag ("constraint violation", "referential integrity
-	// violation", ...) and Details ovsdb-server's explanation.
-	Err, Details string
+	// Kind is the OVSDB error tag ("constraint violation", "referential integrity
+	// violation", "timed out", ...) or the client's own ("no row matched", "invalid
+	// operation"), and Details ovsdb-server's (or the client's) explanation.
+	Kind, Details string
+	// Err is what Unwrap returns: libovsdb's type for the OVSDB error
+	// (*ovsdb.ConstraintViolation, *ovsdb.ReferentialIntegrityViolation, *ovsdb.TimedOut,
+	// ... and *ovsdb.Error for a tag libovsdb does not know), ErrRowGone or
+	// ErrInvalidOperation.
+	Err error
 }
+
+// ErrRowGone is wrapped by a TxnError when an operation aimed at a row by its _uuid (as
+// the builders make them from the cache) matched no row: the row was deleted after the
+// cache was read. The rest of the transaction was committed; run again.
+var ErrRowGone = errors.New("no row matched")
+
+// ErrInvalidOperation is wrapped by a TxnError for an operation that does not fit the
+// Open_vSwitch schema; such a transaction is never sent.
+var ErrInvalidOperation = errors.New("invalid operation")
+
+// Unwrap returns the typed error (see Err).
+func (e *TxnError) Unwrap() error { return e.Err }
 
 func (e *TxnError) Error() string {
 	var b strings.Builder
 	if e.Index < 0 {
-		fmt.Fprintf(&b, "ovs: transaction of %d operations failed at commit: %s", e.Total, e.Err)
+		fmt.Fprintf(&b, "ovs: transaction of %d operations failed at commit: %s", e.Total, e.Kind)
 	} else {
-		fmt.Fprintf(&b, "ovs: operation %d of %d failed (%s): %s", e.Index, e.Total, e.Op, e.Err)
+		fmt.Fprintf(&b, "ovs: operation %d of %d failed (%s): %s", e.Index, e.Total, e.Op, e.Kind)
 	}
 	if e.Details != "" {
 		b.WriteString(": " + e.Details)
@@ -65,7 +92,7 @@ func (c *Client) transact(ctx context.Context, ops []ovsdb.Operation) ([]ovsdb.O
 	for i, op := range ops {
 		if !schema.ValidateOperations(op) {
 			return nil, &TxnError{Index: i, Total: len(ops), Op: describeOp(op),
-				Err: "invalid operation", Details: "does not match the Open_vSwitch schema"}
+				Kind: ErrInvalidOperation.Error(), Details: "does not match the Open_vSwitch schema", Err: ErrInvalidOperation}
 		}
 	}
 	// libovsdb's own wait for a reconnect blocks on its lock for a whole connect attempt,
@@ -96,14 +123,31 @@ func resultError(ops []ovsdb.Operation, res []ovsdb.OperationResult) error {
 			continue
 		}
 		if i >= len(ops) {
-			return &TxnError{Index: -1, Total: len(ops), Err: r.Error, Details: r.Details}
+			return &TxnError{Index: -1, Total: len(ops), Kind: r.Error, Details: r.Details, Err: ovsdbError(nil, r)}
 		}
-		return &TxnError{Index: i, Total: len(ops), Op: describeOp(ops[i]), Err: r.Error, Details: r.Details}
+		return &TxnError{Index: i, Total: len(ops), Op: describeOp(ops[i]), Kind: r.Error, Details: r.Details, Err: ovsdbError(&ops[i], r)}
 	}
 	if len(res) < len(ops) {
 		return fmt.Errorf("ovs: transaction of %d operations returned only %d results", len(ops), len(res))
 	}
 	return nil
+}
+
+// ovsdbError returns libovsdb's typed error for a failed result: of the operation op, or of
+// the commit when op is nil. libovsdb types results only in CheckOperationResults, which
+// is given the one result (and its operation) here.
+func ovsdbError(op *ovsdb.Operation, r ovsdb.OperationResult) error {
+	res := []ovsdb.OperationResult{r}
+	if op == nil {
+		// A result beyond the operations is the commit's error.
+		_, err := ovsdb.CheckOperationResults(res, nil)
+		return err
+	}
+	errs, err := ovsdb.CheckOperationResults(res, []ovsdb.Operation{*op})
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return err
 }
 
 func unmatchedError(ops []ovsdb.Operation, res []ovsdb.OperationResult) error {
@@ -114,8 +158,8 @@ func unmatchedError(ops []ovsdb.Operation, res []ovsdb.OperationResult) error {
 			continue
 		}
 		if targetUUID(op) != "" && i < len(res) && res[i].Count == 0 {
-			return &TxnError{Index: i, Total: len(ops), Op: describeOp(op), Err: "no row matched",
-				Details: "the row was deleted after the cache was read; the other operations were committed, run again"}
+			return &TxnError{Index: i, Total: len(ops), Op: describeOp(op), Kind: ErrRowGone.Error(),
+				Details: "the row was deleted after the cache was read; the other operations were committed, run again", Err: ErrRowGone}
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	libmodel "github.com/ovn-kubernetes/libovsdb/model"
 	"github.com/ovn-kubernetes/libovsdb/ovsdb"
 
 	"github.com/ovsmesh/ovsmesh/ovs/model"
@@ -20,7 +21,7 @@ func TestTransactReportsFailedOperation(t *testing.T) {
 	waitCached(t, c, "vethuser")
 
 	// An operation that fails on the server: a wait whose condition does not hold.
-	portOps, err := c.EnsurePortOps(ctx, "obr0", "vobr0", PortInternal)
+	portOps, err := c.EnsurePortOps(ctx, nil, "obr0", "vobr0", PortInternal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,8 +33,12 @@ func TestTransactReportsFailedOperation(t *testing.T) {
 	ops := append([]ovsdb.Operation{portOps[0], wait}, portOps[1:]...)
 	err = c.Transact(ctx, ops...)
 	var te *TxnError
-	if !errors.As(err, &te) || te.Index != 1 || te.Total != 4 || te.Err != "timed out" {
+	if !errors.As(err, &te) || te.Index != 1 || te.Total != 4 || te.Kind != "timed out" {
 		t.Fatalf("Transact(failing wait) = %v, want a TxnError for operation 1 of 4, timed out", err)
+	}
+	var timedOut *ovsdb.TimedOut
+	if !errors.As(err, &timedOut) || timedOut.Operation() == nil || timedOut.Operation().Op != ovsdb.OperationWait {
+		t.Errorf("Transact(failing wait) = %v (%T), does not unwrap to an *ovsdb.TimedOut of the wait", err, te.Err)
 	}
 	if !strings.Contains(err.Error(), "operation 1 of 4 failed (wait Bridge (name == obr0)): timed out") {
 		t.Errorf("error text %q does not say which operation failed", err)
@@ -54,16 +59,37 @@ func TestTransactReportsFailedOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Transact(ctx, ops...)
-	if !errors.As(err, &te) || te.Index != -1 || te.Err != "constraint violation" || !strings.Contains(te.Details, "vethuser") {
+	if !errors.As(err, &te) || te.Index != -1 || te.Kind != "constraint violation" || !strings.Contains(te.Details, "vethuser") {
 		t.Fatalf("Transact(duplicate interface) = %v, want a commit-time constraint violation naming vethuser", err)
 	}
+	var cv *ovsdb.ConstraintViolation
+	if !errors.As(err, &cv) || !strings.Contains(cv.Error(), "vethuser") {
+		t.Errorf("Transact(duplicate interface) = %v (%T), does not unwrap to an *ovsdb.ConstraintViolation", err, te.Err)
+	}
 	t.Logf("commit failure reads: %v", err)
+
+	// A reference to a row that does not exist: Bridge.ports gets a made-up port UUID.
+	target := &model.Bridge{UUID: br.UUID}
+	ref, err := c.ovs.Where(target).Mutate(target, libmodel.Mutation{Field: &target.Ports,
+		Mutator: ovsdb.MutateOperationInsert, Value: []string{"5d0b4a1c-0000-4000-8000-000000000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Transact(ctx, ref...)
+	var riv *ovsdb.ReferentialIntegrityViolation
+	if !errors.As(err, &riv) || !errors.As(err, &te) || te.Index != -1 || te.Kind != "referential integrity violation" {
+		t.Fatalf("Transact(dangling port reference) = %v, want a commit-time *ovsdb.ReferentialIntegrityViolation", err)
+	}
+	if errors.Is(err, ErrUnavailable) || errors.As(err, &cv) {
+		t.Errorf("Transact(dangling port reference) = %v also reads as unavailable or a constraint violation", err)
+	}
+	t.Logf("referential integrity failure reads: %v", err)
 
 	// An operation that does not fit the schema never leaves the client.
 	bad := ovsdb.Operation{Op: ovsdb.OperationUpdate, Table: model.BridgeTable,
 		Row: ovsdb.Row{"no_such_column": 1}, Where: wait.Where}
 	err = c.Transact(ctx, portOps[0], bad)
-	if !errors.As(err, &te) || te.Index != 1 || te.Err != "invalid operation" {
+	if !errors.As(err, &te) || te.Index != 1 || te.Kind != "invalid operation" || !errors.Is(err, ErrInvalidOperation) {
 		t.Fatalf("Transact(bad column) = %v, want invalid operation at index 1", err)
 	}
 
@@ -74,7 +100,7 @@ func TestTransactReportsFailedOperation(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = c.Transact(ctx, upd...)
-	if !errors.As(err, &te) || te.Err != "no row matched" {
+	if !errors.As(err, &te) || te.Kind != "no row matched" || !errors.Is(err, ErrRowGone) {
 		t.Errorf("Transact(update of a missing row) = %v, want 'no row matched'", err)
 	}
 	if err := c.Transact(ctx); err != nil {
@@ -96,6 +122,15 @@ func TestResultErrorMapping(t *testing.T) {
 	err = resultError(ops, []ovsdb.OperationResult{{}, {}, {Error: "referential integrity violation", Details: "x"}})
 	if err == nil || err.Error() != "ovs: transaction of 2 operations failed at commit: referential integrity violation: x" {
 		t.Errorf("commit failure: %v", err)
+	}
+	var riv *ovsdb.ReferentialIntegrityViolation
+	if !errors.As(err, &riv) {
+		t.Errorf("commit failure %v does not unwrap to *ovsdb.ReferentialIntegrityViolation", err)
+	}
+	err = resultError(ops, []ovsdb.OperationResult{{}, {Error: "some new tag", Details: "y"}})
+	var generic *ovsdb.Error
+	if !errors.As(err, &generic) || generic.Operation() == nil || generic.Operation().Table != "Bridge" {
+		t.Errorf("unknown tag %v does not unwrap to *ovsdb.Error of the failed operation", err)
 	}
 	if err := resultError(ops, []ovsdb.OperationResult{{}}); err == nil {
 		t.Errorf("short result accepted")
