@@ -124,7 +124,7 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 	s.OVS.VethRecreated = hostnet.VethCreated(r.HostChanges, s.Host.Veth)
 	r.OVSOps, err = a.OVS.Apply(ctx, s.OVS)
 	if r.OVSOps > 0 {
-		a.Log.Info("OVS changed", "operations", r.OVSOps, "bridge", s.OVS.Bridge, "tunnels", len(s.OVS.Peers))
+		a.Log.Info("OVS changed", "operations", r.OVSOps, "bridge", s.OVS.Bridge.Name, "tunnels", len(s.OVS.Tunnels))
 	}
 	if err != nil {
 		return r, ovsReason(err)
@@ -155,7 +155,7 @@ func (a *Applier) Apply(ctx context.Context, s NodeState) (Result, error) {
 		a.Log.Info("CNI config written", "dir", a.CNIConfDir, "file", CNIConfFile, "mtu", s.CNI.MTU)
 	}
 
-	ports, err := a.OVS.Ports(ctx, s.OVS.Bridge)
+	ports, err := a.OVS.Ports(ctx, s.OVS.Bridge.Name)
 	if err != nil {
 		return r, ovsReason(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 	"github.com/ovsmesh/ovsmesh/hostnet"
+	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
 // NodeState is the whole desired state of one node: what Apply makes true.
@@ -27,15 +28,14 @@ type NodeState struct {
 	CNI  cniconfig.Input // the conflist, in the plugin's own terms
 }
 
-// OVSState is the desired OVS bridge and tunnel mesh.
+// OVSState is the desired OVS bridge and tunnel mesh, in the ovs package's own terms.
 type OVSState struct {
-	Bridge       string
-	DatapathType string                          // "system" or "netdev"
-	Protocol     v1alpha1.LoopPreventionProtocol // STP, RSTP or SplitHorizon
-	Priority     int
-	HelloTime    int
-	MaxAge       int
-	ForwardDelay int
+	// Bridge is the OVS bridge as OVS takes it (ovsBridgeSpec): datapath, loop prevention,
+	// priority, timers and fail mode, written before any tunnel can close a loop.
+	Bridge ovs.BridgeSpec
+	// Protocol is the loop prevention in the API's terms: STP, RSTP or SplitHorizon, which
+	// has no tree (Bridge.Protocol is empty) and protects the tunnels instead.
+	Protocol v1alpha1.LoopPreventionProtocol
 	// VethPort is the veth end plugged into the bridge (a system port).
 	VethPort string
 	// VethIfindex is the kernel ifindex of VethPort as the host has it now, and
@@ -46,12 +46,12 @@ type OVSState struct {
 	VethIfindex   int
 	VethRecreated bool
 
-	TunnelType string // "gre" or "vxlan" (OVS interface types)
-	Key        *int64
-	DstPort    int // VXLAN only
+	// TunnelType ("gre" or "vxlan") and BFD are what every tunnel has, for the status
+	// message, which must say it also when there is no peer.
+	TunnelType string
 	BFD        bool
-	// Peers, sorted by node name: one tunnel each.
-	Peers []Peer
+	// Tunnels, one per peer, sorted by node name.
+	Tunnels []ovs.TunnelSpec
 	// Skipped are the NodeSubnets left out of the mesh: an address no tunnel can use, or one
 	// another node (or this one) already has. Reported, never fatal to the others.
 	Skipped []SkippedPeer
@@ -136,19 +136,14 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 
 	lp := spec.LoopPrevention
 	s.OVS = OVSState{
-		Bridge:       ovsBridge,
-		DatapathType: string(spec.DatapathTypeOf()),
-		Protocol:     lp.ProtocolOf(),
-		Priority:     lp.PriorityOf(),
-		HelloTime:    lp.HelloTimeOf(),
-		MaxAge:       lp.MaxAgeOf(),
-		ForwardDelay: lp.ForwardDelayOf(),
-		VethPort:     vethOVS,
-		TunnelType:   tunnelType,
-		Key:          spec.Tunnel.Key,
-		BFD:          spec.Tunnel.BFD,
+		Bridge:     ovsBridgeSpec(ovsBridge, spec.DatapathTypeOf(), &lp),
+		Protocol:   lp.ProtocolOf(),
+		VethPort:   vethOVS,
+		TunnelType: tunnelType,
+		BFD:        spec.Tunnel.BFD,
 	}
-	s.OVS.Peers, s.OVS.Skipped = peers(subnets, own)
+	var peerList []Peer
+	peerList, s.OVS.Skipped = peers(subnets, own)
 	// The route to the cluster CIDR goes to kbr0: were a node address inside it, the
 	// tunnels to that node (and the node's own traffic) would be sent into the pod bridge.
 	// Nothing is programmed; the operator reports the same as ClusterCIDRConflict.
@@ -156,7 +151,7 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 	if clusterCIDR.Contains(s.NodeIP) {
 		inside = append(inside, fmt.Sprintf("this node (%s)", s.NodeIP))
 	}
-	for _, p := range s.OVS.Peers {
+	for _, p := range peerList {
 		if clusterCIDR.Contains(p.NodeIP) {
 			inside = append(inside, fmt.Sprintf("%s (%s)", p.NodeName, p.NodeIP))
 		}
@@ -168,12 +163,49 @@ func Desired(spec v1alpha1.NetworkClusterSpec, subnets []v1alpha1.NodeSubnet, no
 		return s, fmt.Errorf("the cluster CIDR %s contains the node address of %s: its route via %s would capture the node network; nothing programmed",
 			clusterCIDR, strings.Join(inside, ", "), linuxBridge)
 	}
+	dstPort := 0
 	if tunnelType == "vxlan" {
-		s.OVS.DstPort = spec.Tunnel.VXLANPortOf()
+		dstPort = spec.Tunnel.VXLANPortOf()
 	}
+	s.OVS.Tunnels = meshTunnels(peerList, tunnelType, spec.Tunnel.Key, dstPort, spec.Tunnel.BFD, s.OVS.Protocol)
 
 	s.CNI = cniInput(linuxBridge, s.Subnet, s.Gateway, clusterCIDR, s.MTU)
 	return s, nil
+}
+
+// ovsBridgeSpec is the OVS bridge for the loop prevention lp. The priority is always written:
+// the API defaults it to 32768, so a 0 here was asked for (the most preferred root), not
+// left out.
+func ovsBridgeSpec(name string, datapath v1alpha1.DatapathType, lp *v1alpha1.LoopPreventionSpec) ovs.BridgeSpec {
+	proto := string(lp.ProtocolOf())
+	if !lp.ProtocolOf().SpanningTree() {
+		proto = "" // split horizon: no tree, the tunnels are protected instead
+	}
+	prio := lp.PriorityOf()
+	return ovs.BridgeSpec{
+		Name: name, DatapathType: string(datapath), Protocol: proto,
+		Priority: &prio, HelloTime: lp.HelloTimeOf(), MaxAge: lp.MaxAgeOf(), ForwardDelay: lp.ForwardDelayOf(),
+		// standalone: obr0 is a plain learning switch with no controller; it also keeps
+		// forwarding if anyone ever sets a controller that then goes away ("secure" would
+		// drop everything the moment one did).
+		FailMode: "standalone",
+	}
+}
+
+// meshTunnels is one tunnel per peer, in the peers' order.
+func meshTunnels(peers []Peer, tunnelType string, key *int64, dstPort int, bfd bool, proto v1alpha1.LoopPreventionProtocol) []ovs.TunnelSpec {
+	out := make([]ovs.TunnelSpec, 0, len(peers))
+	for _, p := range peers {
+		out = append(out, ovs.TunnelSpec{
+			PeerName: p.NodeName, RemoteIP: p.NodeIP.String(), Type: tunnelType,
+			Key: key, DstPort: dstPort, BFD: bfd,
+			// Under a spanning tree a port must not be protected: the tree's paths between
+			// non-root nodes cross the root, through two of its tunnels. Without a tree,
+			// protection is what stops a frame from one tunnel going out another.
+			Protected: !proto.SpanningTree(),
+		})
+	}
+	return out
 }
 
 // peers lists the tunnel endpoints: every other NodeSubnet that is not being torn down, sorted

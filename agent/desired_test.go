@@ -11,6 +11,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
+	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
 func subnet(name, cidr, gw, ip string) v1alpha1.NodeSubnet {
@@ -42,12 +43,31 @@ func threeNodes() []v1alpha1.NodeSubnet {
 	}
 }
 
-func peerNames(ps []Peer) string {
+func peerNames(ts []ovs.TunnelSpec) string {
 	var s []string
-	for _, p := range ps {
-		s = append(s, p.NodeName+"="+p.NodeIP.String())
+	for _, p := range ts {
+		s = append(s, p.PeerName+"="+p.RemoteIP)
 	}
 	return strings.Join(s, ",")
+}
+
+// tunnelsAgree returns the value f reads from every tunnel, failing when they differ.
+func tunnelsAgree[T comparable](t *testing.T, s NodeState, f func(ovs.TunnelSpec) T) T {
+	t.Helper()
+	if len(s.OVS.Tunnels) == 0 {
+		t.Fatal("no tunnels")
+	}
+	v := f(s.OVS.Tunnels[0])
+	for _, tu := range s.OVS.Tunnels[1:] {
+		if f(tu) != v {
+			t.Fatalf("tunnels differ: %+v vs %+v", s.OVS.Tunnels[0], tu)
+		}
+	}
+	return v
+}
+
+func timers(b ovs.BridgeSpec) [4]int {
+	return [4]int{*b.Priority, b.HelloTime, b.MaxAge, b.ForwardDelay}
 }
 
 func TestDesired(t *testing.T) {
@@ -67,9 +87,9 @@ func TestDesired(t *testing.T) {
 				eq(t, "mtu", s.MTU, 1458)
 				eq(t, "bridge mtu", s.Host.Bridge.MTU, 1458)
 				eq(t, "veth mtu", s.Host.Veth.MTU, 1458)
-				eq(t, "peers", peerNames(s.OVS.Peers), "n2=172.30.0.2,n3=172.30.0.3")
+				eq(t, "peers", peerNames(s.OVS.Tunnels), "n2=172.30.0.2,n3=172.30.0.3")
 				eq(t, "tunnel", s.OVS.TunnelType, "gre")
-				eq(t, "dst port", s.OVS.DstPort, 0)
+				eq(t, "dst port", tunnelsAgree(t, s, func(tu ovs.TunnelSpec) int { return tu.DstPort }), 0)
 				eq(t, "route", s.Host.Route.Dst, netip.MustParsePrefix("10.244.0.0/16"))
 				eq(t, "route dev", s.Host.Route.Dev, "kbr0")
 				eq(t, "masq", s.Host.Masquerade.Enabled, true)
@@ -77,8 +97,8 @@ func TestDesired(t *testing.T) {
 				eq(t, "veth", s.Host.Veth.Name+"/"+s.Host.Veth.PeerName+"/"+s.Host.Veth.Master, "vobr0/vkbr0/kbr0")
 				eq(t, "ovs port", s.OVS.VethPort, "vobr0")
 				eq(t, "offloads", s.Host.Veth.DisableOffloads, false)
-				eq(t, "stp", string(s.OVS.Protocol)+"/"+s.OVS.DatapathType, "STP/system")
-				eq(t, "timers", [4]int{s.OVS.Priority, s.OVS.HelloTime, s.OVS.MaxAge, s.OVS.ForwardDelay}, [4]int{32768, 2, 20, 15})
+				eq(t, "stp", string(s.OVS.Protocol)+"/"+s.OVS.Bridge.Protocol+"/"+s.OVS.Bridge.DatapathType+"/"+s.OVS.Bridge.FailMode, "STP/STP/system/standalone")
+				eq(t, "timers", timers(s.OVS.Bridge), [4]int{32768, 2, 20, 15})
 				eq(t, "cni", s.CNI, cniconfig.Input{CNIVersion: "1.1.0", IPAMType: "ovsmesh-host-local", PortmapPlugin: "ovsmesh-portmap", Portmap: true,
 					Bridge: "kbr0", Subnet: netip.MustParsePrefix("10.244.1.0/24"),
 					Gateway: netip.MustParseAddr("10.244.1.1"), ClusterCIDR: netip.MustParsePrefix("10.244.0.0/16"), MTU: 1458})
@@ -93,9 +113,9 @@ func TestDesired(t *testing.T) {
 			check: func(t *testing.T, s NodeState) {
 				eq(t, "mtu", s.MTU, 1450)
 				eq(t, "tunnel", s.OVS.TunnelType, "vxlan")
-				eq(t, "dst port", s.OVS.DstPort, 4789)
-				eq(t, "key", *s.OVS.Key, int64(42))
-				eq(t, "peers", peerNames(s.OVS.Peers), "n1=172.30.0.1,n3=172.30.0.3")
+				eq(t, "dst port", tunnelsAgree(t, s, func(tu ovs.TunnelSpec) int { return tu.DstPort }), 4789)
+				eq(t, "key", tunnelsAgree(t, s, func(tu ovs.TunnelSpec) int64 { return *tu.Key }), int64(42))
+				eq(t, "peers", peerNames(s.OVS.Tunnels), "n1=172.30.0.1,n3=172.30.0.3")
 			},
 		},
 		{
@@ -133,10 +153,10 @@ func TestDesired(t *testing.T) {
 			check: func(t *testing.T, s NodeState) {
 				eq(t, "masq", s.Host.Masquerade.Enabled, false)
 				eq(t, "proto", s.OVS.Protocol, "RSTP")
-				eq(t, "timers", [4]int{s.OVS.Priority, s.OVS.HelloTime, s.OVS.MaxAge, s.OVS.ForwardDelay}, [4]int{4096, 1, 6, 4})
-				eq(t, "datapath", s.OVS.DatapathType, "netdev")
+				eq(t, "timers", timers(s.OVS.Bridge), [4]int{4096, 1, 6, 4})
+				eq(t, "datapath", s.OVS.Bridge.DatapathType, "netdev")
 				eq(t, "offloads", s.Host.Veth.DisableOffloads, true)
-				eq(t, "bridges", s.OVS.Bridge+"/"+s.Host.Bridge.Name, "ovs-mesh-bridge/pods")
+				eq(t, "bridges", s.OVS.Bridge.Name+"/"+s.Host.Bridge.Name, "ovs-mesh-bridge/pods")
 				eq(t, "veth", s.Host.Veth.Name+"/"+s.Host.Veth.PeerName, "vovs-mesh-bridg/vpods")
 				eq(t, "route dev", s.Host.Route.Dev, "pods")
 			},
@@ -146,9 +166,9 @@ func TestDesired(t *testing.T) {
 			spec: func(s *v1alpha1.NetworkClusterSpec) { *s = v1alpha1.NetworkClusterSpec{} },
 			check: func(t *testing.T, s NodeState) {
 				eq(t, "cidr", s.ClusterCIDR, netip.MustParsePrefix("10.244.0.0/16"))
-				eq(t, "names", s.OVS.Bridge+"/"+s.Host.Bridge.Name, "obr0/kbr0")
+				eq(t, "names", s.OVS.Bridge.Name+"/"+s.Host.Bridge.Name, "obr0/kbr0")
 				eq(t, "tunnel", s.OVS.TunnelType, "gre")
-				eq(t, "timers", [3]int{s.OVS.HelloTime, s.OVS.MaxAge, s.OVS.ForwardDelay}, [3]int{2, 20, 15})
+				eq(t, "timers", [3]int{s.OVS.Bridge.HelloTime, s.OVS.Bridge.MaxAge, s.OVS.Bridge.ForwardDelay}, [3]int{2, 20, 15})
 				eq(t, "masq", s.Host.Masquerade.Enabled, true)
 			},
 		},
@@ -167,7 +187,7 @@ func TestDesired(t *testing.T) {
 				return append(in, noIP, dup, self, gone, v6, zero, bcast)
 			},
 			check: func(t *testing.T, s NodeState) {
-				eq(t, "peers", peerNames(s.OVS.Peers), "n2=172.30.0.2")
+				eq(t, "peers", peerNames(s.OVS.Tunnels), "n2=172.30.0.2")
 				// Left out and reported, each with its reason; the torn-down and deleted ones
 				// are not peers at all.
 				var got []string
@@ -187,8 +207,8 @@ func TestDesired(t *testing.T) {
 			name: "single node has no peers", node: "n1", underlay: 1500,
 			subnets: func(in []v1alpha1.NodeSubnet) []v1alpha1.NodeSubnet { return in[1:2] },
 			check: func(t *testing.T, s NodeState) {
-				if s.OVS.Peers == nil || len(s.OVS.Peers) != 0 {
-					t.Fatalf("peers = %#v, want empty non-nil", s.OVS.Peers)
+				if s.OVS.Tunnels == nil || len(s.OVS.Tunnels) != 0 {
+					t.Fatalf("tunnels = %#v, want empty non-nil", s.OVS.Tunnels)
 				}
 			},
 		},

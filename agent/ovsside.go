@@ -47,37 +47,6 @@ func probeVswitchd(ctx context.Context, ctl func() (string, error)) error {
 	return err
 }
 
-func bridgeSpec(s OVSState) ovs.BridgeSpec {
-	proto := string(s.Protocol)
-	if !s.Protocol.SpanningTree() {
-		proto = "" // split horizon: no tree, the tunnels are protected instead
-	}
-	// The priority is always written: the API defaults it to 32768, so a 0 here was asked
-	// for (the most preferred root), not left out.
-	prio := s.Priority
-	return ovs.BridgeSpec{
-		Name: s.Bridge, DatapathType: s.DatapathType, Protocol: proto,
-		Priority: &prio, HelloTime: s.HelloTime, MaxAge: s.MaxAge, ForwardDelay: s.ForwardDelay,
-		// standalone: obr0 is a plain learning switch with no controller; it also keeps
-		// forwarding if anyone ever sets a controller that then goes away.
-		FailMode: "standalone",
-	}
-}
-
-func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
-	out := make([]ovs.TunnelSpec, 0, len(s.Peers))
-	for _, p := range s.Peers {
-		out = append(out, ovs.TunnelSpec{
-			PeerName: p.NodeName, RemoteIP: p.NodeIP.String(), Type: s.TunnelType,
-			Key: s.Key, DstPort: s.DstPort, BFD: s.BFD,
-			// Under a spanning tree a port must not be protected: the tree's paths between
-			// non-root nodes cross the root, through two of its tunnels.
-			Protected: !s.Protocol.SpanningTree(),
-		})
-	}
-	return out
-}
-
 // Apply implements OVSSide: two transactions at most, each skipped when empty — the
 // bridge with its loop prevention (before any tunnel can close a loop), then the veth port
 // (which closes no loop) and the whole mesh at once. A tunnel-type switch is one mesh transaction that deletes the
@@ -99,14 +68,14 @@ func tunnelSpecs(s OVSState) []ovs.TunnelSpec {
 // has settled, since frames keep being learned while it forms.
 func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	n := 0
-	spec := bridgeSpec(s)
-	cur, exists, err := o.c.LoopPrevention(ctx, s.Bridge)
+	spec := s.Bridge
+	cur, exists, err := o.c.LoopPrevention(ctx, s.Bridge.Name)
 	if err != nil {
 		return n, err
 	}
 	changed := exists && !strings.EqualFold(cur, spec.Protocol)
 	if changed && spec.Protocol == "" {
-		res, err := o.c.SyncTunnels(ctx, s.Bridge, tunnelSpecs(s))
+		res, err := o.c.SyncTunnels(ctx, s.Bridge.Name, s.Tunnels)
 		n += res.Ops
 		if err == nil {
 			err = o.waitApplied(ctx)
@@ -146,11 +115,11 @@ func (o *ovsSide) Apply(ctx context.Context, s OVSState) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	ops, err = o.c.EnsurePortOps(ctx, nil, s.Bridge, s.VethPort, ovs.PortSystem)
+	ops, err = o.c.EnsurePortOps(ctx, nil, s.Bridge.Name, s.VethPort, ovs.PortSystem)
 	if err != nil {
 		return n, err
 	}
-	ops, res, err := o.c.SyncTunnelsOps(ctx, ops, s.Bridge, tunnelSpecs(s))
+	ops, res, err := o.c.SyncTunnelsOps(ctx, ops, s.Bridge.Name, s.Tunnels)
 	if err != nil {
 		return n, err
 	}
@@ -189,7 +158,7 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 			return 0, err
 		}
 	}
-	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
+	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge.Name, s.VethPort)
 	if err == nil {
 		err = o.c.Transact(ctx, ops...)
 	}
@@ -202,11 +171,11 @@ func (o *ovsSide) replugStaleVeth(ctx context.Context, s OVSState) (int, error) 
 // recreatePorts removes the bridge's veth port and tunnels and waits until ovs-vswitchd has
 // removed them, so that adding them again makes new ports, not the same ones.
 func (o *ovsSide) recreatePorts(ctx context.Context, s OVSState) (int, error) {
-	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge, s.VethPort)
+	ops, err := o.c.DeletePortOps(ctx, nil, s.Bridge.Name, s.VethPort)
 	if err != nil {
 		return 0, err
 	}
-	ops, _, err = o.c.SyncTunnelsOps(ctx, ops, s.Bridge, nil)
+	ops, _, err = o.c.SyncTunnelsOps(ctx, ops, s.Bridge.Name, nil)
 	if err == nil {
 		err = o.c.Transact(ctx, ops...) // one transaction: the veth port and every tunnel
 	}
@@ -224,7 +193,7 @@ func (o *ovsSide) flush(ctx context.Context, s OVSState) error {
 		return nil
 	}
 	if !o.flushNow {
-		ports, err := o.c.PortStates(ctx, s.Bridge)
+		ports, err := o.c.PortStates(ctx, s.Bridge.Name)
 		if err != nil || !tunnelReport(s, ports).Ready() {
 			return err // not settled yet: the next pass (port states change) looks again
 		}
@@ -235,10 +204,10 @@ func (o *ovsSide) flush(ctx context.Context, s OVSState) error {
 	}
 	ctl, err := o.vswitchdCtl()
 	if err == nil {
-		err = ovs.FlushFDB(ctx, ctl, s.Bridge)
+		err = ovs.FlushFDB(ctx, ctl, s.Bridge.Name)
 	}
 	if err != nil {
-		return fmt.Errorf("flushing the MAC table of %s after the loop-prevention change: %w", s.Bridge, err)
+		return fmt.Errorf("flushing the MAC table of %s after the loop-prevention change: %w", s.Bridge.Name, err)
 	}
 	o.flushNow = false
 	return nil

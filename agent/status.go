@@ -27,7 +27,7 @@ func readyStatus(st v1alpha1.NodeSubnetStatus, generation int64, s NodeState, r 
 		st.UnhealthyPeers = append([]v1alpha1.PeerStatus(nil), t.Unhealthy[:min(len(t.Unhealthy), v1alpha1.MaxUnhealthyPeers)]...)
 	}
 	st.MTU = int32(s.MTU)
-	msg := fmt.Sprintf("%d %s tunnels on %s (%s), MTU %d", t.Count, s.OVS.TunnelType, s.OVS.Bridge, s.OVS.Protocol, s.MTU)
+	msg := fmt.Sprintf("%d %s tunnels on %s (%s), MTU %d", t.Count, s.OVS.TunnelType, s.OVS.Bridge.Name, s.OVS.Protocol, s.MTU)
 	if s.OVS.BFD {
 		msg += fmt.Sprintf(", BFD: %d/%d peers up", t.Summary.Up, t.Summary.Desired)
 	}

@@ -170,7 +170,7 @@ func TestStatusIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	states := []ovs.PortState{{Name: "vobr0", Owned: true, Live: true, RSTPState: "Forwarding", RSTPRole: "Designated"}}
-	for _, ts := range tunnelSpecs(s.OVS)[:2990] { // 10 not on the bridge yet
+	for _, ts := range s.OVS.Tunnels[:2990] { // 10 not on the bridge yet
 		states = append(states, ovs.PortState{Name: ovs.PortName(ts), Owned: true, Peer: ts.PeerName, Live: true,
 			RSTPState: "Learning", RSTPRole: "Designated"})
 	}
@@ -200,10 +200,10 @@ func TestStatusIsBounded(t *testing.T) {
 // TestTunnelLimit: the guard refuses a mesh beyond the protocol's port limit, says which
 // limit and the way out, and lets everything within it through.
 func TestTunnelLimit(t *testing.T) {
-	peersOf := func(n int) []Peer {
-		out := make([]Peer, n)
+	tunnelsOf := func(n int) []ovs.TunnelSpec {
+		out := make([]ovs.TunnelSpec, n)
 		for i := range out {
-			out[i] = Peer{NodeName: fmt.Sprintf("p%d", i)}
+			out[i] = ovs.TunnelSpec{PeerName: fmt.Sprintf("p%d", i)}
 		}
 		return out
 	}
@@ -219,7 +219,7 @@ func TestTunnelLimit(t *testing.T) {
 		{v1alpha1.ProtocolRSTP, 4095, false, "to SplitHorizon (no limit)"},
 		{v1alpha1.ProtocolSplitHorizon, 10000, true, ""},
 	} {
-		err := checkTunnelLimit(OVSState{Bridge: "obr0", Protocol: tc.proto, Peers: peersOf(tc.peers)})
+		err := checkTunnelLimit(OVSState{Bridge: ovs.BridgeSpec{Name: "obr0"}, Protocol: tc.proto, Tunnels: tunnelsOf(tc.peers)})
 		if (err == nil) != tc.ok {
 			t.Errorf("%s with %d peers: err = %v, want ok=%v", tc.proto, tc.peers, err, tc.ok)
 			continue

@@ -45,10 +45,10 @@ func tunnelReport(s OVSState, ports []ovs.PortState) TunnelReport {
 			r.Count++
 		}
 	}
-	r.Summary.Desired = int32(len(s.Peers))
+	r.Summary.Desired = int32(len(s.Tunnels))
 	switch v := byName[s.VethPort]; {
 	case v == nil:
-		r.VethBlocked = "not on " + s.Bridge
+		r.VethBlocked = "not on " + s.Bridge.Name
 	case !v.Live:
 		r.VethBlocked = "not set up by ovs-vswitchd"
 	case s.Protocol.SpanningTree():
@@ -60,13 +60,13 @@ func tunnelReport(s OVSState, ports []ovs.PortState) TunnelReport {
 			}
 		}
 	}
-	for _, spec := range tunnelSpecs(s) {
+	for _, spec := range s.Tunnels {
 		name := ovs.PortName(spec)
 		ps := v1alpha1.PeerStatus{NodeName: spec.PeerName, NodeIP: spec.RemoteIP, Port: name, State: v1alpha1.PeerUnknown}
 		p := byName[name]
 		if p == nil {
 			r.Summary.Missing++
-			ps.Reason, ps.Message = v1alpha1.PeerReasonMissing, "no port "+name+" on "+s.Bridge
+			ps.Reason, ps.Message = v1alpha1.PeerReasonMissing, "no port "+name+" on "+s.Bridge.Name
 			r.Unhealthy = append(r.Unhealthy, ps)
 			continue
 		}
@@ -185,14 +185,14 @@ func bfdState(s string) v1alpha1.PeerState {
 // The caller leaves OVS as it is (existing ports keep working) and reports the reason.
 func checkTunnelLimit(s OVSState) error {
 	max := s.Protocol.MaxTunnels()
-	if max == 0 || len(s.Peers) <= max {
+	if max == 0 || len(s.Tunnels) <= max {
 		return nil
 	}
 	way := "SplitHorizon (no limit)"
-	if rstp := v1alpha1.ProtocolRSTP.MaxTunnels(); len(s.Peers) <= rstp {
+	if rstp := v1alpha1.ProtocolRSTP.MaxTunnels(); len(s.Tunnels) <= rstp {
 		way += fmt.Sprintf(" or RSTP (up to %d)", rstp)
 	}
 	return withReason(v1alpha1.ReasonSpanningTreeLimit, fmt.Errorf(
 		"%d peers need %d tunnel ports on %s, but OVS runs %s on at most %d of them (the ports beyond would forward without it: a loop); OVS left as it is: set spec.loopPrevention.protocol to %s",
-		len(s.Peers), len(s.Peers), s.Bridge, s.Protocol, max, way))
+		len(s.Tunnels), len(s.Tunnels), s.Bridge.Name, s.Protocol, max, way))
 }

@@ -131,7 +131,7 @@ func TestTwoNodesPodsPing(t *testing.T) {
 	nodetest.WaitFor(t, 20*time.Second, "BFD up on both tunnels", func() bool {
 		for _, m := range ms {
 			s := desiredOn(t, m.Node, spec, subnets, m.name, m.ip).OVS
-			ports, err := m.a.OVS.Ports(ctx, s.Bridge)
+			ports, err := m.a.OVS.Ports(ctx, s.Bridge.Name)
 			if r := tunnelReport(s, ports); err != nil || r.Summary.Desired != 1 || r.Summary.Up != 1 {
 				return false
 			}
