@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/proc"
 	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
@@ -214,7 +215,7 @@ func waitFirstReply(ctx context.Context, p *harness.Process, timeout time.Durati
 		time.Sleep(20 * time.Millisecond)
 	}
 	b, _ := os.ReadFile(p.Log)
-	return time.Time{}, fmt.Errorf("no ping reply within %s: %s", timeout, lastLines(string(b), 5))
+	return time.Time{}, fmt.Errorf("no ping reply within %s: %s", timeout, proc.LastLines(string(b), 5))
 }
 
 // firstReply parses `ping -D` output: "[1700000000.123456] 64 bytes from ...".
@@ -239,12 +240,4 @@ func firstReply(log string) (time.Time, bool) {
 		return time.Unix(sec, int64((v-float64(sec))*1e9)), true
 	}
 	return time.Time{}, false
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }

@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/proc"
 	"github.com/ovsmesh/ovsmesh/internal/testbed"
 )
 
@@ -209,7 +210,7 @@ func iperfOnce(ctx context.Context, e *Env, from string, to endpoint, d time.Dur
 	defer srv.Stop(time.Second)
 	res, out, err := harness.Iperf3(ctx, from, to.ip, max(1, int(d.Seconds())), 10*time.Second)
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", err, lastLines(out, 5))
+		return 0, fmt.Errorf("%w: %s", err, proc.LastLines(out, 5))
 	}
 	if res.BitsPerSecond <= 0 {
 		return 0, fmt.Errorf("iperf3 to %s received nothing (%d retransmits)", to.ip, res.Retransmits)

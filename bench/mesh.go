@@ -13,6 +13,7 @@ import (
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
 
 // MeshOptions sizes the loop-prevention comparison.
@@ -207,7 +208,7 @@ func Mesh(ctx context.Context, e *Env, c *harness.Cluster, protocol string, o Me
 	out, _ := p.Output(time.Second)
 	sent, got, ok := harness.PingSummary(out)
 	if !ok {
-		return r, fmt.Errorf("ping while %s died: no summary: %s", by.Name, lastLines(out, 3))
+		return r, fmt.Errorf("ping while %s died: no summary: %s", by.Name, proc.LastLines(out, 3))
 	}
 	r.KillSent, r.KillLost = sent, sent-got
 	e.Logf("%s: %s killed: %d of %d pings %s → %s lost", protocol, by.Name, r.KillLost, r.KillSent, a.Name, b.Name)

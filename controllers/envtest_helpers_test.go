@@ -3,8 +3,6 @@ package controllers
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -26,6 +24,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -44,12 +43,6 @@ type opEnv struct {
 	logs   *syncBuffer
 }
 
-func runID() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
 // newOpEnv starts a control plane for one test and creates the operator namespace.
 func newOpEnv(t *testing.T) *opEnv {
 	t.Helper()
@@ -61,7 +54,7 @@ func newOpEnv(t *testing.T) *opEnv {
 		}
 	})
 	env := testenv.StartT(t)
-	id := runID()
+	id := testbed.RunID(3)
 	e := &opEnv{Env: env, t: t, c: env.Client, ns: "ovsmesh-" + id, prefix: "n" + id, logs: logs}
 	if err := e.c.Create(e.ctx(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}); err != nil {
 		t.Fatal(err)

@@ -18,9 +18,6 @@ const (
 
 	// FinalizerCleanup holds a NetworkCluster until every node reports CleanedUp.
 	FinalizerCleanup = "network.ovsmesh.io/cleanup"
-
-	// ExternalIDPrefix marks everything ovsmesh creates in OVSDB (external_ids keys).
-	ExternalIDPrefix = "ovsmesh.io/"
 )
 
 // MasqueradeEnabled reports the effective masquerade setting (default on).

@@ -29,6 +29,7 @@ import (
 
 	"github.com/ovsmesh/ovsmesh/agent"
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 	"github.com/ovsmesh/ovsmesh/hostnet"
 	"github.com/ovsmesh/ovsmesh/internal/logging"
 	"github.com/ovsmesh/ovsmesh/ovs"
@@ -68,7 +69,7 @@ func main() {
 	fs.StringVar(&o.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of the agent's heartbeat Lease: the operator's, where the DaemonSet runs (default $POD_NAMESPACE; empty: no heartbeat)")
 	fs.StringVar(&o.ovsdbSocket, "ovsdb-socket", ovs.DefaultSocket, "ovsdb-server unix socket")
 	fs.StringVar(&o.vswitchdCtl, "vswitchd-ctl", "", "ovs-vswitchd unixctl socket for its liveness probe (default: found from ovs-vswitchd.pid beside the ovsdb socket, as ovs-appctl does)")
-	fs.StringVar(&o.cniConfDir, "cni-conf-dir", "/etc/cni/net.d", "directory the CNI config is written to")
+	fs.StringVar(&o.cniConfDir, "cni-conf-dir", cniconfig.DefaultConfDir, "directory the CNI config is written to")
 	fs.StringVar(&o.ipamDataDir, "cni-ipam-data-dir", "", "host-local IPAM dataDir written into the CNI config (default: host-local's own, /var/lib/cni/networks)")
 	fs.StringVar(&o.underlayInterface, "underlay-interface", "", "interface whose MTU sizes the pod MTU (default: the one holding the node IP of this node's NodeSubnet)")
 	fs.DurationVar(&o.resync, "resync-period", 5*time.Minute, "re-check the host after a successful pass this often (host changes have no watch)")

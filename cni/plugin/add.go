@@ -26,19 +26,11 @@ func (p *Plugin) Add(args *skel.CmdArgs) (err error) {
 	if err != nil {
 		return err
 	}
-	br, err := lookupBridge(conf.Bridge)
-	if err != nil {
-		return err
-	}
-	podNS, err := openNetNS(args.Netns)
+	br, podNS, ipamPl, err := openAttachment(conf, args)
 	if err != nil {
 		return err
 	}
 	defer podNS.Close()
-	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
-	if err != nil {
-		return err
-	}
 
 	var undo []func() error
 	defer func() {

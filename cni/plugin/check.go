@@ -30,19 +30,11 @@ func (p *Plugin) Check(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	br, err := lookupBridge(conf.Bridge)
-	if err != nil {
-		return err
-	}
-	podNS, err := openNetNS(args.Netns)
+	br, podNS, ipamPl, err := openAttachment(conf, args)
 	if err != nil {
 		return err
 	}
 	defer podNS.Close()
-	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
-	if err != nil {
-		return err
-	}
 	if err := ipamPl.Check(ctx, args.StdinData, args); err != nil {
 		return err
 	}

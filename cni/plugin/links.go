@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"syscall"
 
+	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
@@ -140,4 +141,24 @@ func podMTU(conf *config.NetConf, br *netlink.Bridge) int {
 		return conf.MTU
 	}
 	return br.Attrs().MTU
+}
+
+// openAttachment opens what ADD and CHECK both need, in the order that reports the most
+// useful error first: the bridge (missing: try again later, the agent is not done), the pod's
+// network namespace, then the IPAM plugin. The caller closes the namespace.
+func openAttachment(conf *config.NetConf, args *skel.CmdArgs) (*netlink.Bridge, ns.NetNS, *ipamPlugin, error) {
+	br, err := lookupBridge(conf.Bridge)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	podNS, err := openNetNS(args.Netns)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ipamPl, err := findIPAM(conf.IPAM.Type, args.Path, conf.CNIVersion)
+	if err != nil {
+		podNS.Close()
+		return nil, nil, nil, err
+	}
+	return br, podNS, ipamPl, nil
 }

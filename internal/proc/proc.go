@@ -129,7 +129,12 @@ func (p *Process) Output(timeout time.Duration) (string, error) {
 // Tail is the last n lines of the log, for error messages.
 func (p *Process) Tail(n int) string {
 	b, _ := os.ReadFile(p.Log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return LastLines(string(b), n)
+}
+
+// LastLines is the last n lines of s, for error messages that quote a long output.
+func LastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
 
 // TestMeshLifecycle walks one 3-node cluster through the life of a real deployment: a GRE
@@ -135,7 +136,7 @@ func TestMeshLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !strings.Contains(out, "160 packets transmitted, 160 received, 0% packet loss") {
-				t.Fatalf("packets lost across agent restarts:\n%s", lastLines(out, 3))
+				t.Fatalf("packets lost across agent restarts:\n%s", proc.LastLines(out, 3))
 			}
 			waitAvailable(t, c, time.Minute)
 		}},
@@ -417,12 +418,4 @@ func checkNodeClean(t *testing.T, n *harness.Node) {
 	if out, _ := n.Exec(ctx, "ip", "-br", "link"); strings.Contains(out, "vobr0") || strings.Contains(out, "vkbr0") {
 		t.Errorf("%s: bridge veth still there:\n%s", n.Name, out)
 	}
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }

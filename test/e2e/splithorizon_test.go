@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
+	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
 
 // TestSplitHorizonMesh walks a 4-node GRE mesh under SplitHorizon: pods talk right after
@@ -333,7 +334,7 @@ func interrupt(t *testing.T, p *harness.Process) (sent, lost int) {
 	out, _ := p.Output(time.Second)
 	sent, got, ok := harness.PingSummary(out)
 	if !ok {
-		t.Fatalf("%s: no summary:\n%s", p.Name, lastLines(out, 5))
+		t.Fatalf("%s: no summary:\n%s", p.Name, proc.LastLines(out, 5))
 	}
 	return sent, sent - got
 }

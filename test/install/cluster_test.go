@@ -3,8 +3,6 @@ package install
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -62,7 +61,7 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	t.Logf("API server up in %s at %s", time.Since(start).Round(time.Millisecond), cfg.Host)
-	admin, err := env.AddUser(envtest.User{Name: "install-test-admin-" + runID(), Groups: []string{"system:masters"}}, nil)
+	admin, err := env.AddUser(envtest.User{Name: "install-test-admin-" + testbed.RunID(4), Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +75,6 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func runID() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // client returns a fresh client: its REST mapper discovers the API as it is now, including
@@ -255,6 +248,6 @@ func waitEstablished(t *testing.T, c *cluster, names []string) {
 // Security admission included, and stores nothing.
 func admitsPod(ctx context.Context, cl client.Client, ns string, spec corev1.PodSpec) error {
 	pod := &corev1.Pod{Spec: *spec.DeepCopy()}
-	pod.Namespace, pod.Name = ns, "admission-check-"+runID()
+	pod.Namespace, pod.Name = ns, "admission-check-"+testbed.RunID(4)
 	return cl.Create(ctx, pod, client.DryRunAll)
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -127,7 +128,7 @@ func TestOLMBundleInstallPath(t *testing.T) {
 	}
 
 	baseline := &corev1.Namespace{}
-	baseline.Name = "baseline-" + runID()
+	baseline.Name = "baseline-" + testbed.RunID(4)
 	baseline.Labels = map[string]string{"pod-security.kubernetes.io/enforce": "baseline"}
 	if err := cl.Create(ctx, baseline); err != nil {
 		t.Fatal(err)
