@@ -27,8 +27,6 @@ type ovsSide struct {
 	flushNow, flushSettled bool
 }
 
-// NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe.
-func NewOVSSide(c *ovs.Client) OVSSide { return &ovsSide{c: c} }
 
 // VswitchdAlive implements OVSSide.
 func (o *ovsSide) VswitchdAlive(ctx context.Context) error {

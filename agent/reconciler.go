@@ -67,12 +67,6 @@ type lastApply struct {
 	Err    error
 }
 
-// LastResult returns the result of the last apply.
-func (r *Reconciler) LastResult() (Result, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.last.Result, r.last.Err
-}
 
 // Reconcile implements reconcile.Reconciler, in the shape of cluster-api's reconcilers:
 // fetch what the pass reads (every NodeSubnet, this node's, the NetworkCluster), take one of
