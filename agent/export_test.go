@@ -1,11 +1,6 @@
 package agent
 
-import "github.com/ovsmesh/ovsmesh/ovs"
-
 // Hooks for the tests, kept out of the agent's binary.
-
-// NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe.
-func NewOVSSide(c *ovs.Client) OVSSide { return &ovsSide{c: c} }
 
 // LastResult returns the result of the last pass's apply.
 func (r *Reconciler) LastResult() (Result, error) {

@@ -28,6 +28,10 @@ type ovsSide struct {
 }
 
 
+// NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe (the
+// cleanup subcommand's test builds a node with it).
+func NewOVSSide(c *ovs.Client) OVSSide { return &ovsSide{c: c} }
+
 // VswitchdAlive implements OVSSide.
 func (o *ovsSide) VswitchdAlive(ctx context.Context) error {
 	if o.vswitchdCtl == nil {
