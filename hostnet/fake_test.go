@@ -250,3 +250,49 @@ func TestFakeMatchesHost(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeMatchesHostOnWhatItFinds: the same comparison, starting from what another program
+// left: an empty bridge of ovsmesh's name (adopted, then given back), and a marked veth whose
+// peer is not ovsmesh's (replaced).
+func TestFakeMatchesHostOnWhatItFinds(t *testing.T) {
+	tests := []struct {
+		name string
+		ip   [][]string // ip -n NS ... commands that set up the namespace
+		fake func(f *Fake)
+	}{
+		{"empty bridge", [][]string{{"link", "add", "kbr0", "type", "bridge"}}, func(f *Fake) {
+			f.AddLink(FakeLink{Name: "kbr0", Kind: "bridge", MTU: 1500})
+		}},
+		{"stray marked veth", [][]string{
+			{"link", "add", "vobr0", "type", "veth", "peer", "name", "gone0"},
+			{"link", "set", "vobr0", "alias", Alias},
+		}, func(f *Fake) {
+			f.AddLink(FakeLink{Name: "vobr0", Kind: "veth", MTU: 1500, Alias: Alias, Peer: "gone0"})
+			f.AddLink(FakeLink{Name: "gone0", Kind: "veth", MTU: 1500, Peer: "vobr0"})
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ns, h := testNS(t)
+			for _, c := range tc.ip {
+				sh(t, append([]string{"ip", "-n", ns}, c...)...)
+			}
+			f := NewFake()
+			tc.fake(f)
+			for i, do := range []func(i Interface) ([]string, error){
+				func(i Interface) ([]string, error) { return Apply(i, testState()) },
+				func(i Interface) ([]string, error) { return Apply(i, testState()) },
+				func(i Interface) ([]string, error) { return i.Cleanup(testNames()) },
+			} {
+				hc, herr := do(h)
+				fc, ferr := do(f)
+				if herr != nil || ferr != nil {
+					t.Fatalf("step %d: host %v, fake %v", i, herr, ferr)
+				}
+				if !reflect.DeepEqual(hc, fc) {
+					t.Errorf("step %d: changes differ\nhost: %q\nfake: %q", i, hc, fc)
+				}
+			}
+		})
+	}
+}
