@@ -304,7 +304,7 @@ func cleanupNode(t *testing.T) (*fakeNode, CleanupTarget, string) {
 	return n, TargetForSpec(defaultSpec()), plugin
 }
 
-func exists(path string) bool { _, err := os.Lstat(path); return err == nil }
+func fileExists(path string) bool { _, err := os.Lstat(path); return err == nil }
 
 // TestCleanupOrder: the CNI config goes first (no new pod is wired to a data path that is
 // going away), then the plugins it names, then the OVS bridge, then the host side.
@@ -312,11 +312,11 @@ func TestCleanupOrder(t *testing.T) {
 	n, target, plugin := cleanupNode(t)
 	var seen []string
 	n.ovs.OnCall = func(m string) {
-		seen = append(seen, fmt.Sprintf("ovs.%s cni=%v plugin=%v", m, n.cniExists(), exists(plugin)))
+		seen = append(seen, fmt.Sprintf("ovs.%s cni=%v plugin=%v", m, n.cniExists(), fileExists(plugin)))
 	}
 	n.host.OnCall = func(m string) {
 		_, bridge := n.ovs.Bridges["obr0"]
-		seen = append(seen, fmt.Sprintf("host.%s cni=%v plugin=%v ovsbridge=%v", m, n.cniExists(), exists(plugin), bridge))
+		seen = append(seen, fmt.Sprintf("host.%s cni=%v plugin=%v ovsbridge=%v", m, n.cniExists(), fileExists(plugin), bridge))
 	}
 	ch, err := n.a.Cleanup(context.Background(), target)
 	if err != nil {
