@@ -216,8 +216,8 @@ func TestApplierTunnelLimit(t *testing.T) {
 		subnets = append(subnets, subnet(fmt.Sprintf("m%03d", i), fmt.Sprintf("10.244.%d.0/24", i), fmt.Sprintf("10.244.%d.1", i), fmt.Sprintf("172.30.1.%d", i)))
 	}
 	n := newFakeNode(t, defaultSpec(), subnets)
-	if len(n.s.OVS.Peers) <= v1alpha1.ProtocolSTP.MaxTunnels() {
-		t.Fatalf("only %d peers", len(n.s.OVS.Peers))
+	if len(n.s.OVS.Tunnels) <= v1alpha1.ProtocolSTP.MaxTunnels() {
+		t.Fatalf("only %d peers", len(n.s.OVS.Tunnels))
 	}
 	_, err := n.a.Apply(context.Background(), n.s)
 	if got := ReasonOf(err); got != v1alpha1.ReasonSpanningTreeLimit {

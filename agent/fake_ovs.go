@@ -115,20 +115,20 @@ func (f *FakeOVS) Connect(ctx context.Context) (OVSSide, error) {
 // new, 1 for any other change. VethRecreated is a request (plug the port in again), not
 // state: a recreated veth is always a change.
 func (f *FakeOVS) Apply(ctx context.Context, s OVSState) (int, error) {
-	if err := f.begin(FakeOVSCall{Method: "Apply", Bridge: s.Bridge, State: s}); err != nil {
+	if err := f.begin(FakeOVSCall{Method: "Apply", Bridge: s.Bridge.Name, State: s}); err != nil {
 		return 0, err
 	}
 	defer f.mu.Unlock()
 	if f.Bridges == nil {
 		f.Bridges = map[string]OVSState{}
 	}
-	cur, exists := f.Bridges[s.Bridge]
+	cur, exists := f.Bridges[s.Bridge.Name]
 	kept := s
 	kept.VethRecreated = false
-	f.Bridges[s.Bridge] = kept
+	f.Bridges[s.Bridge.Name] = kept
 	switch {
 	case !exists:
-		return 1 + len(s.Peers), nil
+		return 1 + len(s.Tunnels), nil
 	case s.VethRecreated || !reflect.DeepEqual(cur, kept):
 		return 1, nil
 	}
