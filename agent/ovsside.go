@@ -27,7 +27,6 @@ type ovsSide struct {
 	flushNow, flushSettled bool
 }
 
-
 // NewOVSSide wraps a connected ovs.Client, without an ovs-vswitchd liveness probe (the
 // cleanup subcommand's test builds a node with it).
 func NewOVSSide(c *ovs.Client) OVSSide { return &ovsSide{c: c} }

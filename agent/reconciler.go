@@ -67,7 +67,6 @@ type lastApply struct {
 	Err    error
 }
 
-
 // Reconcile implements reconcile.Reconciler, in the shape of cluster-api's reconcilers:
 // fetch what the pass reads (every NodeSubnet, this node's, the NetworkCluster), take one of
 // three paths — leave (no NodeSubnet), teardown (spec.teardown), converge — and write the
