@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -160,8 +161,9 @@ func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *sysctlWatch,
 			if !ok {
 				return
 			}
-			if u.Link != nil && owned(u.Link.Attrs().Alias) {
-				sys.link(u.Link.Attrs().Name, u.Header.Type != unix.RTM_DELLINK)
+			// AF_BRIDGE messages are the bridge's view of its ports, without their alias:
+			// the port's own AF_UNSPEC message says what changed on it.
+			if u.Link != nil && u.IfInfomsg.Family != unix.AF_BRIDGE && sys.linkChanged(u.Link.Attrs(), u.Header.Type == unix.RTM_DELLINK) {
 				changed()
 			}
 		case u, ok := <-s.addrs:
@@ -189,19 +191,35 @@ func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *sysctlWatch,
 	}
 }
 
-// sysctlWatch remembers the last values of the sysctls the agent keeps.
+// sysctlWatch remembers what the agent keeps on its links, and the last values of the
+// sysctls it keeps.
 type sysctlWatch struct {
-	h     *Host
-	links map[string]bool // ovsmesh's links, whose send_redirects it reads
+	h *Host
+	// links are ovsmesh's links (its mark), whose send_redirects it reads, with what Apply
+	// sets on them.
+	links map[string]linkFacts
 	last  string
 }
 
+// linkFacts is what Apply sets on a link: a change of anything else (carrier, operstate,
+// the IPv6 autoconfiguration the kernel runs on every new link) is no drift, and a pass
+// for each would only cost cycles.
+type linkFacts struct {
+	index, mtu, master int
+	up                 bool
+	alias              string
+}
+
+func factsOf(a *netlink.LinkAttrs) linkFacts {
+	return linkFacts{index: a.Index, mtu: a.MTU, master: a.MasterIndex, up: a.Flags&net.FlagUp != 0, alias: a.Alias}
+}
+
 func (h *Host) newSysctlWatch() *sysctlWatch {
-	w := &sysctlWatch{h: h, links: map[string]bool{}}
+	w := &sysctlWatch{h: h, links: map[string]linkFacts{}}
 	if ls, err := h.nl.LinkList(); err == nil {
 		for _, l := range ls {
 			if owned(l.Attrs().Alias) {
-				w.links[l.Attrs().Name] = true
+				w.links[l.Attrs().Name] = factsOf(l.Attrs())
 			}
 		}
 	}
@@ -209,12 +227,22 @@ func (h *Host) newSysctlWatch() *sysctlWatch {
 	return w
 }
 
-func (w *sysctlWatch) link(name string, present bool) {
-	if present {
-		w.links[name] = true
-	} else {
-		delete(w.links, name)
+// linkChanged records a link update and reports whether it is drift: one of ovsmesh's links
+// (marked now, or known as marked before: a mark removed is drift too) went, or changed
+// what Apply sets on it, or a marked link appeared.
+func (w *sysctlWatch) linkChanged(a *netlink.LinkAttrs, deleted bool) bool {
+	prev, known := w.links[a.Name]
+	switch {
+	case deleted:
+		delete(w.links, a.Name)
+		return known || owned(a.Alias)
+	case !owned(a.Alias):
+		delete(w.links, a.Name)
+		return known
 	}
+	cur := factsOf(a)
+	w.links[a.Name] = cur
+	return !known || cur != prev
 }
 
 // changed reads the sysctls again and reports whether any differs from the last read.
