@@ -267,3 +267,37 @@ func olderNode(a, b *corev1.Node) bool {
 	}
 	return a.Name < b.Name
 }
+
+// adoptionDeferral is how long a pass that has nodes to allocate leaves the adoption of a
+// young claim to a later pass. Adopting is bookkeeping, not allocation: a pending claim whose
+// NodeSubnet exists already reserves its CIDR and is recognised by every pass (AdoptClaims),
+// and its owner reference only lets the garbage collector release it when the NodeSubnet goes
+// while no operator runs. So during a burst of joining nodes the UPDATEs wait for a pass with
+// nothing to allocate instead of holding back the next allocations; the bound keeps a steady
+// trickle of joins from postponing them for ever.
+const adoptionDeferral = 10 * time.Second
+
+// splitAdoptions picks the adoptions a pass carries out now. A pass that allocates defers
+// those of claims younger than adoptionDeferral; recheck > 0 is when the first deferred one
+// is due (the pass requeues itself then, should nothing else wake it).
+func splitAdoptions(adopts []claimAdoption, allocating bool, now time.Time) (due []claimAdoption, recheck time.Duration) {
+	if !allocating {
+		return adopts, 0
+	}
+	for _, a := range adopts {
+		if age := now.Sub(a.Claim.Created); age >= adoptionDeferral {
+			due = append(due, a)
+		} else if wait := adoptionDeferral - age; recheck == 0 || wait < recheck {
+			recheck = wait
+		}
+	}
+	return due, recheck
+}
+
+// minPositive is the smaller of two requeue delays, 0 meaning none.
+func minPositive(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}

@@ -209,3 +209,29 @@ func TestPlanNodeIPChangeAndForeignCIDR(t *testing.T) {
 		t.Errorf("a NodeSubnet outside the cluster CIDR must be reallocated: %+v", p.DeleteSubnets)
 	}
 }
+
+// A pass that allocates adopts only claims older than adoptionDeferral and requeues for the
+// first young one; a pass with nothing to allocate adopts every claim at once.
+func TestSplitAdoptions(t *testing.T) {
+	a, b := nsub("a", "10.244.0.0/24", "192.168.0.1"), nsub("b", "10.244.1.0/24", "192.168.0.2")
+	old := claimAdoption{claimOf(a.Spec.CIDR, "a", nil, adoptionDeferral), &a}
+	young := claimAdoption{claimOf(b.Spec.CIDR, "b", nil, 3*time.Second), &b}
+
+	due, recheck := splitAdoptions([]claimAdoption{old, young}, true, t0)
+	if len(due) != 1 || due[0].Subnet.Name != "a" {
+		t.Errorf("allocating pass adopts %+v, want only the old claim", due)
+	}
+	if want := adoptionDeferral - 3*time.Second; recheck != want {
+		t.Errorf("recheck %v, want %v", recheck, want)
+	}
+	due, recheck = splitAdoptions([]claimAdoption{old, young}, false, t0)
+	if len(due) != 2 || recheck != 0 {
+		t.Errorf("quiet pass adopts %d (recheck %v), want both at once", len(due), recheck)
+	}
+	if got := minPositive(0, 5*time.Second); got != 5*time.Second {
+		t.Errorf("minPositive(0, 5s) = %v", got)
+	}
+	if got := minPositive(2*time.Second, 5*time.Second); got != 2*time.Second {
+		t.Errorf("minPositive(2s, 5s) = %v", got)
+	}
+}
