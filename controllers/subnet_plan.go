@@ -274,8 +274,9 @@ func olderNode(a, b *corev1.Node) bool {
 // and its owner reference only lets the garbage collector release it when the NodeSubnet goes
 // while no operator runs. So during a burst of joining nodes the UPDATEs wait for a pass with
 // nothing to allocate instead of holding back the next allocations; the bound keeps a steady
-// trickle of joins from postponing them for ever.
-const adoptionDeferral = 10 * time.Second
+// trickle of joins from postponing them for ever. 30 s: longer than a thousand joins take to
+// allocate on a small, loaded control plane (BENCHMARKS.md, section 1).
+const adoptionDeferral = 30 * time.Second
 
 // splitAdoptions picks the adoptions a pass carries out now. A pass that allocates defers
 // those of claims younger than adoptionDeferral; recheck > 0 is when the first deferred one
