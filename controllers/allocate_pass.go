@@ -7,9 +7,11 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
@@ -17,8 +19,10 @@ import (
 
 // DefaultAllocationWorkers is how many allocations of one IPAM pass run at once. Each is a
 // chain of two sequential API requests (claim, NodeSubnet), so a sequential pass over 1,000
-// new nodes is bound by round trips, not by the API server.
-const DefaultAllocationWorkers = 16
+// new nodes is bound by round trips, not by the API server. 32: about what
+// kube-controller-manager's node IPAM runs (30 CIDR update workers); API Priority and Fairness
+// queues them should the API server be busy.
+const DefaultAllocationWorkers = 32
 
 // perNodeEventLimit: a pass that allocates at most this many subnets reports each on its Node
 // (kubectl describe node shows it); a larger pass, a burst of joining nodes, reports them in
@@ -53,8 +57,7 @@ func (p *picker) next() (netip.Prefix, error) {
 // created only once, which is what already keeps two operator replicas apart (claims.go).
 // The claims are not adopted here: a later pass does that (splitAdoptions). Returns the nodes
 // left out by exhaustion and the errors of the others.
-func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pool Pool, used map[int]bool, allocs []allocation) (exhausted []string, errs []error) {
-	pick := &picker{pool: pool, used: used}
+func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pick *picker, allocs []allocation) (exhausted []string, errs []error) {
 	var mu sync.Mutex
 	var created []allocated
 	fail := func(a allocation, err error) {
@@ -104,8 +107,51 @@ func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger,
 		observeAllocation(g.Node, g.CIDR, nil, r.Options.Now())
 	}
 	r.reportAllocated(nc, kept)
+	return exhausted, errs
+}
+
+// passRounds bounds how long a pass keeps allocating nodes that joined while it ran
+// (allocateRounds): long enough that a burst of joins is served by a few passes rather than
+// one per batch, short enough that the rest of a pass's plan (releases, NodeIP changes) is
+// recomputed from fresh listings every few seconds.
+const passRounds = 10 * time.Second
+
+// allocateRounds carries out the plan's allocations, then, as long as the previous round
+// allocated something and within passRounds, those of the nodes that joined meanwhile
+// (arrivals, from the cache), each round fenced on its own (confirm). A new round is worth it
+// because it skips what a new pass would cost first: the uncached listings of every claim and
+// NodeSubnet. It stops when the NetworkCluster in the cache is no longer the one the pass
+// planned for (changed spec, being deleted), on exhaustion and on errors: the next pass then
+// decides from the API server.
+func (r *NodeSubnetReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, errs []error) {
+	start := time.Now()
+	for len(batch) > 0 {
+		for _, a := range batch {
+			handled[a.Node.Name] = true
+		}
+		ex, es := r.allocateAll(ctx, log, nc, pick, batch)
+		exhausted, errs = append(exhausted, ex...), append(errs, es...)
+		if len(ex) > 0 || len(es) > 0 || time.Since(start) > passRounds || !r.samePlan(ctx, nc) {
+			break
+		}
+		var nodes corev1.NodeList
+		if err := r.Client.List(ctx, &nodes); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		batch = arrivals(nodes.Items, sel, handled)
+	}
 	slices.Sort(exhausted) // stable Event messages
 	return exhausted, errs
+}
+
+// samePlan: the cached NetworkCluster is still the object and generation the pass planned for.
+func (r *NodeSubnetReconciler) samePlan(ctx context.Context, nc *v1.NetworkCluster) bool {
+	cur := &v1.NetworkCluster{}
+	if err := r.Client.Get(ctx, clusterKey, cur); err != nil {
+		return false
+	}
+	return cur.UID == nc.UID && cur.Generation == nc.Generation && cur.DeletionTimestamp == nil
 }
 
 // reportAllocated writes the pass's SubnetAllocated Events (see perNodeEventLimit).

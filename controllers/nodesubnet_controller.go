@@ -151,7 +151,12 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		log.Info("cluster CIDR overlaps a Service CIDR: allocating no subnet", "serviceCIDRs", svcConflicts, "nodesWaiting", len(plan.Allocate))
 		plan.Allocate = nil
 	}
-	exhausted, allocErrs := r.allocateAll(ctx, log, nc, pool, plan.Used, plan.Allocate)
+	handled := map[string]bool{} // nodes the pass need not allocate again: see arrivals
+	for i := range subnets.Items {
+		handled[subnets.Items[i].Name] = true
+	}
+	pick := &picker{pool: pool, used: plan.Used}
+	exhausted, allocErrs := r.allocateRounds(ctx, log, nc, pick, nodeSelector(nc), handled, plan.Allocate)
 	errs = append(errs, allocErrs...)
 	// Adoptions after the allocations: they are bookkeeping (splitAdoptions), and a pass in a
 	// burst of joins leaves the young ones to a later pass.

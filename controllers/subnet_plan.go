@@ -276,7 +276,7 @@ func olderNode(a, b *corev1.Node) bool {
 // nothing to allocate instead of holding back the next allocations; the bound keeps a steady
 // trickle of joins from postponing them for ever. 30 s: longer than a thousand joins take to
 // allocate on a small, loaded control plane (BENCHMARKS.md, section 1).
-const adoptionDeferral = 30 * time.Second
+const adoptionDeferral = 2 * time.Minute
 
 // splitAdoptions picks the adoptions a pass carries out now. A pass that allocates defers
 // those of claims younger than adoptionDeferral; recheck > 0 is when the first deferred one
@@ -301,4 +301,25 @@ func minPositive(a, b time.Duration) time.Duration {
 		return b
 	}
 	return a
+}
+
+// arrivals are the nodes a pass allocates after its plan: selected, with an address, and
+// neither handled by the pass (planned, allocated, or holding a NodeSubnet when the pass
+// listed them) nor being deleted; oldest first, as in the plan. Nothing else of the plan is
+// needed for them: a node that joined after the pass's listings has no claim or NodeSubnet
+// the pass knows of, and should another replica have made one meanwhile, the claim and the
+// NodeSubnet's name settle it as in any race between replicas (claims.go).
+func arrivals(nodes []corev1.Node, sel labels.Selector, handled map[string]bool) []allocation {
+	var out []allocation
+	for i := range nodes {
+		n := &nodes[i]
+		if handled[n.Name] || n.DeletionTimestamp != nil || !nodeInMesh(n, sel) {
+			continue
+		}
+		if ip, ok := internalIPv4(n); ok {
+			out = append(out, allocation{Node: n, IP: ip})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return olderNode(out[i].Node, out[j].Node) })
+	return out
 }

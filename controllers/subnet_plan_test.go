@@ -235,3 +235,31 @@ func TestSplitAdoptions(t *testing.T) {
 		t.Errorf("minPositive(2s, 5s) = %v", got)
 	}
 }
+
+// Nodes that join while a pass runs: the selected ones with an address that the pass has not
+// handled yet, oldest first.
+func TestArrivals(t *testing.T) {
+	sel := labels.SelectorFromSet(labels.Set{"mesh": "yes"})
+	in := map[string]string{"mesh": "yes"}
+	gone := node("gone", "192.168.0.9", 0, in)
+	gone.DeletionTimestamp = &metav1.Time{Time: t0}
+	nodes := []corev1.Node{
+		node("late", "192.168.0.1", 5, in),
+		node("early", "192.168.0.2", 1, in),
+		node("planned", "192.168.0.3", 0, in),
+		node("other", "192.168.0.4", 0, nil),
+		node("noip", "", 0, in),
+		gone,
+	}
+	got := arrivals(nodes, sel, map[string]bool{"planned": true})
+	var names []string
+	for _, a := range got {
+		names = append(names, a.Node.Name)
+		if a.Resume != nil || !a.IP.IsValid() {
+			t.Errorf("%s: %+v", a.Node.Name, a)
+		}
+	}
+	if want := []string{"early", "late"}; !slices.Equal(names, want) {
+		t.Errorf("arrivals %v, want %v", names, want)
+	}
+}
