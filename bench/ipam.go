@@ -66,6 +66,7 @@ type IPAMResult struct {
 	Ours, Ref             time.Duration // ovsmesh NodeSubnets; kube-controller-manager podCIDRs
 	OursCreate, RefCreate time.Duration
 	RefFast               time.Duration // kube-controller-manager unthrottled (0: not run)
+	RefFastCreate         time.Duration
 }
 
 // Figures: ovsmesh's time over kube-controller-manager's (target ≤ 1.0×).
@@ -75,8 +76,10 @@ func (r IPAMResult) Figures() []Figure {
 	f.Note = fmt.Sprintf("creating the %d Nodes (create + InternalIP status) took %s / %s of that", r.Nodes, secs(r.OursCreate), secs(r.RefCreate))
 	out := []Figure{f}
 	if r.RefFast > 0 {
-		out = append(out, AtMost(fmt.Sprintf("IPAM: %d nodes, ovsmesh vs kube-controller-manager with --kube-api-qps=10000", r.Nodes),
-			secs(r.Ours), secs(r.RefFast), DurRatio(r.Ours, r.RefFast), 1.0))
+		fast := AtMost(fmt.Sprintf("IPAM: %d nodes, ovsmesh vs kube-controller-manager with --kube-api-qps=10000", r.Nodes),
+			secs(r.Ours), secs(r.RefFast), DurRatio(r.Ours, r.RefFast), 1.0)
+		fast.Note = fmt.Sprintf("creating the %d Nodes took %s / %s of that", r.Nodes, secs(r.OursCreate), secs(r.RefFastCreate))
+		out = append(out, fast)
 	}
 	return out
 }
@@ -133,7 +136,7 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 		return r, fmt.Errorf("kube-controller-manager side: %w", err)
 	}
 	if o.AlsoUnthrottledKCM {
-		r.RefFast, _, err = ipamSide(ctx, e, "kcmfast", shared, o, kcm("--kube-api-qps=10000", "--kube-api-burst=10000"))
+		r.RefFast, r.RefFastCreate, err = ipamSide(ctx, e, "kcmfast", shared, o, kcm("--kube-api-qps=10000", "--kube-api-burst=10000"))
 		if err != nil {
 			return r, fmt.Errorf("unthrottled kube-controller-manager side: %w", err)
 		}
@@ -176,7 +179,7 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 	if err != nil {
 		return r, fmt.Errorf("ovsmesh side: %w", err)
 	}
-	e.Logf("IPAM, %d nodes: ovsmesh %v (creating %v), kube-controller-manager %v (creating %v), unthrottled %v", o.Nodes, r.Ours, r.OursCreate, r.Ref, r.RefCreate, r.RefFast)
+	e.Logf("IPAM, %d nodes: ovsmesh %v (creating %v), kube-controller-manager %v (creating %v), unthrottled %v (creating %v)", o.Nodes, r.Ours, r.OursCreate, r.Ref, r.RefCreate, r.RefFast, r.RefFastCreate)
 	return r, nil
 }
 
