@@ -49,17 +49,16 @@ func (p *picker) next() (netip.Prefix, error) {
 	return pfx, nil
 }
 
-// allocateAll carries out a pass's allocations, up to Options.AllocationWorkers at once, then
-// fences them all with one read of the claims (confirm). Candidates are picked in plan order
+// allocateAll carries out a round of allocations, up to Options.AllocationWorkers at once,
+// and returns the NodeSubnets created, still to be fenced (allocateRounds). Candidates are picked in plan order
 // before any request is made, so without contention nodes get the lowest free CIDRs in the
 // order a sequential pass would give them; a worker whose candidate turns out to be claimed by
 // someone else picks again. Concurrency needs no more than that: a CIDR's claim Lease can be
 // created only once, which is what already keeps two operator replicas apart (claims.go).
-// The claims are not adopted here: a later pass does that (splitAdoptions). Returns the nodes
-// left out by exhaustion and the errors of the others.
-func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pick *picker, allocs []allocation) (exhausted []string, errs []error) {
+// The claims are not adopted here: a later pass does that (splitAdoptions). Also returns the
+// nodes left out by exhaustion and the errors of the others.
+func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, pick *picker, allocs []allocation) (created []allocated, exhausted []string, errs []error) {
 	var mu sync.Mutex
-	var created []allocated
 	fail := func(a allocation, err error) {
 		if errors.Is(err, ErrExhausted) {
 			exhausted = append(exhausted, a.Node.Name)
@@ -100,14 +99,7 @@ func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger,
 		}()
 	}
 	wg.Wait()
-
-	kept, ferrs := r.confirm(ctx, log, created)
-	errs = append(errs, ferrs...)
-	for _, g := range kept {
-		observeAllocation(g.Node, g.CIDR, nil, r.Options.Now())
-	}
-	r.reportAllocated(nc, kept)
-	return exhausted, errs
+	return created, exhausted, errs
 }
 
 // passRounds bounds how long a pass keeps allocating nodes that joined while it ran
@@ -118,19 +110,20 @@ const passRounds = 10 * time.Second
 
 // allocateRounds carries out the plan's allocations, then, as long as the previous round
 // allocated something and within passRounds, those of the nodes that joined meanwhile
-// (arrivals, from the cache), each round fenced on its own (confirm). A new round is worth it
-// because it skips what a new pass would cost first: the uncached listings of every claim and
-// NodeSubnet. It stops when the NetworkCluster in the cache is no longer the one the pass
+// (arrivals, from the cache), then fences all of them with one read (confirm: a read after
+// the last create serves every earlier one too). A new round is worth it because it skips what
+// a new pass would cost first: the uncached listings of every claim and NodeSubnet. It stops when the NetworkCluster in the cache is no longer the one the pass
 // planned for (changed spec, being deleted), on exhaustion and on errors: the next pass then
 // decides from the API server.
 func (r *NodeSubnetReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, errs []error) {
+	var created []allocated
 	start := time.Now()
 	for len(batch) > 0 {
 		for _, a := range batch {
 			handled[a.Node.Name] = true
 		}
-		ex, es := r.allocateAll(ctx, log, nc, pick, batch)
-		exhausted, errs = append(exhausted, ex...), append(errs, es...)
+		cr, ex, es := r.allocateAll(ctx, log, pick, batch)
+		created, exhausted, errs = append(created, cr...), append(exhausted, ex...), append(errs, es...)
 		if len(ex) > 0 || len(es) > 0 || time.Since(start) > passRounds || !r.samePlan(ctx, nc) {
 			break
 		}
@@ -141,6 +134,12 @@ func (r *NodeSubnetReconciler) allocateRounds(ctx context.Context, log logr.Logg
 		}
 		batch = arrivals(nodes.Items, sel, handled)
 	}
+	kept, ferrs := r.confirm(ctx, log, created)
+	errs = append(errs, ferrs...)
+	for _, g := range kept {
+		observeAllocation(g.Node, g.CIDR, nil, r.Options.Now())
+	}
+	r.reportAllocated(nc, kept)
 	slices.Sort(exhausted) // stable Event messages
 	return exhausted, errs
 }
