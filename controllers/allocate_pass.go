@@ -7,17 +7,28 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
 
 	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // DefaultAllocationWorkers is how many allocations of one IPAM pass run at once. Each is a
-// chain of four sequential API requests (claim, NodeSubnet, fence read, adoption), so a
-// sequential pass over 1,000 new nodes is bound by round trips, not by the API server.
-const DefaultAllocationWorkers = 16
+// chain of two sequential API requests (claim, NodeSubnet), so a sequential pass over 1,000
+// new nodes is bound by round trips, not by the API server. 32: about what
+// kube-controller-manager's node IPAM runs (30 CIDR update workers); API Priority and Fairness
+// queues them should the API server be busy.
+const DefaultAllocationWorkers = 32
+
+// perNodeEventLimit: a pass that allocates at most this many subnets reports each on its Node
+// (kubectl describe node shows it); a larger pass, a burst of joining nodes, reports them in
+// one Event on the NetworkCluster instead of one POST per node that nobody reads one by one
+// (every node's CIDR is in its NodeSubnet).
+const perNodeEventLimit = 10
 
 // picker hands out free subnet indexes of one pass to concurrent allocations.
 type picker struct {
@@ -38,19 +49,17 @@ func (p *picker) next() (netip.Prefix, error) {
 	return pfx, nil
 }
 
-// allocateAll carries out a pass's allocations, up to Options.AllocationWorkers at once.
-// Candidates are picked in plan order before any request is made, so without contention
-// nodes get the lowest free CIDRs in the order a sequential pass would give them; a worker
-// whose candidate turns out to be claimed by someone else picks again. Concurrency needs no
-// more than that: a CIDR's claim Lease can be created only once, which is what already keeps
-// two operator replicas apart (claims.go). Returns the nodes left out by exhaustion and the
-// errors of the others.
-func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pool Pool, used map[int]bool, allocs []allocation) (exhausted []string, errs []error) {
-	pick := &picker{pool: pool, used: used}
+// allocateAll carries out a round of allocations, up to Options.AllocationWorkers at once,
+// and returns the NodeSubnets created, still to be fenced (allocateRounds). Candidates are picked in plan order
+// before any request is made, so without contention nodes get the lowest free CIDRs in the
+// order a sequential pass would give them; a worker whose candidate turns out to be claimed by
+// someone else picks again. Concurrency needs no more than that: a CIDR's claim Lease can be
+// created only once, which is what already keeps two operator replicas apart (claims.go).
+// The claims are not adopted here: a later pass does that (splitAdoptions). Also returns the
+// nodes left out by exhaustion and the errors of the others.
+func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, pick *picker, allocs []allocation) (created []allocated, exhausted []string, errs []error) {
 	var mu sync.Mutex
 	fail := func(a allocation, err error) {
-		mu.Lock()
-		defer mu.Unlock()
 		if errors.Is(err, ErrExhausted) {
 			exhausted = append(exhausted, a.Node.Name)
 			return
@@ -70,26 +79,111 @@ func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger,
 		candidates[i] = c
 	}
 
-	workers := r.Options.AllocationWorkers
-	sem := make(chan struct{}, workers)
+	sem := make(chan struct{}, r.Options.AllocationWorkers)
 	var wg sync.WaitGroup
 	for i, a := range allocs {
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			cidr, err := r.allocate(ctx, log, pick, a, candidates[i])
-			observeAllocation(a.Node, cidr, err, r.Options.Now())
+			got, err := r.allocate(ctx, log, pick, a, candidates[i])
+			mu.Lock()
+			defer mu.Unlock()
 			switch {
 			case err != nil:
+				observeAllocation(a.Node, netip.Prefix{}, err, r.Options.Now())
 				fail(a, err)
-			case cidr.IsValid():
-				r.Recorder.Eventf(a.Node, nc, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
-					"node %s got pod subnet %s", a.Node.Name, cidr)
+			case got.CIDR.IsValid():
+				created = append(created, got)
 			}
 		}()
 	}
 	wg.Wait()
+	return created, exhausted, errs
+}
+
+// passRounds bounds how long a pass keeps allocating nodes that joined while it ran
+// (allocateRounds): long enough that a burst of joins is served by a few passes rather than
+// one per batch, short enough that the rest of a pass's plan (releases, NodeIP changes) is
+// recomputed from fresh listings every few seconds.
+const passRounds = 10 * time.Second
+
+// allocateRounds carries out the plan's allocations, then, as long as the previous round
+// allocated something and within passRounds, those of the nodes that joined meanwhile
+// (arrivals, from the cache), then fences all of them with one read (confirm: a read after
+// the last create serves every earlier one too). A new round is worth it because it skips what
+// a new pass would cost first: the uncached listings of every claim and NodeSubnet. It stops when the NetworkCluster in the cache is no longer the one the pass
+// planned for (changed spec, being deleted), on exhaustion and on errors: the next pass then
+// decides from the API server.
+func (r *NodeSubnetReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, errs []error) {
+	var created []allocated
+	start := time.Now()
+	for len(batch) > 0 {
+		for _, a := range batch {
+			handled[a.Node.Name] = true
+		}
+		cr, ex, es := r.allocateAll(ctx, log, pick, batch)
+		created, exhausted, errs = append(created, cr...), append(exhausted, ex...), append(errs, es...)
+		if len(ex) > 0 || len(es) > 0 || time.Since(start) > passRounds || !r.samePlan(ctx, nc) {
+			break
+		}
+		var nodes corev1.NodeList
+		if err := r.Client.List(ctx, &nodes); err != nil {
+			errs = append(errs, err)
+			break
+		}
+		batch = arrivals(nodes.Items, sel, handled)
+	}
+	kept, ferrs := r.confirm(ctx, log, created)
+	errs = append(errs, ferrs...)
+	for _, g := range kept {
+		observeAllocation(g.Node, g.CIDR, nil, r.Options.Now())
+	}
+	r.reportAllocated(nc, kept)
 	slices.Sort(exhausted) // stable Event messages
 	return exhausted, errs
+}
+
+// samePlan: the cached NetworkCluster is still the object and generation the pass planned for.
+func (r *NodeSubnetReconciler) samePlan(ctx context.Context, nc *v1.NetworkCluster) bool {
+	cur := &v1.NetworkCluster{}
+	if err := r.Client.Get(ctx, clusterKey, cur); err != nil {
+		return false
+	}
+	return cur.UID == nc.UID && cur.Generation == nc.Generation && cur.DeletionTimestamp == nil
+}
+
+// reportAllocated writes the pass's SubnetAllocated Events (see perNodeEventLimit).
+func (r *NodeSubnetReconciler) reportAllocated(nc *v1.NetworkCluster, kept []allocated) {
+	if len(kept) <= perNodeEventLimit {
+		for _, g := range kept {
+			r.Recorder.Eventf(g.Node, nc, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
+				"node %s got pod subnet %s", g.Node.Name, g.CIDR)
+		}
+		return
+	}
+	names := make([]string, len(kept))
+	for i, g := range kept {
+		names[i] = g.Node.Name
+	}
+	r.Recorder.Eventf(nc, nil, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
+		"%d nodes got a pod subnet (each in its NodeSubnet): %s", len(kept), nameList(names))
+}
+
+// adoptAll carries out adoptions, up to Options.AllocationWorkers at once (each is one UPDATE
+// of its own claim, so they are independent).
+func (r *NodeSubnetReconciler) adoptAll(ctx context.Context, adopts []claimAdoption) error {
+	sem := make(chan struct{}, r.Options.AllocationWorkers)
+	var wg sync.WaitGroup
+	errs := make([]error, len(adopts))
+	for i, a := range adopts {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = r.adopt(ctx, a.Claim, a.Subnet)
+		}()
+	}
+	wg.Wait()
+	return kerrors.NewAggregate(errs)
 }

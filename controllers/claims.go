@@ -20,17 +20,42 @@ package controllers
 // The claim's lifecycle, all decided from what the API server says (planClaims):
 //
 //	created (holder = node, no owner)  →  NodeSubnet created with that CIDR
-//	  →  claim gets an ownerReference to the NodeSubnet ("adopted")
+//	  →  fence: the claim is read back after the NodeSubnet exists
+//	  →  claim gets an ownerReference to the NodeSubnet ("adopted", by a later pass)
 //	  →  NodeSubnet deleted  →  claim deleted by the GC (owner gone) or by the reconciler.
 //
-// A claim without an owner is "pending": an allocation in flight, or one whose allocator died
-// between the two creates. A restarted operator resumes it (the node gets the claimed CIDR;
-// nothing leaks). A pending claim whose node already got a NodeSubnet with another CIDR lost a
-// race between replicas and is released. A pending claim whose node is gone is released after
-// a grace period; because that is time-based, the allocator re-reads its claim after creating
-// the NodeSubnet and deletes the NodeSubnet again if the claim is no longer its own (the fence
-// in allocate), so even an allocator stalled for longer than the grace period cannot leave two
-// NodeSubnets with one CIDR behind.
+// A claim without an owner is "pending": an allocation in flight, one whose allocator died
+// between the two creates, or one whose NodeSubnet exists and that waits for its adoption. A
+// restarted operator resumes it (the node gets the claimed CIDR; nothing leaks) or adopts it
+// (its holder's NodeSubnet has its CIDR). A pending claim whose node already got a NodeSubnet
+// with another CIDR lost a race between replicas and is released. A pending claim whose node
+// is gone is released after a grace period.
+//
+// The fence. Because that release is time-based (and because an uninstall, or a person, may
+// delete claims too), an allocator that stalled between its claim and its NodeSubnet create
+// can create the NodeSubnet after its claim was released and the CIDR claimed again for
+// another node. So every allocation re-reads its claim after its NodeSubnet exists and takes
+// the NodeSubnet back if the claim is gone or is another object (same name, new UID); only
+// then is the allocation reported. The read need not follow each create at once: the question
+// is "was my claim released before my NodeSubnet existed?", and any read taken after the
+// create answers it as well as one taken right after (a later one also catches later
+// releases). So a pass does one uncached LIST of the claims after all its creates (confirm)
+// instead of one GET per allocation: the same guarantee, no clock involved, one request per
+// pass. What no read after the create can rule out, now as before, is a releaser that listed
+// the NodeSubnets before ours existed and deletes the claim after our read; its reasons all
+// mean our node left the mesh (or got another NodeSubnet, so ours was never created), and the
+// next pass settles it: our NodeSubnet goes with its node, and a CIDR two NodeSubnets share
+// stays with its claim holder (pickKeeper). Should the allocator die before its fence, the
+// next pass is the fence the same way; a NodeSubnet alone with its CIDR gets its claim back
+// (BackfillClaims).
+//
+// Adoption is what lets the garbage collector release a claim when its NodeSubnet is deleted
+// while no operator runs; it decides nothing about allocation (a pending claim whose holder
+// has a NodeSubnet with its CIDR already keeps that CIDR used and is never resumed for
+// another node). So it is left to a later pass (the planner's AdoptClaims), and a pass busy
+// allocating defers young ones further (splitAdoptions): the happy path of an allocation is
+// two requests, the claim and the NodeSubnet, plus its adoption outside the allocation's path
+// and a pass's one fence read and one Event (perNodeEventLimit).
 
 import (
 	"net/netip"

@@ -273,10 +273,18 @@ func (e *opEnv) checkAllocation(pool Pool) {
 	e.t.Helper()
 	// A claim is released by the pass after its NodeSubnet goes (there is no garbage
 	// collector here, and the operator does not rely on one): right after a node leaves, the
-	// claims can be one ahead. Wait for the steady state; the checks below then hold exactly.
-	e.eventually(20*time.Second, "one claim per NodeSubnet", func() error {
-		if c, s := len(e.claims()), len(e.subnets()); c != s {
+	// claims can be one ahead. Likewise a claim is adopted by a pass after its NodeSubnet's
+	// (claims.go): right after an allocation it is still pending. Wait for the steady state;
+	// the checks below then hold exactly.
+	e.eventually(20*time.Second, "one adopted claim per NodeSubnet", func() error {
+		claims := e.claims()
+		if c, s := len(claims), len(e.subnets()); c != s {
 			return fmt.Errorf("%d claims for %d NodeSubnets", c, s)
+		}
+		for _, c := range claims {
+			if c.Owner == "" {
+				return fmt.Errorf("claim %s still pending", c.Name)
+			}
 		}
 		return nil
 	})

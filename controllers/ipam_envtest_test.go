@@ -523,10 +523,19 @@ func TestAllocateCollisionAndFence(t *testing.T) {
 	}
 	n := e.mustNode(e.nodeName(0), "192.168.10.10", nil)
 	stale := map[int]bool{} // does not know about the claim on 10.244.0.0/24
-	got, err := r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: stale}, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")}, netip.Prefix{})
+	step, err := r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: stale}, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")}, netip.Prefix{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The rest of the step as a pass does it: the fence, then (a later pass) the adoption.
+	kept, errs := r.confirm(e.ctx(), log, []allocated{step})
+	if len(errs) > 0 || len(kept) != 1 {
+		t.Fatalf("fence: kept %d, errors %v", len(kept), errs)
+	}
+	if err := r.adoptAll(e.ctx(), []claimAdoption{{Claim: claim{Name: kept[0].ClaimName, Lease: kept[0].Claim}, Subnet: kept[0].Subnet}}); err != nil {
+		t.Fatal(err)
+	}
+	got := step.CIDR
 	if got.String() != "10.244.1.0/24" {
 		t.Fatalf("allocated %s, want the next free 10.244.1.0/24", got)
 	}
@@ -554,8 +563,12 @@ func TestAllocateCollisionAndFence(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := claim{Name: l.Name, UID: l.UID, CIDR: y, Holder: n2.Name, Lease: l}
-	if _, err := r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11"), Resume: &c}, netip.Prefix{}); err == nil {
-		t.Fatal("allocation on a released claim succeeded")
+	step, err = r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11"), Resume: &c}, netip.Prefix{})
+	if err == nil {
+		kept, errs = r.confirm(e.ctx(), log, []allocated{step})
+		if len(kept) > 0 || len(errs) == 0 {
+			t.Fatal("allocation on a released claim succeeded")
+		}
 	}
 	e.eventually(10*time.Second, "the unfenced NodeSubnet to be taken back", func() error {
 		_, err := e.subnet(n2.Name)

@@ -2,7 +2,6 @@ package controllers
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 
 	"github.com/go-logr/logr"
@@ -10,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -138,9 +136,6 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 			delete(plan.Used, idx) // free for the allocations below
 		}
 	}
-	for _, a := range plan.AdoptClaims {
-		errs = append(errs, r.adopt(ctx, a.Claim, a.Subnet))
-	}
 	for _, s := range plan.BackfillClaims {
 		errs = append(errs, r.backfill(ctx, log, s))
 	}
@@ -156,8 +151,17 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		log.Info("cluster CIDR overlaps a Service CIDR: allocating no subnet", "serviceCIDRs", svcConflicts, "nodesWaiting", len(plan.Allocate))
 		plan.Allocate = nil
 	}
-	exhausted, allocErrs := r.allocateAll(ctx, log, nc, pool, plan.Used, plan.Allocate)
+	handled := map[string]bool{} // nodes the pass need not allocate again: see arrivals
+	for i := range subnets.Items {
+		handled[subnets.Items[i].Name] = true
+	}
+	pick := &picker{pool: pool, used: plan.Used}
+	exhausted, allocErrs := r.allocateRounds(ctx, log, nc, pick, nodeSelector(nc), handled, plan.Allocate)
 	errs = append(errs, allocErrs...)
+	// Adoptions after the allocations: they are bookkeeping (splitAdoptions), and a pass in a
+	// burst of joins leaves the young ones to a later pass.
+	adopts, adoptRecheck := splitAdoptions(plan.AdoptClaims, len(plan.Allocate) > 0, r.Options.Now())
+	errs = append(errs, r.adoptAll(ctx, adopts))
 	if len(exhausted) > 0 {
 		log.Info("cluster CIDR exhausted", "nodesLeftOut", exhausted)
 		r.Recorder.Eventf(nc, nil, corev1.EventTypeWarning, ReasonSubnetsExhausted, "Allocate",
@@ -181,118 +185,7 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	if err := kerrors.NewAggregate(errs); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: plan.RecheckAfter}, nil
-}
-
-// allocate gives node a.Node a NodeSubnet: claim a CIDR (candidate first, then whatever
-// pick hands out; or resume an earlier claim), create the NodeSubnet, then check the claim is
-// still ours (the fence, see claims.go). Returns the CIDR, or an invalid prefix if another
-// replica created the node's NodeSubnet first. Safe to run concurrently for different nodes.
-func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pick *picker, a allocation, candidate netip.Prefix) (netip.Prefix, error) {
-	var cl *coordinationv1.Lease
-	var cidr netip.Prefix
-	if a.Resume != nil {
-		cl, cidr = a.Resume.Lease, a.Resume.CIDR
-		log.Info("resuming an earlier subnet claim", "node", a.Node.Name, "cidr", cidr)
-	} else {
-		next := candidate
-		for {
-			if !next.IsValid() {
-				var err error
-				if next, err = pick.next(); err != nil {
-					return netip.Prefix{}, err
-				}
-			}
-			l := newClaim(r.Options.Namespace, next, a.Node.Name, nil)
-			err := r.Client.Create(ctx, l)
-			if apierrors.IsAlreadyExists(err) {
-				// Another allocator holds this CIDR. If it claimed it for this same node
-				// (two replicas working through the same new nodes), join that claim rather
-				// than take a second subnet: both then create the same NodeSubnet and one
-				// create wins. Otherwise the CIDR stays used: try the next one.
-				if other, ok := r.claimFor(ctx, l); ok && other.Holder == a.Node.Name {
-					log.V(1).Info("subnet already claimed for this node by another allocator, joining it", "node", a.Node.Name, "cidr", next)
-					cl, cidr = other.Lease, next
-					break
-				}
-				log.V(1).Info("subnet already claimed by another allocator, trying the next", "node", a.Node.Name, "cidr", next)
-				next = netip.Prefix{}
-				continue
-			}
-			if err != nil {
-				return netip.Prefix{}, err
-			}
-			cl, cidr = l, next
-			break
-		}
-	}
-
-	ns := &v1.NodeSubnet{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:   a.Node.Name,
-			Labels: managedLabels(),
-			// The Node owns its NodeSubnet: the garbage collector removes it with the node
-			// even when the operator is not running.
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.Node.Name, UID: a.Node.UID}},
-		},
-		Spec: v1.NodeSubnetSpec{
-			NodeName: a.Node.Name,
-			CIDR:     cidr.String(),
-			Gateway:  Gateway(cidr).String(),
-			NodeIP:   a.IP.String(),
-		},
-	}
-	if err := r.Client.Create(ctx, ns); err != nil {
-		if !apierrors.IsAlreadyExists(err) {
-			return netip.Prefix{}, err
-		}
-		// Another replica created this node's NodeSubnet first. Never overwrite it; our claim
-		// is released by the next pass (planClaims: "got another CIDR instead").
-		log.Info("NodeSubnet created concurrently by another allocator", "node", a.Node.Name)
-		return netip.Prefix{}, nil
-	}
-
-	// The fence: the claim must still be the one we took. If it was released meanwhile (only
-	// possible after a stall longer than the claim grace period), another node may hold this
-	// CIDR now, so take the NodeSubnet back and let the next pass allocate afresh.
-	cur := &coordinationv1.Lease{}
-	err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(cl), cur)
-	if err == nil && cur.UID == cl.UID {
-		if err := r.adopt(ctx, claim{Name: cur.Name, Lease: cur}, ns); err != nil {
-			log.Error(err, "adopting the claim failed; the next pass retries", "claim", cur.Name)
-		}
-		log.Info("allocated node subnet", "node", a.Node.Name, "cidr", cidr, "gateway", ns.Spec.Gateway, "nodeIP", ns.Spec.NodeIP)
-		return cidr, nil
-	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return netip.Prefix{}, err
-	}
-	log.Info("subnet claim lost while creating the NodeSubnet; taking it back", "node", a.Node.Name, "cidr", cidr)
-	if derr := r.Client.Delete(ctx, ns, client.Preconditions{UID: &ns.UID}); client.IgnoreNotFound(derr) != nil {
-		return netip.Prefix{}, derr
-	}
-	return netip.Prefix{}, fmt.Errorf("claim for %s was released during allocation", cidr)
-}
-
-// claimFor reads the claim Lease named like l, uncached.
-func (r *NodeSubnetReconciler) claimFor(ctx context.Context, l *coordinationv1.Lease) (claim, bool) {
-	cur := &coordinationv1.Lease{}
-	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(l), cur); err != nil {
-		return claim{}, false
-	}
-	return parseClaim(cur)
-}
-
-// adopt sets the NodeSubnet as the owner of its claim (optimistic concurrency: a conflict
-// means someone else changed the claim, and the next pass decides again).
-func (r *NodeSubnetReconciler) adopt(ctx context.Context, c claim, s *v1.NodeSubnet) error {
-	l := c.Lease.DeepCopy()
-	l.OwnerReferences = append(l.OwnerReferences, subnetOwnerRef(s))
-	err := r.Client.Update(ctx, l)
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		return nil
-	}
-	return err
+	return ctrl.Result{RequeueAfter: minPositive(plan.RecheckAfter, adoptRecheck)}, nil
 }
 
 // backfill creates the claim of a NodeSubnet that has none.

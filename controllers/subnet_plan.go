@@ -267,3 +267,59 @@ func olderNode(a, b *corev1.Node) bool {
 	}
 	return a.Name < b.Name
 }
+
+// adoptionDeferral is how long a pass that has nodes to allocate leaves the adoption of a
+// young claim to a later pass. Adopting is bookkeeping, not allocation: a pending claim whose
+// NodeSubnet exists already reserves its CIDR and is recognised by every pass (AdoptClaims),
+// and its owner reference only lets the garbage collector release it when the NodeSubnet goes
+// while no operator runs. So during a burst of joining nodes the UPDATEs wait for a pass with
+// nothing to allocate instead of holding back the next allocations; the bound keeps a steady
+// trickle of joins from postponing them for ever. 30 s: longer than a thousand joins take to
+// allocate on a small, loaded control plane (BENCHMARKS.md, section 1).
+const adoptionDeferral = 2 * time.Minute
+
+// splitAdoptions picks the adoptions a pass carries out now. A pass that allocates defers
+// those of claims younger than adoptionDeferral; recheck > 0 is when the first deferred one
+// is due (the pass requeues itself then, should nothing else wake it).
+func splitAdoptions(adopts []claimAdoption, allocating bool, now time.Time) (due []claimAdoption, recheck time.Duration) {
+	if !allocating {
+		return adopts, 0
+	}
+	for _, a := range adopts {
+		if age := now.Sub(a.Claim.Created); age >= adoptionDeferral {
+			due = append(due, a)
+		} else if wait := adoptionDeferral - age; recheck == 0 || wait < recheck {
+			recheck = wait
+		}
+	}
+	return due, recheck
+}
+
+// minPositive is the smaller of two requeue delays, 0 meaning none.
+func minPositive(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
+}
+
+// arrivals are the nodes a pass allocates after its plan: selected, with an address, and
+// neither handled by the pass (planned, allocated, or holding a NodeSubnet when the pass
+// listed them) nor being deleted; oldest first, as in the plan. Nothing else of the plan is
+// needed for them: a node that joined after the pass's listings has no claim or NodeSubnet
+// the pass knows of, and should another replica have made one meanwhile, the claim and the
+// NodeSubnet's name settle it as in any race between replicas (claims.go).
+func arrivals(nodes []corev1.Node, sel labels.Selector, handled map[string]bool) []allocation {
+	var out []allocation
+	for i := range nodes {
+		n := &nodes[i]
+		if handled[n.Name] || n.DeletionTimestamp != nil || !nodeInMesh(n, sel) {
+			continue
+		}
+		if ip, ok := internalIPv4(n); ok {
+			out = append(out, allocation{Node: n, IP: ip})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return olderNode(out[i].Node, out[j].Node) })
+	return out
+}

@@ -209,3 +209,57 @@ func TestPlanNodeIPChangeAndForeignCIDR(t *testing.T) {
 		t.Errorf("a NodeSubnet outside the cluster CIDR must be reallocated: %+v", p.DeleteSubnets)
 	}
 }
+
+// A pass that allocates adopts only claims older than adoptionDeferral and requeues for the
+// first young one; a pass with nothing to allocate adopts every claim at once.
+func TestSplitAdoptions(t *testing.T) {
+	a, b := nsub("a", "10.244.0.0/24", "192.168.0.1"), nsub("b", "10.244.1.0/24", "192.168.0.2")
+	old := claimAdoption{claimOf(a.Spec.CIDR, "a", nil, adoptionDeferral), &a}
+	young := claimAdoption{claimOf(b.Spec.CIDR, "b", nil, 3*time.Second), &b}
+
+	due, recheck := splitAdoptions([]claimAdoption{old, young}, true, t0)
+	if len(due) != 1 || due[0].Subnet.Name != "a" {
+		t.Errorf("allocating pass adopts %+v, want only the old claim", due)
+	}
+	if want := adoptionDeferral - 3*time.Second; recheck != want {
+		t.Errorf("recheck %v, want %v", recheck, want)
+	}
+	due, recheck = splitAdoptions([]claimAdoption{old, young}, false, t0)
+	if len(due) != 2 || recheck != 0 {
+		t.Errorf("quiet pass adopts %d (recheck %v), want both at once", len(due), recheck)
+	}
+	if got := minPositive(0, 5*time.Second); got != 5*time.Second {
+		t.Errorf("minPositive(0, 5s) = %v", got)
+	}
+	if got := minPositive(2*time.Second, 5*time.Second); got != 2*time.Second {
+		t.Errorf("minPositive(2s, 5s) = %v", got)
+	}
+}
+
+// Nodes that join while a pass runs: the selected ones with an address that the pass has not
+// handled yet, oldest first.
+func TestArrivals(t *testing.T) {
+	sel := labels.SelectorFromSet(labels.Set{"mesh": "yes"})
+	in := map[string]string{"mesh": "yes"}
+	gone := node("gone", "192.168.0.9", 0, in)
+	gone.DeletionTimestamp = &metav1.Time{Time: t0}
+	nodes := []corev1.Node{
+		node("late", "192.168.0.1", 5, in),
+		node("early", "192.168.0.2", 1, in),
+		node("planned", "192.168.0.3", 0, in),
+		node("other", "192.168.0.4", 0, nil),
+		node("noip", "", 0, in),
+		gone,
+	}
+	got := arrivals(nodes, sel, map[string]bool{"planned": true})
+	var names []string
+	for _, a := range got {
+		names = append(names, a.Node.Name)
+		if a.Resume != nil || !a.IP.IsValid() {
+			t.Errorf("%s: %+v", a.Node.Name, a)
+		}
+	}
+	if want := []string{"early", "late"}; !slices.Equal(names, want) {
+		t.Errorf("arrivals %v, want %v", names, want)
+	}
+}
