@@ -18,7 +18,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -139,11 +139,11 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 		return r, err
 	}
 	c := api.env.Client
-	nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName},
-		Spec: v1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev",
+	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName},
+		Spec: v1alpha1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev",
 			// SplitHorizon: a 1,001-node mesh is beyond STP's port limit (the agent would
 			// refuse it) and would wait minutes for RSTP; the agent's memory is the same.
-			Tunnel: v1.TunnelSpec{Type: "VXLAN"}, LoopPrevention: v1.LoopPreventionSpec{Protocol: v1.ProtocolSplitHorizon}}}
+			Tunnel: v1alpha1.TunnelSpec{Type: "VXLAN"}, LoopPrevention: v1alpha1.LoopPreventionSpec{Protocol: v1alpha1.ProtocolSplitHorizon}}}
 	if err := c.Create(ctx, nc); err != nil {
 		return r, err
 	}
@@ -174,7 +174,7 @@ func AgentRSS(ctx context.Context, e *Env, o AgentRSSOptions) (AgentRSSResult, e
 	if err != nil {
 		return r, err
 	}
-	var s v1.NodeSubnet
+	var s v1alpha1.NodeSubnet
 	var gerr error
 	err = waitFor(ctx, 5*time.Minute, 200*time.Millisecond, func() bool {
 		if gerr = c.Get(ctx, client.ObjectKey{Name: self}, &s); agent.Exited() || gerr != nil {
@@ -249,7 +249,7 @@ func listBytes(ctx context.Context, api *apiServer) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(api.cfg.Host, "/")+"/apis/"+v1.GroupVersion.String()+"/nodesubnets", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(api.cfg.Host, "/")+"/apis/"+v1alpha1.GroupVersion.String()+"/nodesubnets", nil)
 	if err != nil {
 		return 0, err
 	}
@@ -283,7 +283,7 @@ func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 				if err != nil {
 					continue
 				}
-				var s v1.NodeSubnet
+				var s v1alpha1.NodeSubnet
 				if err = c.Get(ctx, client.ObjectKey{Name: all[i].name}, &s); err != nil {
 					continue
 				}
@@ -308,10 +308,10 @@ func fillPeerStatus(ctx context.Context, c client.Client, peers int) error {
 
 // peerStatus is what a Ready agent with peers tunnels in a healthy mesh writes (BFD on, every
 // peer up, so no unhealthy peers).
-func peerStatus(peers int) v1.NodeSubnetStatus {
+func peerStatus(peers int) v1alpha1.NodeSubnetStatus {
 	n := int32(peers)
-	return v1.NodeSubnetStatus{ObservedGeneration: 1, TunnelCount: n, MTU: 1450,
-		Tunnels: v1.TunnelSummary{Desired: n, Live: n, Forwarding: n, Up: n},
+	return v1alpha1.NodeSubnetStatus{ObservedGeneration: 1, TunnelCount: n, MTU: 1450,
+		Tunnels: v1alpha1.TunnelSummary{Desired: n, Live: n, Forwarding: n, Up: n},
 		Conditions: []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Applied",
 			Message:            fmt.Sprintf("%d vxlan tunnels on obr0 (SplitHorizon), MTU 1450, BFD: %d/%d peers up", peers, peers, peers),
 			LastTransitionTime: metav1.Now(), ObservedGeneration: 1}}}
@@ -322,8 +322,8 @@ func peerStatus(peers int) v1.NodeSubnetStatus {
 func createSubnet(ctx context.Context, c client.Client, name string, i int, nodeIP string) error {
 	cidr := fmt.Sprintf("100.%d.%d.0/24", 64+i/256, i%256)
 	gw := fmt.Sprintf("100.%d.%d.1", 64+i/256, i%256)
-	s := &v1.NodeSubnet{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1.NodeSubnetSpec{NodeName: name, CIDR: cidr, Gateway: gw, NodeIP: nodeIP}}
+	s := &v1alpha1.NodeSubnet{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.NodeSubnetSpec{NodeName: name, CIDR: cidr, Gateway: gw, NodeIP: nodeIP}}
 	return c.Create(ctx, s)
 }
 

@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 )
 
@@ -32,16 +32,16 @@ func StartCluster(ctx context.Context, e *Env, o ClusterOptions) (*harness.Clust
 		return nil, err
 	}
 	e.Defer(c.Close)
-	spec := v1.NetworkClusterSpec{
-		Tunnel:         v1.TunnelSpec{Type: v1.TunnelType(o.Tunnel)},
-		LoopPrevention: v1.LoopPreventionSpec{Protocol: v1.LoopPreventionProtocol(o.Protocol)},
+	spec := v1alpha1.NetworkClusterSpec{
+		Tunnel:         v1alpha1.TunnelSpec{Type: v1alpha1.TunnelType(o.Tunnel)},
+		LoopPrevention: v1alpha1.LoopPreventionSpec{Protocol: v1alpha1.LoopPreventionProtocol(o.Protocol)},
 		DatapathType:   "netdev",
 		MTU:            o.MTU,
 	}
 	if o.FastTimers {
 		spec.LoopPrevention.HelloTime, spec.LoopPrevention.MaxAge, spec.LoopPrevention.ForwardDelay = 1, 6, 4
 	}
-	nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName}, Spec: spec}
+	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: spec}
 	if err := c.Client.Create(ctx, nc); err != nil {
 		return nil, err
 	}
@@ -51,12 +51,12 @@ func StartCluster(ctx context.Context, e *Env, o ClusterOptions) (*harness.Clust
 // WaitAvailable waits until the NetworkCluster's current generation is Available with every
 // node of the harness ready.
 func WaitAvailable(ctx context.Context, c *harness.Cluster, timeout time.Duration) error {
-	var nc v1.NetworkCluster
+	var nc v1alpha1.NetworkCluster
 	var gerr error
 	err := waitFor(ctx, timeout, 200*time.Millisecond, func() bool {
-		gerr = c.Client.Get(ctx, client.ObjectKey{Name: v1.NetworkClusterName}, &nc)
+		gerr = c.Client.Get(ctx, client.ObjectKey{Name: v1alpha1.NetworkClusterName}, &nc)
 		return gerr == nil && nc.Status.ObservedGeneration == nc.Generation &&
-			apimeta.IsStatusConditionTrue(nc.Status.Conditions, v1.ConditionAvailable) &&
+			apimeta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionAvailable) &&
 			int(nc.Status.NodesReady) == len(c.Nodes) && int(nc.Status.NodesTotal) == len(c.Nodes)
 	})
 	if err != nil {

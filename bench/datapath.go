@@ -12,7 +12,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 	"github.com/ovsmesh/ovsmesh/internal/proc"
 	"github.com/ovsmesh/ovsmesh/internal/testbed"
@@ -262,12 +262,12 @@ func offloadsOff(ctx context.Context, ns, dev string) { testbed.OffloadsOff(ctx,
 
 // switchTunnel changes the NetworkCluster's tunnel type live and waits for Available.
 func switchTunnel(ctx context.Context, c *harness.Cluster, typ string) error {
-	var nc v1.NetworkCluster
-	if err := c.Client.Get(ctx, client.ObjectKey{Name: v1.NetworkClusterName}, &nc); err != nil {
+	var nc v1alpha1.NetworkCluster
+	if err := c.Client.Get(ctx, client.ObjectKey{Name: v1alpha1.NetworkClusterName}, &nc); err != nil {
 		return err
 	}
 	patch := client.MergeFrom(nc.DeepCopy())
-	nc.Spec.Tunnel.Type = v1.TunnelType(typ)
+	nc.Spec.Tunnel.Type = v1alpha1.TunnelType(typ)
 	if err := c.Client.Patch(ctx, &nc, patch); err != nil {
 		return err
 	}

@@ -27,7 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/controllers"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
@@ -167,8 +167,8 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 				return nil, nil, err
 			}
 		}
-		nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName},
-			Spec: v1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev"}}
+		nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName},
+			Spec: v1alpha1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev"}}
 		if err := c.Create(ctx, nc); err != nil {
 			return nil, nil, err
 		}
@@ -232,8 +232,8 @@ func podCIDRs(ctx context.Context, c client.WithWatch, found func(node, cidr str
 
 // nodeSubnets reports NodeSubnets.
 func nodeSubnets(ctx context.Context, c client.WithWatch, found func(node, cidr string)) error {
-	return watchAll(ctx, c, &v1.NodeSubnetList{}, func(o client.Object) {
-		if s := o.(*v1.NodeSubnet); s.Spec.CIDR != "" {
+	return watchAll(ctx, c, &v1alpha1.NodeSubnetList{}, func(o client.Object) {
+		if s := o.(*v1alpha1.NodeSubnet); s.Spec.CIDR != "" {
 			found(s.Spec.NodeName, s.Spec.CIDR)
 		}
 	})

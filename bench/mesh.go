@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
@@ -66,7 +66,7 @@ type SyntheticResult struct {
 // none but the odd ARP); iperf3 between two non-root nodes vs a node and the root
 // (SplitHorizon ≥ 0.95×); loss while a node dies (SplitHorizon: 0); the STP refusal.
 func (r MeshResult) Figures() []Figure {
-	sh := r.Protocol == string(v1.ProtocolSplitHorizon)
+	sh := r.Protocol == string(v1alpha1.ProtocolSplitHorizon)
 	var figs []Figure
 	ratio := float64(r.Transit) / float64(2*r.Pings)
 	name := fmt.Sprintf("mesh (%s, 4 nodes): underlay packets reaching a third node (%s) during %d pings between two others, per ping packet", r.Protocol, r.Bystander, r.Pings)
@@ -95,7 +95,7 @@ func (r MeshResult) Figures() []Figure {
 	}
 	if s := r.Synthetic; s != nil {
 		verdict := fmt.Sprintf("refused (Ready=False SpanningTreeLimit on every node, NetworkCluster Degraded); the agents stopped at %d tunnels (limit %d)",
-			s.MaxTunnels, v1.ProtocolSTP.MaxTunnels())
+			s.MaxTunnels, v1alpha1.ProtocolSTP.MaxTunnels())
 		if !s.Refused || !s.WithinLimit {
 			verdict = fmt.Sprintf("NOT refused as it should be (refused %v, at most %d tunnels on a node)", s.Refused, s.MaxTunnels)
 		}
@@ -218,11 +218,11 @@ func Mesh(ctx context.Context, e *Env, c *harness.Cluster, protocol string, o Me
 // bystander is the spanning-tree root (its bridge ID is the root ID it reports), or under
 // SplitHorizon the first node.
 func bystander(ctx context.Context, c *harness.Cluster, protocol string) (*harness.Node, error) {
-	if protocol == string(v1.ProtocolSplitHorizon) {
+	if protocol == string(v1alpha1.ProtocolSplitHorizon) {
 		return c.Nodes[0], nil
 	}
 	bridgeKey, rootKey := "status:stp_bridge_id", "status:stp_designated_root"
-	if protocol == string(v1.ProtocolRSTP) {
+	if protocol == string(v1alpha1.ProtocolRSTP) {
 		bridgeKey, rootKey = "rstp_status:rstp_bridge_id", "rstp_status:rstp_root_id"
 	}
 	var ids []string
@@ -259,21 +259,21 @@ func synthetic(ctx context.Context, e *Env, c *harness.Cluster, peers int) (Synt
 	}
 	e.Logf("STP: %d synthetic Nodes created; waiting for the refusal", peers+1-len(c.Nodes))
 	err := waitFor(ctx, 3*time.Minute, 500*time.Millisecond, func() bool {
-		var nc v1.NetworkCluster
-		if err := c.Client.Get(ctx, client.ObjectKey{Name: v1.NetworkClusterName}, &nc); err != nil {
+		var nc v1alpha1.NetworkCluster
+		if err := c.Client.Get(ctx, client.ObjectKey{Name: v1alpha1.NetworkClusterName}, &nc); err != nil {
 			return false
 		}
-		d := apimeta.FindStatusCondition(nc.Status.Conditions, v1.ConditionDegraded)
-		if d == nil || d.Status != metav1.ConditionTrue || d.Reason != v1.ReasonSpanningTreeLimit {
+		d := apimeta.FindStatusCondition(nc.Status.Conditions, v1alpha1.ConditionDegraded)
+		if d == nil || d.Status != metav1.ConditionTrue || d.Reason != v1alpha1.ReasonSpanningTreeLimit {
 			return false
 		}
 		for _, n := range c.Nodes {
-			var ns v1.NodeSubnet
+			var ns v1alpha1.NodeSubnet
 			if err := c.Client.Get(ctx, client.ObjectKey{Name: n.Name}, &ns); err != nil {
 				return false
 			}
-			r := apimeta.FindStatusCondition(ns.Status.Conditions, v1.ConditionReady)
-			if r == nil || r.Reason != v1.ReasonSpanningTreeLimit {
+			r := apimeta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionReady)
+			if r == nil || r.Reason != v1alpha1.ReasonSpanningTreeLimit {
 				return false
 			}
 		}
@@ -287,8 +287,8 @@ func synthetic(ctx context.Context, e *Env, c *harness.Cluster, peers int) (Synt
 			return s, err
 		}
 		s.MaxTunnels = max(s.MaxTunnels, len(ports))
-		if len(ports) > v1.ProtocolSTP.MaxTunnels() {
-			e.Logf("%s has %d tunnel ports after the refusal, more than STP's %d", n.Name, len(ports), v1.ProtocolSTP.MaxTunnels())
+		if len(ports) > v1alpha1.ProtocolSTP.MaxTunnels() {
+			e.Logf("%s has %d tunnel ports after the refusal, more than STP's %d", n.Name, len(ports), v1alpha1.ProtocolSTP.MaxTunnels())
 			s.WithinLimit = false
 		}
 	}

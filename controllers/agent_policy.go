@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // AgentPolicyName names both the ValidatingAdmissionPolicy that keeps each agent to its own
@@ -45,7 +45,7 @@ var agentPolicyYAML []byte
 // operator's labels and the NetworkCluster as controller owner (the watch that restores them
 // when edited or deleted, and the garbage collector's fallback on uninstall). It decodes the
 // YAML on every call, so callers may modify what it returns.
-func agentPolicy(nc *v1.NetworkCluster) (*admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration, *admissionregistrationv1ac.ValidatingAdmissionPolicyBindingApplyConfiguration, error) {
+func agentPolicy(nc *v1alpha1.NetworkCluster) (*admissionregistrationv1ac.ValidatingAdmissionPolicyApplyConfiguration, *admissionregistrationv1ac.ValidatingAdmissionPolicyBindingApplyConfiguration, error) {
 	policy, binding, err := parseAgentPolicy(agentPolicyYAML)
 	if err != nil {
 		return nil, nil, err
@@ -139,7 +139,7 @@ func foreignSpecManagers(entries []metav1.ManagedFieldsEntry) []string {
 // invalid, as Warn with Deny is), it deletes the object and applies it afresh. That leaves a
 // moment without it, but only after someone else changed it; in the steady state (and after a
 // restart) the apply is a no-op, no write.
-func (r *NetworkClusterReconciler) applyExclusively(ctx context.Context, nc *v1.NetworkCluster, ac runtime.ApplyConfiguration) error {
+func (r *NetworkClusterReconciler) applyExclusively(ctx context.Context, nc *v1alpha1.NetworkCluster, ac runtime.ApplyConfiguration) error {
 	desired, err := toUnstructured(ac)
 	if err != nil {
 		return err

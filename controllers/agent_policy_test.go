@@ -9,13 +9,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestAgentPolicyEmbedded: the embedded policy decodes, names the agent ServiceAccount the
 // operator creates, denies, and carries the operator's labels and owner.
 func TestAgentPolicyEmbedded(t *testing.T) {
-	nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName, UID: "u1"}}
+	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName, UID: "u1"}}
 	policy, binding, err := agentPolicy(nc)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // The agent image contract (what the DaemonSet below expects of spec.agentImage):
@@ -36,9 +36,9 @@ const (
 // (the tunnel-type switch must not drop the bridges). Only what the pod itself depends on is
 // put into the DaemonSet: the image and the node selector.
 
-func ownerRef(nc *v1.NetworkCluster) *metav1ac.OwnerReferenceApplyConfiguration {
+func ownerRef(nc *v1alpha1.NetworkCluster) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().
-		WithAPIVersion(v1.GroupVersion.String()).WithKind("NetworkCluster").
+		WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("NetworkCluster").
 		WithName(nc.Name).WithUID(nc.UID).
 		WithController(true).WithBlockOwnerDeletion(true)
 }
@@ -55,7 +55,7 @@ func agentSelector() map[string]string { return map[string]string{LabelName: Age
 
 // agentServiceAccount is the identity of the agent pods. The admission policy
 // (agent_policy.go) restricts it to its own node's NodeSubnet status.
-func agentServiceAccount(nc *v1.NetworkCluster, namespace string) *corev1ac.ServiceAccountApplyConfiguration {
+func agentServiceAccount(nc *v1alpha1.NetworkCluster, namespace string) *corev1ac.ServiceAccountApplyConfiguration {
 	return corev1ac.ServiceAccount(AgentName, namespace).
 		WithLabels(agentLabels()).WithOwnerReferences(ownerRef(nc))
 }
@@ -64,13 +64,13 @@ func agentServiceAccount(nc *v1.NetworkCluster, namespace string) *corev1ac.Serv
 // (its own and its peers') and Nodes; write NodeSubnet status and its Node's
 // NetworkUnavailable condition only. Which NodeSubnet it may
 // write is narrowed to its own node by the ValidatingAdmissionPolicy, as RBAC cannot say it.
-func agentClusterRole(nc *v1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfiguration {
+func agentClusterRole(nc *v1alpha1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfiguration {
 	return rbacv1ac.ClusterRole(AgentName).
 		WithLabels(agentLabels()).WithOwnerReferences(ownerRef(nc)).
 		WithRules(
-			rbacv1ac.PolicyRule().WithAPIGroups(v1.GroupVersion.Group).
+			rbacv1ac.PolicyRule().WithAPIGroups(v1alpha1.GroupVersion.Group).
 				WithResources("networkclusters", "nodesubnets").WithVerbs("get", "list", "watch"),
-			rbacv1ac.PolicyRule().WithAPIGroups(v1.GroupVersion.Group).
+			rbacv1ac.PolicyRule().WithAPIGroups(v1alpha1.GroupVersion.Group).
 				WithResources("nodesubnets/status").WithVerbs("update", "patch"),
 			rbacv1ac.PolicyRule().WithAPIGroups("").
 				WithResources("nodes").WithVerbs("get", "list", "watch"),
@@ -89,7 +89,7 @@ func agentClusterRole(nc *v1.NetworkCluster) *rbacv1ac.ClusterRoleApplyConfigura
 		)
 }
 
-func agentClusterRoleBinding(nc *v1.NetworkCluster, namespace string) *rbacv1ac.ClusterRoleBindingApplyConfiguration {
+func agentClusterRoleBinding(nc *v1alpha1.NetworkCluster, namespace string) *rbacv1ac.ClusterRoleBindingApplyConfiguration {
 	return rbacv1ac.ClusterRoleBinding(AgentName).
 		WithLabels(agentLabels()).WithOwnerReferences(ownerRef(nc)).
 		WithRoleRef(rbacv1ac.RoleRef().WithAPIGroup(rbacv1.GroupName).WithKind("ClusterRole").WithName(AgentName)).
@@ -108,12 +108,12 @@ func mount(name, path string) *corev1ac.VolumeMountApplyConfiguration {
 }
 
 // agentDaemonSet runs one agent per selected node.
-func agentDaemonSet(nc *v1.NetworkCluster, namespace string) *appsv1ac.DaemonSetApplyConfiguration {
+func agentDaemonSet(nc *v1alpha1.NetworkCluster, namespace string) *appsv1ac.DaemonSetApplyConfiguration {
 	nodeSel := map[string]string{corev1.LabelOSStable: "linux"}
 	for k, v := range nc.Spec.NodeSelector {
 		nodeSel[k] = v
 	}
-	image := nc.Spec.AgentImage
+	image := nc.Spec.AgentImageOf()
 
 	install := corev1ac.Container().WithName("install-cni").WithImage(image).
 		WithCommand(AgentBinary, "install-cni", "--cni-bin-dir="+agentCNIBinInitDir).

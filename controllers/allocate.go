@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // allocated is a NodeSubnet an allocation created, with the claim it was created under. It is
@@ -23,7 +23,7 @@ type allocated struct {
 	CIDR      netip.Prefix
 	ClaimName string
 	ClaimUID  types.UID
-	Subnet    *v1.NodeSubnet
+	Subnet    *v1alpha1.NodeSubnet
 	Claim     *coordinationv1.Lease // as confirm read it (for the adoption)
 }
 
@@ -32,7 +32,7 @@ type allocated struct {
 // happy path. The result still has to pass the fence (confirm). Returns an invalid CIDR if
 // another replica created the node's NodeSubnet first. Safe to run concurrently for
 // different nodes.
-func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pick *picker, a allocation, candidate netip.Prefix) (allocated, error) {
+func (r *IPAMReconciler) allocate(ctx context.Context, log logr.Logger, pick *picker, a allocation, candidate netip.Prefix) (allocated, error) {
 	var cl *coordinationv1.Lease
 	var cidr netip.Prefix
 	if a.Resume != nil {
@@ -71,7 +71,7 @@ func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pi
 		}
 	}
 
-	ns := &v1.NodeSubnet{
+	ns := &v1alpha1.NodeSubnet{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:   a.Node.Name,
 			Labels: managedLabels(),
@@ -79,7 +79,7 @@ func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pi
 			// even when the operator is not running.
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: a.Node.Name, UID: a.Node.UID}},
 		},
-		Spec: v1.NodeSubnetSpec{
+		Spec: v1alpha1.NodeSubnetSpec{
 			NodeName: a.Node.Name,
 			CIDR:     cidr.String(),
 			Gateway:  Gateway(cidr).String(),
@@ -107,7 +107,7 @@ func (r *NodeSubnetReconciler) allocate(ctx context.Context, log logr.Logger, pi
 // claim as read. If the read itself fails nothing is confirmed or taken back: the pass fails
 // and the next one decides from the API server (a NodeSubnet left without its claim loses a
 // shared CIDR to the claim holder, pickKeeper, or else gets its claim back, BackfillClaims).
-func (r *NodeSubnetReconciler) confirm(ctx context.Context, log logr.Logger, created []allocated) (kept []allocated, errs []error) {
+func (r *IPAMReconciler) confirm(ctx context.Context, log logr.Logger, created []allocated) (kept []allocated, errs []error) {
 	if len(created) == 0 {
 		return nil, nil
 	}
@@ -140,7 +140,7 @@ func (r *NodeSubnetReconciler) confirm(ctx context.Context, log logr.Logger, cre
 }
 
 // claimFor reads the claim Lease named like l, uncached.
-func (r *NodeSubnetReconciler) claimFor(ctx context.Context, l *coordinationv1.Lease) (claim, bool) {
+func (r *IPAMReconciler) claimFor(ctx context.Context, l *coordinationv1.Lease) (claim, bool) {
 	cur := &coordinationv1.Lease{}
 	if err := r.APIReader.Get(ctx, client.ObjectKeyFromObject(l), cur); err != nil {
 		return claim{}, false
@@ -150,7 +150,7 @@ func (r *NodeSubnetReconciler) claimFor(ctx context.Context, l *coordinationv1.L
 
 // adopt sets the NodeSubnet as the owner of its claim (optimistic concurrency: a conflict
 // means someone else changed the claim, and the next pass decides again).
-func (r *NodeSubnetReconciler) adopt(ctx context.Context, c claim, s *v1.NodeSubnet) error {
+func (r *IPAMReconciler) adopt(ctx context.Context, c claim, s *v1alpha1.NodeSubnet) error {
 	l := c.Lease.DeepCopy()
 	l.OwnerReferences = append(l.OwnerReferences, subnetOwnerRef(s))
 	err := r.Client.Update(ctx, l)

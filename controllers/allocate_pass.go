@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // DefaultAllocationWorkers is how many allocations of one IPAM pass run at once. Each is a
@@ -57,7 +57,7 @@ func (p *picker) next() (netip.Prefix, error) {
 // created only once, which is what already keeps two operator replicas apart (claims.go).
 // The claims are not adopted here: a later pass does that (splitAdoptions). Also returns the
 // nodes left out by exhaustion and the errors of the others.
-func (r *NodeSubnetReconciler) allocateAll(ctx context.Context, log logr.Logger, pick *picker, allocs []allocation) (created []allocated, exhausted []string, errs []error) {
+func (r *IPAMReconciler) allocateAll(ctx context.Context, log logr.Logger, pick *picker, allocs []allocation) (created []allocated, exhausted []string, errs []error) {
 	var mu sync.Mutex
 	fail := func(a allocation, err error) {
 		if errors.Is(err, ErrExhausted) {
@@ -115,7 +115,7 @@ const passRounds = 10 * time.Second
 // a new pass would cost first: the uncached listings of every claim and NodeSubnet. It stops when the NetworkCluster in the cache is no longer the one the pass
 // planned for (changed spec, being deleted), on exhaustion and on errors: the next pass then
 // decides from the API server.
-func (r *NodeSubnetReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, errs []error) {
+func (r *IPAMReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1alpha1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, errs []error) {
 	var created []allocated
 	start := time.Now()
 	for len(batch) > 0 {
@@ -145,8 +145,8 @@ func (r *NodeSubnetReconciler) allocateRounds(ctx context.Context, log logr.Logg
 }
 
 // samePlan: the cached NetworkCluster is still the object and generation the pass planned for.
-func (r *NodeSubnetReconciler) samePlan(ctx context.Context, nc *v1.NetworkCluster) bool {
-	cur := &v1.NetworkCluster{}
+func (r *IPAMReconciler) samePlan(ctx context.Context, nc *v1alpha1.NetworkCluster) bool {
+	cur := &v1alpha1.NetworkCluster{}
 	if err := r.Client.Get(ctx, clusterKey, cur); err != nil {
 		return false
 	}
@@ -154,7 +154,7 @@ func (r *NodeSubnetReconciler) samePlan(ctx context.Context, nc *v1.NetworkClust
 }
 
 // reportAllocated writes the pass's SubnetAllocated Events (see perNodeEventLimit).
-func (r *NodeSubnetReconciler) reportAllocated(nc *v1.NetworkCluster, kept []allocated) {
+func (r *IPAMReconciler) reportAllocated(nc *v1alpha1.NetworkCluster, kept []allocated) {
 	if len(kept) <= perNodeEventLimit {
 		for _, g := range kept {
 			r.Recorder.Eventf(g.Node, nc, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
@@ -172,7 +172,7 @@ func (r *NodeSubnetReconciler) reportAllocated(nc *v1.NetworkCluster, kept []all
 
 // adoptAll carries out adoptions, up to Options.AllocationWorkers at once (each is one UPDATE
 // of its own claim, so they are independent).
-func (r *NodeSubnetReconciler) adoptAll(ctx context.Context, adopts []claimAdoption) error {
+func (r *IPAMReconciler) adoptAll(ctx context.Context, adopts []claimAdoption) error {
 	sem := make(chan struct{}, r.Options.AllocationWorkers)
 	var wg sync.WaitGroup
 	errs := make([]error, len(adopts))

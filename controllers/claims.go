@@ -66,7 +66,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 const (
@@ -102,7 +102,7 @@ func parseClaim(l *coordinationv1.Lease) (claim, bool) {
 	}
 	c := claim{Name: l.Name, UID: l.UID, Created: l.CreationTimestamp.Time, CIDR: p, Holder: *l.Spec.HolderIdentity, Lease: l}
 	for _, o := range l.OwnerReferences {
-		if o.Kind == "NodeSubnet" && o.APIVersion == v1.GroupVersion.String() {
+		if o.Kind == "NodeSubnet" && o.APIVersion == v1alpha1.GroupVersion.String() {
 			c.Owner = o.UID
 		}
 	}
@@ -111,7 +111,7 @@ func parseClaim(l *coordinationv1.Lease) (claim, bool) {
 
 // newClaim builds the claim Lease of subnet s for node; owner is set when the NodeSubnet
 // already exists (backfilling a claim for a NodeSubnet that has none).
-func newClaim(namespace string, s netip.Prefix, node string, owner *v1.NodeSubnet) *coordinationv1.Lease {
+func newClaim(namespace string, s netip.Prefix, node string, owner *v1alpha1.NodeSubnet) *coordinationv1.Lease {
 	l := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:        claimName(s),
@@ -131,6 +131,6 @@ func newClaim(namespace string, s netip.Prefix, node string, owner *v1.NodeSubne
 // subnetOwnerRef makes a NodeSubnet the owner of its claim, so that the garbage collector
 // releases the claim once the NodeSubnet is gone (a namespaced dependent may have a
 // cluster-scoped owner).
-func subnetOwnerRef(s *v1.NodeSubnet) metav1.OwnerReference {
-	return metav1.OwnerReference{APIVersion: v1.GroupVersion.String(), Kind: "NodeSubnet", Name: s.Name, UID: s.UID}
+func subnetOwnerRef(s *v1alpha1.NodeSubnet) metav1.OwnerReference {
+	return metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "NodeSubnet", Name: s.Name, UID: s.UID}
 }

@@ -7,8 +7,9 @@
 //	ipam.go                     Pool: the pure allocator (cluster CIDR, prefix, used set → next subnet)
 //	claims.go                   why and how a CIDR is claimed (collision-proof across replicas)
 //	subnet_plan.go              the IPAM pass as a pure function of nodes, NodeSubnets and claims
-//	nodesubnet_controller.go    carries the plan out (the only place IPAM writes)
-//	allocate_pass.go            a pass's allocations, 16 at a time, CIDRs picked oldest node first
+//	ipam_reconciler.go          IPAMReconciler: carries the plan out (the only place IPAM writes)
+//	allocate_pass.go            a pass's allocations, concurrently, CIDRs picked oldest node first
+//	allocate.go                 one allocation (claim, NodeSubnet), the pass's fence and adoption
 //	agent_resources.go          the agent DaemonSet, ServiceAccount, ClusterRole/Binding
 //	agent_heartbeat.go          the agents' Role/Binding for their heartbeat Leases
 //	agent_policy.go             the admission policy keeping each agent to its own NodeSubnet
@@ -17,8 +18,10 @@
 //	networkcluster_controller.go applies them; status computed in networkcluster_status.go
 //	uninstall.go                teardown → wait for CleanedUp (bounded) → remove → finalizer off
 //	rbac.go                     the operator's RBAC markers (config/rbac/role.yaml: a ClusterRole,
-//	                            a Role for its own namespace); options.go limits the
+//	                            a Role for its own namespace); cache.go limits the
 //	                            cache to match
+//	names.go, options.go,       the names and labels of what it creates, its options, and
+//	setup.go                    Setup, which registers both reconcilers
 //	rbac_heartbeat.go           its namespaced markers for the agents' heartbeat Role
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the

@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Two selected Nodes reporting one InternalIP cannot both be tunnel ends: every agent leaves
@@ -70,23 +70,23 @@ func ipConflicts(groups map[netip.Addr][]*corev1.Node) map[string]string {
 // Nodes, and sends the Events when one is set. The patch carries the status read from the
 // API server, with an optimistic lock: an agent's write in between makes it a conflict,
 // retried on the next pass, never a lost Ready.
-func (r *NodeSubnetReconciler) markDuplicates(ctx context.Context, nc *v1.NetworkCluster, nodes []corev1.Node, subnets []v1.NodeSubnet) error {
+func (r *IPAMReconciler) markDuplicates(ctx context.Context, nc *v1alpha1.NetworkCluster, nodes []corev1.Node, subnets []v1alpha1.NodeSubnet) error {
 	groups := duplicateGroups(nodes, nodeSelector(nc))
 	want := ipConflicts(groups)
 	var errs []error
 	for i := range subnets {
 		s := &subnets[i]
 		msg, conflict := want[s.Spec.NodeName]
-		cur := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionNodeIPConflict)
+		cur := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionNodeIPConflict)
 		if (!conflict && cur == nil) || (conflict && cur != nil && cur.Message == msg) {
 			continue
 		}
 		patch := client.MergeFromWithOptions(s.DeepCopy(), client.MergeFromWithOptimisticLock{})
 		if conflict {
-			meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{Type: v1.ConditionNodeIPConflict,
+			meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionNodeIPConflict,
 				Status: metav1.ConditionTrue, Reason: ReasonDuplicateNodeIP, Message: msg, LastTransitionTime: metaNow(r.Options.Now())})
 		} else {
-			meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionNodeIPConflict)
+			meta.RemoveStatusCondition(&s.Status.Conditions, v1alpha1.ConditionNodeIPConflict)
 		}
 		if err := r.Client.Status().Patch(ctx, s, patch); err != nil {
 			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
@@ -113,12 +113,12 @@ func (r *NodeSubnetReconciler) markDuplicates(ctx context.Context, nc *v1.Networ
 
 // ipConflictChanged passes NodeSubnet updates that add, change or remove NodeIPConflict.
 var ipConflictChanged = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
-	o, ok1 := e.ObjectOld.(*v1.NodeSubnet)
-	n, ok2 := e.ObjectNew.(*v1.NodeSubnet)
+	o, ok1 := e.ObjectOld.(*v1alpha1.NodeSubnet)
+	n, ok2 := e.ObjectNew.(*v1alpha1.NodeSubnet)
 	if !ok1 || !ok2 {
 		return false
 	}
-	a := meta.FindStatusCondition(o.Status.Conditions, v1.ConditionNodeIPConflict)
-	b := meta.FindStatusCondition(n.Status.Conditions, v1.ConditionNodeIPConflict)
+	a := meta.FindStatusCondition(o.Status.Conditions, v1alpha1.ConditionNodeIPConflict)
+	b := meta.FindStatusCondition(n.Status.Conditions, v1alpha1.ConditionNodeIPConflict)
 	return (a == nil) != (b == nil) || (a != nil && a.Message != b.Message)
 }}

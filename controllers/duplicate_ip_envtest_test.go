@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestDuplicateNodeIP: two Nodes reporting one InternalIP → the later one's NodeSubnet gets
@@ -30,18 +30,18 @@ func TestDuplicateNodeIP(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionNodeIPConflict)
+		c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionNodeIPConflict)
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonDuplicateNodeIP || !strings.Contains(c.Message, first.Name) {
 			return fmt.Errorf("NodeIPConflict = %+v", c)
 		}
 		t.Logf("NodeIPConflict: %s", c.Message)
 		return nil
 	})
-	if s, err := e.subnet(first.Name); err != nil || meta.FindStatusCondition(s.Status.Conditions, v1.ConditionNodeIPConflict) != nil {
+	if s, err := e.subnet(first.Name); err != nil || meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionNodeIPConflict) != nil {
 		t.Errorf("the earlier node's NodeSubnet is marked too (%v)", err)
 	}
 	e.eventually(20*time.Second, "Degraded naming both", func() error {
-		d := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionDegraded)
+		d := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionDegraded)
 		if d == nil || d.Reason != ReasonDuplicateNodeIP || !strings.Contains(d.Message, first.Name) || !strings.Contains(d.Message, later.Name) {
 			return fmt.Errorf("Degraded = %+v", d)
 		}
@@ -59,8 +59,8 @@ func TestDuplicateNodeIP(t *testing.T) {
 
 	// The agent's own conditions survive the operator's patches, and the operator's the
 	// agent's (setAgentStatus writes as an agent does, from the object it read).
-	e.setAgentStatus(later.Name, func(st *v1.NodeSubnetStatus) {
-		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionReady, "True", "Applied"))
+	e.setAgentStatus(later.Name, func(st *v1alpha1.NodeSubnetStatus) {
+		meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionReady, "True", "Applied"))
 	})
 	if err := e.setNodeIP(e.ctx(), later, "192.168.7.11"); err != nil {
 		t.Fatal(err)
@@ -70,10 +70,10 @@ func TestDuplicateNodeIP(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionNodeIPConflict); c != nil {
+		if c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionNodeIPConflict); c != nil {
 			return fmt.Errorf("NodeIPConflict = %+v", c)
 		}
-		if r := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
+		if r := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
 			return fmt.Errorf("the agent's Ready was lost: %+v", r)
 		}
 		return nil

@@ -23,7 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testbed"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
@@ -147,9 +147,9 @@ func (e *opEnv) startManagerAs(cfg *rest.Config, opts Options, mutate ...func(*c
 }
 
 // createCluster creates the NetworkCluster, with the given spec changes.
-func (e *opEnv) createCluster(mutate func(*v1.NetworkClusterSpec)) *v1.NetworkCluster {
+func (e *opEnv) createCluster(mutate func(*v1alpha1.NetworkClusterSpec)) *v1alpha1.NetworkCluster {
 	e.t.Helper()
-	nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName}}
+	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}}
 	if mutate != nil {
 		mutate(&nc.Spec)
 	}
@@ -159,9 +159,9 @@ func (e *opEnv) createCluster(mutate func(*v1.NetworkClusterSpec)) *v1.NetworkCl
 	return nc
 }
 
-func (e *opEnv) cluster() *v1.NetworkCluster {
+func (e *opEnv) cluster() *v1alpha1.NetworkCluster {
 	e.t.Helper()
-	nc := &v1.NetworkCluster{}
+	nc := &v1alpha1.NetworkCluster{}
 	if err := e.c.Get(e.ctx(), clusterKey, nc); err != nil {
 		e.t.Fatal(err)
 	}
@@ -206,17 +206,17 @@ func (e *opEnv) deleteNode(name string) {
 	}
 }
 
-func (e *opEnv) subnets() []v1.NodeSubnet {
+func (e *opEnv) subnets() []v1alpha1.NodeSubnet {
 	e.t.Helper()
-	var l v1.NodeSubnetList
+	var l v1alpha1.NodeSubnetList
 	if err := e.c.List(e.ctx(), &l); err != nil {
 		e.t.Fatal(err)
 	}
 	return l.Items
 }
 
-func (e *opEnv) subnet(name string) (*v1.NodeSubnet, error) {
-	s := &v1.NodeSubnet{}
+func (e *opEnv) subnet(name string) (*v1alpha1.NodeSubnet, error) {
+	s := &v1alpha1.NodeSubnet{}
 	return s, e.c.Get(e.ctx(), client.ObjectKey{Name: name}, s)
 }
 
@@ -246,11 +246,11 @@ func (e *opEnv) eventually(timeout time.Duration, what string, f func() error) {
 }
 
 // waitSubnets waits until exactly the named nodes have NodeSubnets.
-func (e *opEnv) waitSubnets(timeout time.Duration, names ...string) map[string]v1.NodeSubnet {
+func (e *opEnv) waitSubnets(timeout time.Duration, names ...string) map[string]v1alpha1.NodeSubnet {
 	e.t.Helper()
-	var got map[string]v1.NodeSubnet
+	var got map[string]v1alpha1.NodeSubnet
 	e.eventually(timeout, fmt.Sprintf("NodeSubnets for %d nodes", len(names)), func() error {
-		got = map[string]v1.NodeSubnet{}
+		got = map[string]v1alpha1.NodeSubnet{}
 		for _, s := range e.subnets() {
 			got[s.Name] = s
 		}
@@ -314,7 +314,7 @@ func (e *opEnv) checkAllocation(pool Pool) {
 	if len(claims) != len(subnets) {
 		e.t.Errorf("%d claims for %d NodeSubnets", len(claims), len(subnets))
 	}
-	uids := map[string]v1.NodeSubnet{}
+	uids := map[string]v1alpha1.NodeSubnet{}
 	for _, s := range subnets {
 		uids[string(s.UID)] = s
 	}
@@ -346,7 +346,7 @@ func (e *opEnv) findEvent(regarding, reason string) (*eventsv1.Event, error) {
 }
 
 // setAgentStatus writes a NodeSubnet's status as its agent would.
-func (e *opEnv) setAgentStatus(name string, f func(*v1.NodeSubnetStatus)) {
+func (e *opEnv) setAgentStatus(name string, f func(*v1alpha1.NodeSubnetStatus)) {
 	e.t.Helper()
 	e.eventually(10*time.Second, "status write of "+name, func() error {
 		s, err := e.subnet(name)

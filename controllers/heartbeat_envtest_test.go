@@ -14,7 +14,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // offsetClock is the real clock plus an offset a test moves forward: time passes as usual
@@ -29,11 +29,11 @@ func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
 func (e *opEnv) beat(clk *offsetClock, node string, duration time.Duration) {
 	e.t.Helper()
 	l := &coordinationv1.Lease{}
-	key := client.ObjectKey{Namespace: e.ns, Name: v1.HeartbeatLeaseName(node)}
+	key := client.ObjectKey{Namespace: e.ns, Name: v1alpha1.HeartbeatLeaseName(node)}
 	err := e.c.Get(e.ctx(), key, l)
 	if apierrors.IsNotFound(err) {
 		l = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: key.Name,
-			Labels: map[string]string{v1.LabelHeartbeat: "true", LabelPartOf: "ovsmesh"}}}
+			Labels: map[string]string{v1alpha1.LabelHeartbeat: "true", LabelPartOf: "ovsmesh"}}}
 	} else if err != nil {
 		e.t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func (e *opEnv) degradedNaming(names []string, silent string) {
 	e.t.Helper()
 	e.eventually(20*time.Second, "Degraded AgentNotReporting naming "+silent, func() error {
 		st := e.cluster().Status
-		c := meta.FindStatusCondition(st.Conditions, v1.ConditionDegraded)
+		c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionDegraded)
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonAgentNotReporting {
 			return fmt.Errorf("Degraded %+v", c)
 		}
@@ -84,15 +84,15 @@ func TestHeartbeatExpiryDegradesAndRecovers(t *testing.T) {
 	names := e.installed(2)
 	gen := e.cluster().Generation
 	for _, n := range names {
-		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
+		e.setAgentStatus(n, func(st *v1alpha1.NodeSubnetStatus) {
 			st.ObservedGeneration = gen
-			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionReady, "True", "Applied"))
+			meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionReady, "True", "Applied"))
 		})
 	}
-	e.beat(clk, names[0], v1.HeartbeatLeaseDuration)
+	e.beat(clk, names[0], v1alpha1.HeartbeatLeaseDuration)
 	e.eventually(20*time.Second, "Available with a live heartbeat", func() error {
 		st := e.cluster().Status
-		if !meta.IsStatusConditionTrue(st.Conditions, v1.ConditionAvailable) || meta.IsStatusConditionTrue(st.Conditions, v1.ConditionDegraded) || st.NodesReady != 2 {
+		if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionAvailable) || meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionDegraded) || st.NodesReady != 2 {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
@@ -101,23 +101,23 @@ func TestHeartbeatExpiryDegradesAndRecovers(t *testing.T) {
 	// names[1]'s first heartbeat is short: it expires 3 s on, and nothing else happens.
 	e.beat(clk, names[1], 3*time.Second)
 	e.degradedNaming(names, names[1])
-	e.beat(clk, names[1], v1.HeartbeatLeaseDuration)
+	e.beat(clk, names[1], v1alpha1.HeartbeatLeaseDuration)
 	e.eventually(20*time.Second, "recovery after the renewal", func() error {
 		st := e.cluster().Status
-		if meta.IsStatusConditionTrue(st.Conditions, v1.ConditionDegraded) || st.NodesReady != 2 {
+		if meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionDegraded) || st.NodesReady != 2 {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
 	})
 
 	// Both stop renewing for longer than the lease duration; then names[0]'s agent is back.
-	clk.Advance(v1.HeartbeatLeaseDuration + time.Second)
-	e.beat(clk, names[0], v1.HeartbeatLeaseDuration)
+	clk.Advance(v1alpha1.HeartbeatLeaseDuration + time.Second)
+	e.beat(clk, names[0], v1alpha1.HeartbeatLeaseDuration)
 	e.degradedNaming(names, names[1])
-	e.beat(clk, names[1], v1.HeartbeatLeaseDuration)
+	e.beat(clk, names[1], v1alpha1.HeartbeatLeaseDuration)
 	e.eventually(20*time.Second, "recovery after names[1] renews", func() error {
 		st := e.cluster().Status
-		if !meta.IsStatusConditionTrue(st.Conditions, v1.ConditionAvailable) || meta.IsStatusConditionTrue(st.Conditions, v1.ConditionDegraded) {
+		if !meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionAvailable) || meta.IsStatusConditionTrue(st.Conditions, v1alpha1.ConditionDegraded) {
 			return fmt.Errorf("status %+v", st)
 		}
 		return nil
@@ -133,8 +133,8 @@ func TestHeartbeatExpiryDegradesAndRecovers(t *testing.T) {
 			}
 			return nil
 		})
-		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
-			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+		e.setAgentStatus(n, func(st *v1alpha1.NodeSubnetStatus) {
+			meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionCleanedUp, "True", "Removed"))
 		})
 	}
 	e.eventually(30*time.Second, "uninstall to remove everything, heartbeats included", e.everythingGone)
@@ -151,15 +151,15 @@ func TestAgentMayRenewOnlyItsOwnHeartbeat(t *testing.T) {
 	agentA := e.agentClient(names[0])
 	lease := func(name string) *coordinationv1.Lease {
 		return &coordinationv1.Lease{
-			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name, Labels: map[string]string{v1.LabelHeartbeat: "true"}},
+			ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: name, Labels: map[string]string{v1alpha1.LabelHeartbeat: "true"}},
 			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(names[0]), RenewTime: &metav1.MicroTime{Time: time.Now()}},
 		}
 	}
 	// RBAC and the policy load asynchronously: dry runs until both hold.
 	e.eventually(30*time.Second, "agent A allowed to create its own heartbeat (dry run)", func() error {
-		return agentA.Create(e.ctx(), lease(v1.HeartbeatLeaseName(names[0])), client.DryRunAll)
+		return agentA.Create(e.ctx(), lease(v1alpha1.HeartbeatLeaseName(names[0])), client.DryRunAll)
 	})
-	for _, other := range []string{v1.HeartbeatLeaseName(names[1]), "ovsmesh-operator-leader"} {
+	for _, other := range []string{v1alpha1.HeartbeatLeaseName(names[1]), "ovsmesh-operator-leader"} {
 		e.eventually(30*time.Second, "the policy to refuse agent A creating "+other+" (dry run)", func() error {
 			err := agentA.Create(e.ctx(), lease(other), client.DryRunAll)
 			if err == nil || !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "its own heartbeat Lease") {
@@ -168,7 +168,7 @@ func TestAgentMayRenewOnlyItsOwnHeartbeat(t *testing.T) {
 			return nil
 		})
 	}
-	own := lease(v1.HeartbeatLeaseName(names[0]))
+	own := lease(v1alpha1.HeartbeatLeaseName(names[0]))
 	if err := agentA.Create(e.ctx(), own); err != nil {
 		t.Fatalf("agent A creating its own heartbeat: %v", err)
 	}

@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // The agents' heartbeats (v1alpha1.HeartbeatLeaseName, renewed by agent.Heartbeat). A node
@@ -36,8 +36,8 @@ func heartbeatExpiries(leases []coordinationv1.Lease) map[string]time.Time {
 	m := map[string]time.Time{}
 	for i := range leases {
 		l := &leases[i]
-		node, ok := strings.CutPrefix(l.Name, v1.HeartbeatLeasePrefix)
-		if !ok || node == "" || l.Labels[v1.LabelHeartbeat] != "true" {
+		node, ok := strings.CutPrefix(l.Name, v1alpha1.HeartbeatLeasePrefix)
+		if !ok || node == "" || l.Labels[v1alpha1.LabelHeartbeat] != "true" {
 			continue
 		}
 		m[node] = leaseExpiry(l)
@@ -69,7 +69,7 @@ func nextExpiry(expiries map[string]time.Time, now time.Time) time.Duration {
 // deletion, and a renewal of a Lease that had expired (the agent is back). Ordinary renewals,
 // one per node every 10 s, do not wake the NetworkCluster pass; expiry is its RequeueAfter.
 func heartbeatChanged(now func() time.Time) predicate.Predicate {
-	isHeartbeat := func(o client.Object) bool { return o.GetLabels()[v1.LabelHeartbeat] == "true" }
+	isHeartbeat := func(o client.Object) bool { return o.GetLabels()[v1alpha1.LabelHeartbeat] == "true" }
 	return predicate.Funcs{
 		CreateFunc:  func(e event.CreateEvent) bool { return isHeartbeat(e.Object) },
 		DeleteFunc:  func(e event.DeleteEvent) bool { return isHeartbeat(e.Object) },
@@ -84,7 +84,7 @@ func heartbeatChanged(now func() time.Time) predicate.Predicate {
 // listHeartbeats reads the heartbeat Leases of namespace (from the cache).
 func listHeartbeats(ctx context.Context, c client.Reader, namespace string) (map[string]time.Time, error) {
 	var leases coordinationv1.LeaseList
-	if err := c.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{v1.LabelHeartbeat: "true"}); err != nil {
+	if err := c.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.LabelHeartbeat: "true"}); err != nil {
 		return nil, err
 	}
 	return heartbeatExpiries(leases.Items), nil
@@ -95,7 +95,7 @@ func listHeartbeats(ctx context.Context, c client.Reader, namespace string) (map
 // depend on it.
 func deleteHeartbeats(ctx context.Context, c client.Client, r client.Reader, namespace string) error {
 	var leases coordinationv1.LeaseList
-	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{v1.LabelHeartbeat: "true"}); err != nil {
+	if err := r.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.LabelHeartbeat: "true"}); err != nil {
 		return err
 	}
 	var errs []error

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestComputeStatusHeartbeats: a node whose heartbeat expired stops counting as ready
@@ -21,19 +21,19 @@ import (
 func TestComputeStatusHeartbeats(t *testing.T) {
 	now := metav1.NewTime(t0)
 	nodes := []corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil), node("c", "10.0.0.3", 0, nil)}
-	in := statusInput{Generation: 1, Pool: &defaultPool, Selector: labels.Everything(), Nodes: nodes, Subnets: []v1.NodeSubnet{
+	in := statusInput{Generation: 1, Pool: &defaultPool, Selector: labels.Everything(), Nodes: nodes, Subnets: []v1alpha1.NodeSubnet{
 		reported(nsub("a", "10.244.0.0/24", "10.0.0.1"), 1, "True", "Applied"),
 		reported(nsub("b", "10.244.1.0/24", "10.0.0.2"), 1, "True", "Applied"),
 		reported(nsub("c", "10.244.2.0/24", "10.0.0.3"), 1, "True", "Applied"),
 	}}
 	// c has no heartbeat Lease at all.
 	in.Heartbeats = map[string]time.Time{"a": t0.Add(30 * time.Second), "b": t0.Add(10 * time.Second)}
-	st := computeStatus(in, v1.NetworkClusterStatus{}, now)
+	st := computeStatus(in, v1alpha1.NetworkClusterStatus{}, now)
 	if st.NodesReady != 3 {
 		t.Errorf("nodesReady = %d with every heartbeat live, want 3", st.NodesReady)
 	}
-	expect(t, st, v1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected)
-	expect(t, st, v1.ConditionAvailable, metav1.ConditionTrue, ReasonAllNodesReady)
+	expect(t, st, v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected)
+	expect(t, st, v1alpha1.ConditionAvailable, metav1.ConditionTrue, ReasonAllNodesReady)
 
 	// b's heartbeat expires (exactly at its expiry: expired).
 	later := metav1.NewTime(t0.Add(10 * time.Second))
@@ -41,16 +41,16 @@ func TestComputeStatusHeartbeats(t *testing.T) {
 	if st.NodesReady != 2 || st.NodesTotal != 3 {
 		t.Errorf("nodesReady/Total = %d/%d with b silent, want 2/3", st.NodesReady, st.NodesTotal)
 	}
-	expect(t, st, v1.ConditionDegraded, metav1.ConditionTrue, ReasonAgentNotReporting)
-	expect(t, st, v1.ConditionAvailable, metav1.ConditionFalse, ReasonNodesNotReady)
-	if m := condOf(t, st, v1.ConditionDegraded).Message; !strings.Contains(m, ": b") || strings.Contains(m, "a,") {
+	expect(t, st, v1alpha1.ConditionDegraded, metav1.ConditionTrue, ReasonAgentNotReporting)
+	expect(t, st, v1alpha1.ConditionAvailable, metav1.ConditionFalse, ReasonNodesNotReady)
+	if m := condOf(t, st, v1alpha1.ConditionDegraded).Message; !strings.Contains(m, ": b") || strings.Contains(m, "a,") {
 		t.Errorf("Degraded message %q must name b only", m)
 	}
 
 	// Renewed: recovers.
 	in.Heartbeats["b"] = t0.Add(50 * time.Second)
 	st = computeStatus(in, st, later)
-	expect(t, st, v1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected)
+	expect(t, st, v1alpha1.ConditionDegraded, metav1.ConditionFalse, ReasonAsExpected)
 	if st.NodesReady != 3 {
 		t.Errorf("nodesReady = %d after the renewal, want 3", st.NodesReady)
 	}
@@ -65,8 +65,8 @@ func TestAgentNotReportingMessageBounded(t *testing.T) {
 		in.Subnets = append(in.Subnets, reported(nsub(n.Name, "10.244."+strconv.Itoa(i)+".0/24", "10.0.1."+strconv.Itoa(i+1)), 1, "True", "Applied"))
 		in.Heartbeats[n.Name] = t0.Add(-time.Second)
 	}
-	st := computeStatus(in, v1.NetworkClusterStatus{}, metav1.NewTime(t0))
-	m := condOf(t, st, v1.ConditionDegraded).Message
+	st := computeStatus(in, v1alpha1.NetworkClusterStatus{}, metav1.NewTime(t0))
+	m := condOf(t, st, v1alpha1.ConditionDegraded).Message
 	if !strings.HasPrefix(m, "50 agents") || !strings.Contains(m, "and 40 more") || len(m) > 400 {
 		t.Errorf("message for 50 silent nodes = %q (%d bytes), want the count, 10 names and the rest counted", m, len(m))
 	}
@@ -78,7 +78,7 @@ func TestHeartbeatExpiriesAndNext(t *testing.T) {
 	lease := func(name string, renew *time.Time, dur *int32, heartbeat bool) coordinationv1.Lease {
 		l := coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
 		if heartbeat {
-			l.Labels[v1.LabelHeartbeat] = "true"
+			l.Labels[v1alpha1.LabelHeartbeat] = "true"
 		}
 		if renew != nil {
 			l.Spec.RenewTime = &metav1.MicroTime{Time: *renew}
@@ -87,9 +87,9 @@ func TestHeartbeatExpiriesAndNext(t *testing.T) {
 		return l
 	}
 	got := heartbeatExpiries([]coordinationv1.Lease{
-		lease(v1.HeartbeatLeaseName("a"), ptr.To(t0), ptr.To[int32](40), true),
-		lease(v1.HeartbeatLeaseName("never"), nil, ptr.To[int32](40), true),
-		lease(v1.HeartbeatLeaseName("unlabelled"), ptr.To(t0), ptr.To[int32](40), false),
+		lease(v1alpha1.HeartbeatLeaseName("a"), ptr.To(t0), ptr.To[int32](40), true),
+		lease(v1alpha1.HeartbeatLeaseName("never"), nil, ptr.To[int32](40), true),
+		lease(v1alpha1.HeartbeatLeaseName("unlabelled"), ptr.To(t0), ptr.To[int32](40), false),
 		lease("subnet-claim-x", ptr.To(t0), ptr.To[int32](40), true),
 	})
 	if len(got) != 2 || !got["a"].Equal(t0.Add(40*time.Second)) || !got["never"].IsZero() {

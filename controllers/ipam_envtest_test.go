@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 var defaultPool = func() Pool { p, _ := NewPool("10.244.0.0/16", 24); return p }()
@@ -171,8 +171,8 @@ func (e *opEnv) resourceVersions() map[string]string {
 			out[kind+"/"+o.GetName()] = o.GetResourceVersion()
 		}
 	}
-	add("nodesubnet", &v1.NodeSubnetList{})
-	add("networkcluster", &v1.NetworkClusterList{})
+	add("nodesubnet", &v1alpha1.NodeSubnetList{})
+	add("networkcluster", &v1alpha1.NetworkClusterList{})
 	add("lease", &coordinationv1.LeaseList{}, client.InNamespace(e.ns))
 	add("daemonset", &appsv1.DaemonSetList{}, client.InNamespace(e.ns))
 	add("serviceaccount", &corev1.ServiceAccountList{}, client.InNamespace(e.ns), client.MatchingLabels(managedLabels()))
@@ -257,7 +257,7 @@ func TestIPAMNodeDeletedSubnetReleasedAndReused(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := e.findEvent(v1.NetworkClusterName, ReasonSubnetReleased); err != nil {
+	if _, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonSubnetReleased); err != nil {
 		t.Error(err)
 	}
 
@@ -278,7 +278,7 @@ func TestIPAMNodeDeletedSubnetReleasedAndReused(t *testing.T) {
 func TestIPAMExhaustion(t *testing.T) {
 	e := newOpEnv(t)
 	e.startManager(Options{})
-	e.createCluster(func(s *v1.NetworkClusterSpec) {
+	e.createCluster(func(s *v1alpha1.NetworkClusterSpec) {
 		s.ClusterCIDR = "10.99.0.0/29"
 		s.NodeSubnetPrefixLength = 30
 	})
@@ -292,14 +292,14 @@ func TestIPAMExhaustion(t *testing.T) {
 	e.checkAllocation(pool)
 	left := e.nodeName(2)
 	e.eventually(20*time.Second, "Degraded=SubnetsExhausted naming "+left, func() error {
-		c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionDegraded)
+		c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionDegraded)
 		if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonSubnetsExhausted || !strings.Contains(c.Message, left) {
 			return fmt.Errorf("Degraded %+v", c)
 		}
 		return nil
 	})
 	e.eventually(20*time.Second, "exhaustion event", func() error {
-		ev, err := e.findEvent(v1.NetworkClusterName, ReasonSubnetsExhausted)
+		ev, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonSubnetsExhausted)
 		if err != nil {
 			return err
 		}
@@ -327,7 +327,7 @@ func TestIPAMExhaustion(t *testing.T) {
 		t.Errorf("%s got %s, want %s", left, now[left].Spec.CIDR, freed)
 	}
 	e.eventually(20*time.Second, "Degraded to clear", func() error {
-		if c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionDegraded); c == nil || c.Status != metav1.ConditionFalse {
+		if c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionDegraded); c == nil || c.Status != metav1.ConditionFalse {
 			return fmt.Errorf("Degraded %+v", c)
 		}
 		return nil
@@ -370,7 +370,7 @@ func TestIPAMNodeSelector(t *testing.T) {
 	e := newOpEnv(t)
 	e.startManager(Options{})
 	sel := map[string]string{"ovsmesh.io/mesh": "yes"}
-	e.createCluster(func(s *v1.NetworkClusterSpec) { s.NodeSelector = sel })
+	e.createCluster(func(s *v1alpha1.NetworkClusterSpec) { s.NodeSelector = sel })
 	in0 := e.mustNode(e.nodeName(0), "192.168.4.10", sel)
 	in1 := e.mustNode(e.nodeName(1), "192.168.4.11", sel)
 	out := e.mustNode(e.nodeName(2), "192.168.4.12", map[string]string{"ovsmesh.io/mesh": "no"})
@@ -515,7 +515,7 @@ func TestIPAMReplicasWithLeaderElectionFailover(t *testing.T) {
 //     back and the step fails, to be retried from a fresh view.
 func TestAllocateCollisionAndFence(t *testing.T) {
 	e := newOpEnv(t)
-	r := &NodeSubnetReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
+	r := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
 	log := ctrl.Log
 	x := netip.MustParsePrefix("10.244.0.0/24")
 	if err := e.c.Create(e.ctx(), newClaim(e.ns, x, "someone-else", nil)); err != nil {

@@ -8,7 +8,7 @@ import (
 
 	ctrl "sigs.k8s.io/controller-runtime"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestIPAMStalledAllocatorPastGrace: an allocator claims a CIDR for a node and stalls past
@@ -19,7 +19,7 @@ import (
 func TestIPAMStalledAllocatorPastGrace(t *testing.T) {
 	e := newOpEnv(t)
 	e.createCluster(nil)
-	stalled := &NodeSubnetReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
+	stalled := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
 	n1 := e.mustNode(e.nodeName(0), "192.168.20.10", nil)
 	x := netip.MustParsePrefix("10.244.0.0/24") // the lowest: the operator hands it out next
 	l := newClaim(e.ns, x, n1.Name, nil)
@@ -88,7 +88,7 @@ func TestIPAMStalledAllocatorPastGrace(t *testing.T) {
 func TestIPAMCrashAfterNodeSubnetCreate(t *testing.T) {
 	e := newOpEnv(t)
 	e.createCluster(nil)
-	crashed := &NodeSubnetReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
+	crashed := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
 	n := e.mustNode(e.nodeName(0), "192.168.30.10", nil)
 	step, err := crashed.allocate(e.ctx(), ctrl.Log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n, IP: netip.MustParseAddr("192.168.30.10")}, netip.Prefix{})
 	if err != nil || !step.CIDR.IsValid() {
@@ -130,7 +130,7 @@ func TestIPAMBurstReportedOnce(t *testing.T) {
 	e.startManager(Options{}) // its first pass sees all of them
 	e.waitSubnets(60*time.Second, names...)
 	e.eventually(10*time.Second, "the pass's event", func() error {
-		ev, err := e.findEvent(v1.NetworkClusterName, ReasonSubnetAllocated)
+		ev, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonSubnetAllocated)
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Metrics on the manager's metrics endpoint. Reconcile errors need no metric of ours:
@@ -79,7 +79,7 @@ func observeAllocation(node *corev1.Node, cidr netip.Prefix, err error, now time
 // computed from). Reasons are the agents' bounded set; a node counts once.
 func observeNodes(in statusInput, now time.Time) {
 	counts := map[string]int{}
-	subnetOf := map[string]*v1.NodeSubnet{}
+	subnetOf := map[string]*v1alpha1.NodeSubnet{}
 	for i := range in.Subnets {
 		subnetOf[in.Subnets[i].Name] = &in.Subnets[i]
 	}
@@ -91,7 +91,7 @@ func observeNodes(in statusInput, now time.Time) {
 		s := subnetOf[n.Name]
 		var c *metav1.Condition
 		if s != nil {
-			c = meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
+			c = meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
 		}
 		switch {
 		case s == nil:

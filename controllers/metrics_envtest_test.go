@@ -9,7 +9,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestOperatorMetrics reads the operator's series (its registry, as the metrics endpoint
@@ -35,12 +35,12 @@ func TestOperatorMetrics(t *testing.T) {
 	e.eventually(10*time.Second, "both nodes not reported yet", func() error {
 		return gauge(nodesByState.WithLabelValues("not_reported"), 2)
 	})
-	e.setAgentStatus(a.Name, func(st *v1.NodeSubnetStatus) {
+	e.setAgentStatus(a.Name, func(st *v1alpha1.NodeSubnetStatus) {
 		st.ObservedGeneration = e.cluster().Generation
-		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionReady, "True", "Applied"))
+		meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionReady, "True", "Applied"))
 	})
-	e.setAgentStatus(b.Name, func(st *v1.NodeSubnetStatus) {
-		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionReady, "False", "HostConflict"))
+	e.setAgentStatus(b.Name, func(st *v1alpha1.NodeSubnetStatus) {
+		meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionReady, "False", "HostConflict"))
 	})
 	e.eventually(10*time.Second, "one ready, one HostConflict", func() error {
 		for state, want := range map[string]float64{"ready": 1, "HostConflict": 1, "not_reported": 0, "no_subnet": 0} {

@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // NetworkClusterReconciler turns the NetworkCluster into the running agents (the admission
@@ -46,7 +46,7 @@ func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		Named("networkcluster").
-		For(&v1.NetworkCluster{}).
+		For(&v1alpha1.NetworkCluster{}).
 		Owns(&appsv1.DaemonSet{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.ClusterRole{}).
@@ -56,20 +56,20 @@ func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&admissionregistrationv1.ValidatingAdmissionPolicy{}).
 		Owns(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
-		Watches(&v1.NodeSubnet{}, toCluster).
+		Watches(&v1alpha1.NodeSubnet{}, toCluster).
 		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(heartbeatChanged(r.Options.Now))).
 		Complete(r)
 }
 
 // Reconcile brings the agents and the status in line with the NetworkCluster.
 func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
-	nc := &v1.NetworkCluster{}
+	nc := &v1alpha1.NetworkCluster{}
 	if err := r.Client.Get(ctx, req.NamespacedName, nc); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	in := statusInput{Generation: nc.Generation, Selector: nodeSelector(nc), Protocol: nc.Spec.LoopPrevention.Protocol}
+	in := statusInput{Generation: nc.Generation, Selector: nodeSelector(nc), Protocol: nc.Spec.LoopPrevention.ProtocolOf()}
 	defer func() {
-		if nc.DeletionTimestamp != nil && !controllerutil.ContainsFinalizer(nc, v1.FinalizerCleanup) {
+		if nc.DeletionTimestamp != nil && !controllerutil.ContainsFinalizer(nc, v1alpha1.FinalizerCleanup) {
 			return // released: the object is gone
 		}
 		if err := r.observe(ctx, nc, &in); err != nil {
@@ -91,14 +91,14 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 		in.Deleting = true
 		return r.reconcileDelete(ctx, nc, &in)
 	}
-	if !controllerutil.ContainsFinalizer(nc, v1.FinalizerCleanup) {
+	if !controllerutil.ContainsFinalizer(nc, v1alpha1.FinalizerCleanup) {
 		patch := client.MergeFromWithOptions(nc.DeepCopy(), client.MergeFromWithOptimisticLock{})
-		controllerutil.AddFinalizer(nc, v1.FinalizerCleanup)
+		controllerutil.AddFinalizer(nc, v1alpha1.FinalizerCleanup)
 		if err := r.Client.Patch(ctx, nc, patch); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
-	pool, err := NewPool(nc.Spec.ClusterCIDR, int(nc.Spec.NodeSubnetPrefixLength))
+	pool, err := NewPool(nc.Spec.ClusterCIDROf(), nc.Spec.NodeSubnetPrefixLengthOf())
 	if err != nil {
 		in.PoolErr = err
 	} else {
@@ -117,7 +117,7 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 // get their RBAC (nor run) without the policy that limits it, on any install path. (The API
 // server enforces a new policy a moment later, once its informer has it; an agent pod takes
 // longer than that to be scheduled and start.)
-func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1.NetworkCluster) error {
+func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1alpha1.NetworkCluster) error {
 	ns := r.Options.Namespace
 	policy, binding, err := agentPolicy(nc)
 	if err != nil {
@@ -147,16 +147,16 @@ func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1.Networ
 
 // observe lists what the status is computed from (from the cache: the status is eventually
 // consistent by nature, and every change of these objects triggers a new pass).
-func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1.NetworkCluster, in *statusInput) error {
+func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1alpha1.NetworkCluster, in *statusInput) error {
 	if in.Pool == nil && in.PoolErr == nil {
-		if p, err := NewPool(nc.Spec.ClusterCIDR, int(nc.Spec.NodeSubnetPrefixLength)); err == nil {
+		if p, err := NewPool(nc.Spec.ClusterCIDROf(), nc.Spec.NodeSubnetPrefixLengthOf()); err == nil {
 			in.Pool = &p
 		} else {
 			in.PoolErr = err
 		}
 	}
 	var nodes corev1.NodeList
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := errors.Join(r.Client.List(ctx, &nodes), r.Client.List(ctx, &subnets)); err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -30,15 +30,15 @@ func (e *opEnv) daemonSet() (*appsv1.DaemonSet, error) {
 func TestAgentDaemonSetAndRBAC(t *testing.T) {
 	e := newOpEnv(t)
 	e.startManager(Options{})
-	nc := e.createCluster(func(s *v1.NetworkClusterSpec) {
+	nc := e.createCluster(func(s *v1alpha1.NetworkClusterSpec) {
 		s.AgentImage = "registry.example/ovsmesh-agent:v1"
 		s.NodeSelector = map[string]string{"pool": "net"}
 	})
 	var ds *appsv1.DaemonSet
 	e.eventually(20*time.Second, "the agent DaemonSet", func() (err error) { ds, err = e.daemonSet(); return err })
 	nc = e.cluster()
-	if !slices.Contains(nc.Finalizers, v1.FinalizerCleanup) {
-		t.Errorf("finalizers %v, want %s", nc.Finalizers, v1.FinalizerCleanup)
+	if !slices.Contains(nc.Finalizers, v1alpha1.FinalizerCleanup) {
+		t.Errorf("finalizers %v, want %s", nc.Finalizers, v1alpha1.FinalizerCleanup)
 	}
 
 	owner := metav1.GetControllerOf(ds)
@@ -202,18 +202,18 @@ func TestStatusAggregation(t *testing.T) {
 			return nil
 		}
 	}
-	e.eventually(20*time.Second, "waiting for agents", condIs(v1.ConditionProgressing, "True", ReasonWaitingForAgents))
-	if err := condIs(v1.ConditionAvailable, "False", ReasonNodesNotReady)(); err != nil {
+	e.eventually(20*time.Second, "waiting for agents", condIs(v1alpha1.ConditionProgressing, "True", ReasonWaitingForAgents))
+	if err := condIs(v1alpha1.ConditionAvailable, "False", ReasonNodesNotReady)(); err != nil {
 		t.Error(err)
 	}
 
 	gen := e.cluster().Generation
 	report := func(name string, gen int64, ready string, reason string) {
-		e.setAgentStatus(name, func(st *v1.NodeSubnetStatus) {
+		e.setAgentStatus(name, func(st *v1alpha1.NodeSubnetStatus) {
 			st.ObservedGeneration = gen
 			st.TunnelCount = int32(len(names) - 1)
 			st.MTU = 1458
-			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionReady, ready, reason))
+			meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionReady, ready, reason))
 		})
 	}
 	report(names[0], gen, "True", "Applied")
@@ -226,40 +226,40 @@ func TestStatusAggregation(t *testing.T) {
 		return nil
 	})
 	report(names[2], gen, "False", "OVSUnavailable")
-	e.eventually(20*time.Second, "Degraded NodesNotReady", condIs(v1.ConditionDegraded, "True", ReasonNodesNotReady))
-	if c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionDegraded); !strings.Contains(c.Message, names[2]) || !strings.Contains(c.Message, "OVSUnavailable") {
+	e.eventually(20*time.Second, "Degraded NodesNotReady", condIs(v1alpha1.ConditionDegraded, "True", ReasonNodesNotReady))
+	if c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionDegraded); !strings.Contains(c.Message, names[2]) || !strings.Contains(c.Message, "OVSUnavailable") {
 		t.Errorf("Degraded message %q should name %s and its reason", c.Message, names[2])
 	}
 	report(names[2], gen, "True", "Applied")
-	e.eventually(20*time.Second, "Available", condIs(v1.ConditionAvailable, "True", ReasonAllNodesReady))
-	e.eventually(20*time.Second, "Progressing done", condIs(v1.ConditionProgressing, "False", ReasonAsExpected))
+	e.eventually(20*time.Second, "Available", condIs(v1alpha1.ConditionAvailable, "True", ReasonAllNodesReady))
+	e.eventually(20*time.Second, "Progressing done", condIs(v1alpha1.ConditionProgressing, "False", ReasonAsExpected))
 	st := e.cluster().Status
 	if st.NodesReady != 3 || st.SubnetsUsed != 3 || st.SubnetsFree != 253 {
 		t.Errorf("status %+v", st)
 	}
-	if err := condIs(v1.ConditionDegraded, "False", ReasonAsExpected)(); err != nil {
+	if err := condIs(v1alpha1.ConditionDegraded, "False", ReasonAsExpected)(); err != nil {
 		t.Error(err)
 	}
 
 	// A live spec change (GRE → VXLAN): a new generation that no agent has applied yet.
 	nc := e.cluster()
 	patch := client.MergeFrom(nc.DeepCopy())
-	nc.Spec.Tunnel.Type = v1.TunnelVXLAN
+	nc.Spec.Tunnel.Type = v1alpha1.TunnelVXLAN
 	if err := e.c.Patch(e.ctx(), nc, patch); err != nil {
 		t.Fatal(err)
 	}
-	e.eventually(20*time.Second, "rolling out", condIs(v1.ConditionProgressing, "True", ReasonRollingOut))
+	e.eventually(20*time.Second, "rolling out", condIs(v1alpha1.ConditionProgressing, "True", ReasonRollingOut))
 	st = e.cluster().Status
 	if st.NodesReady != 0 || st.ObservedGeneration != nc.Generation {
 		t.Errorf("after the spec change: %+v (generation %d)", st, nc.Generation)
 	}
-	if err := condIs(v1.ConditionAvailable, "True", ReasonAllNodesReady)(); err != nil {
+	if err := condIs(v1alpha1.ConditionAvailable, "True", ReasonAllNodesReady)(); err != nil {
 		t.Errorf("the old configuration still carries traffic: %v", err)
 	}
 	for _, n := range names {
 		report(n, nc.Generation, "True", "Applied")
 	}
-	e.eventually(20*time.Second, "rolled out", condIs(v1.ConditionProgressing, "False", ReasonAsExpected))
+	e.eventually(20*time.Second, "rolled out", condIs(v1alpha1.ConditionProgressing, "False", ReasonAsExpected))
 	if st := e.cluster().Status; st.NodesReady != 3 {
 		t.Errorf("nodesReady %d after the rollout", st.NodesReady)
 	}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Condition reasons of the NetworkCluster.
@@ -30,27 +30,27 @@ const (
 	ReasonWaitingForNodeAddress  = "WaitingForNodeAddress"
 	ReasonAsExpected             = "AsExpected"
 	ReasonUninstalling           = "Uninstalling"
-	ReasonSpanningTreeConverging = v1.ReasonSpanningTreeConverging
-	ReasonSpanningTreeLimit      = v1.ReasonSpanningTreeLimit
+	ReasonSpanningTreeConverging = v1alpha1.ReasonSpanningTreeConverging
+	ReasonSpanningTreeLimit      = v1alpha1.ReasonSpanningTreeLimit
 	// ReasonClusterCIDRConflict: the cluster CIDR holds a node's own address, so the route
 	// to it (dev kbr0) would capture the node network's traffic.
 	ReasonClusterCIDRConflict = "ClusterCIDRConflict"
 	// ReasonDuplicateNodeIP: two selected Nodes report the same InternalIP; neither can
 	// have a tunnel to it that means one node.
 	ReasonDuplicateNodeIP = "DuplicateNodeIP"
-	// ReasonSubnetsExhausted (shared with the IPAM event) is in nodesubnet_controller.go.
+	// ReasonSubnetsExhausted (shared with the IPAM event) is in ipam_reconciler.go.
 )
 
 // statusInput is what the NetworkCluster status is computed from.
 type statusInput struct {
 	Generation int64
 	// Protocol is the loop prevention of the spec (its MaxTunnels bounds the mesh).
-	Protocol v1.LoopPreventionProtocol
+	Protocol v1alpha1.LoopPreventionProtocol
 	Pool     *Pool // nil when the spec cannot be turned into a pool (PoolErr)
 	PoolErr  error
 	Selector labels.Selector
 	Nodes    []corev1.Node
-	Subnets  []v1.NodeSubnet
+	Subnets  []v1alpha1.NodeSubnet
 	// ServiceCIDRs are the cluster's Service CIDRs (servicecidr.go); nil when not served.
 	ServiceCIDRs []namedPrefix
 	ApplyErr     error // the agent objects could not be applied
@@ -63,8 +63,8 @@ type statusInput struct {
 }
 
 // subnetReady: the agent reports Ready for the current generation of the NetworkCluster.
-func subnetReady(s *v1.NodeSubnet, generation int64) bool {
-	return isTrue(s.Status.Conditions, v1.ConditionReady) && s.Status.ObservedGeneration == generation
+func subnetReady(s *v1alpha1.NodeSubnet, generation int64) bool {
+	return isTrue(s.Status.Conditions, v1alpha1.ConditionReady) && s.Status.ObservedGeneration == generation
 }
 
 // computeStatus is the NetworkCluster status as a pure function of the observed world. prev is
@@ -80,8 +80,8 @@ func subnetReady(s *v1.NodeSubnet, generation int64) bool {
 //   - Degraded: something needs a person: invalid spec, the agent objects cannot be applied,
 //     the cluster CIDR is exhausted, agents stopped renewing their heartbeat
 //     (AgentNotReporting), or agents report Ready=False.
-func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time) v1.NetworkClusterStatus {
-	st := v1.NetworkClusterStatus{ObservedGeneration: in.Generation}
+func computeStatus(in statusInput, prev v1alpha1.NetworkClusterStatus, now metav1.Time) v1alpha1.NetworkClusterStatus {
+	st := v1alpha1.NetworkClusterStatus{ObservedGeneration: in.Generation}
 	st.Conditions = append([]metav1.Condition(nil), prev.Conditions...)
 	set := func(t string, ok bool, reason, msg string) {
 		s := metav1.ConditionFalse
@@ -93,7 +93,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		})
 	}
 
-	subnetOf := map[string]*v1.NodeSubnet{}
+	subnetOf := map[string]*v1alpha1.NodeSubnet{}
 	used := map[int]bool{}
 	for i := range in.Subnets {
 		s := &in.Subnets[i]
@@ -131,7 +131,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 		case subnetReady(s, in.Generation):
 			ready++
 		}
-		c := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady)
+		c := meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady)
 		switch {
 		case c == nil:
 			notReported = append(notReported, n.Name)
@@ -140,7 +140,7 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 			if s.Status.ObservedGeneration != in.Generation {
 				stale = append(stale, n.Name)
 			}
-		case c.Reason == v1.ReasonSpanningTreeConverging || c.Reason == v1.ReasonTunnelsNotLive:
+		case c.Reason == v1alpha1.ReasonSpanningTreeConverging || c.Reason == v1alpha1.ReasonTunnelsNotLive:
 			// Programmed, waiting for STP/RSTP to forward or for ovs-vswitchd to set the
 			// ports up: progress, not a fault.
 			converging = append(converging, n.Name)
@@ -160,72 +160,72 @@ func computeStatus(in statusInput, prev v1.NetworkClusterStatus, now metav1.Time
 	// Degraded.
 	switch {
 	case in.PoolErr != nil:
-		set(v1.ConditionDegraded, true, ReasonInvalidSpec, in.PoolErr.Error())
+		set(v1alpha1.ConditionDegraded, true, ReasonInvalidSpec, in.PoolErr.Error())
 	case in.ApplyErr != nil:
-		set(v1.ConditionDegraded, true, ReasonAgentDeployFailed, "applying the agent DaemonSet and RBAC: "+in.ApplyErr.Error())
+		set(v1alpha1.ConditionDegraded, true, ReasonAgentDeployFailed, "applying the agent DaemonSet and RBAC: "+in.ApplyErr.Error())
 	case len(inCIDR) > 0:
-		set(v1.ConditionDegraded, true, ReasonClusterCIDRConflict, fmt.Sprintf(
+		set(v1alpha1.ConditionDegraded, true, ReasonClusterCIDRConflict, fmt.Sprintf(
 			"clusterCIDR %s contains the InternalIP of %s: its route (dev kbr0) would capture the node network's own traffic, so agents refuse to program it; recreate the NetworkCluster with a clusterCIDR outside the nodes' network",
 			in.Pool.cluster, nameList(inCIDR)))
 	case in.Pool != nil && len(serviceCIDRConflicts(in.Pool.cluster, in.ServiceCIDRs)) > 0:
-		set(v1.ConditionDegraded, true, ReasonServiceCIDRConflict, fmt.Sprintf(
+		set(v1alpha1.ConditionDegraded, true, ReasonServiceCIDRConflict, fmt.Sprintf(
 			"clusterCIDR %s overlaps the Service CIDR %s: pods and Services would share addresses, so no new node gets a subnet; recreate the NetworkCluster with a clusterCIDR outside the Service CIDRs (kubectl get servicecidrs)",
 			in.Pool.cluster, nameList(serviceCIDRConflicts(in.Pool.cluster, in.ServiceCIDRs))))
 	case len(dupIPs) > 0:
-		set(v1.ConditionDegraded, true, ReasonDuplicateNodeIP, "nodes report the same InternalIP, and no agent makes a tunnel to an address two nodes claim: "+nameList(dupIPs))
+		set(v1alpha1.ConditionDegraded, true, ReasonDuplicateNodeIP, "nodes report the same InternalIP, and no agent makes a tunnel to an address two nodes claim: "+nameList(dupIPs))
 	case tooManyPeers(in.Protocol, total):
-		set(v1.ConditionDegraded, true, ReasonSpanningTreeLimit, fmt.Sprintf(
+		set(v1alpha1.ConditionDegraded, true, ReasonSpanningTreeLimit, fmt.Sprintf(
 			"%d selected nodes need %d tunnels on every node, but OVS runs %s on at most %d ports of a bridge (beyond that a port forwards without it: a loop); agents leave their bridges as they are: set spec.loopPrevention.protocol to SplitHorizon%s",
 			total, total-1, in.Protocol, in.Protocol.MaxTunnels(), rstpHint(total)))
 	case len(noSubnet) > 0 && free == 0:
-		set(v1.ConditionDegraded, true, ReasonSubnetsExhausted, fmt.Sprintf(
+		set(v1alpha1.ConditionDegraded, true, ReasonSubnetsExhausted, fmt.Sprintf(
 			"no free /%d subnet left in %s (%d used); nodes without a subnet: %s",
 			in.Pool.prefixLen, in.Pool.cluster, in.Pool.Size(), nameList(noSubnet)))
 	case len(silent) > 0:
-		set(v1.ConditionDegraded, true, ReasonAgentNotReporting, fmt.Sprintf(
+		set(v1alpha1.ConditionDegraded, true, ReasonAgentNotReporting, fmt.Sprintf(
 			"%d agents stopped renewing their heartbeat Lease (node down, or agent crashed or hung), so their nodes do not count as ready: %s",
 			len(silent), nameList(silent)))
 	case len(failing) > 0:
-		set(v1.ConditionDegraded, true, ReasonNodesNotReady, "agents report not ready on: "+nameList(failing))
+		set(v1alpha1.ConditionDegraded, true, ReasonNodesNotReady, "agents report not ready on: "+nameList(failing))
 	default:
-		set(v1.ConditionDegraded, false, ReasonAsExpected, "")
+		set(v1alpha1.ConditionDegraded, false, ReasonAsExpected, "")
 	}
 
 	// Available.
 	switch {
 	case in.Deleting:
-		set(v1.ConditionAvailable, false, ReasonUninstalling, "the NetworkCluster is being deleted")
+		set(v1alpha1.ConditionAvailable, false, ReasonUninstalling, "the NetworkCluster is being deleted")
 	case in.PoolErr != nil:
-		set(v1.ConditionAvailable, false, ReasonInvalidSpec, in.PoolErr.Error())
+		set(v1alpha1.ConditionAvailable, false, ReasonInvalidSpec, in.PoolErr.Error())
 	case total == 0:
-		set(v1.ConditionAvailable, false, ReasonNoNodes, "no node matches the node selector")
+		set(v1alpha1.ConditionAvailable, false, ReasonNoNodes, "no node matches the node selector")
 	case up == total:
-		set(v1.ConditionAvailable, true, ReasonAllNodesReady, fmt.Sprintf("all %d nodes report Ready", total))
+		set(v1alpha1.ConditionAvailable, true, ReasonAllNodesReady, fmt.Sprintf("all %d nodes report Ready", total))
 	default:
-		set(v1.ConditionAvailable, false, ReasonNodesNotReady, fmt.Sprintf("%d of %d nodes report Ready", up, total))
+		set(v1alpha1.ConditionAvailable, false, ReasonNodesNotReady, fmt.Sprintf("%d of %d nodes report Ready", up, total))
 	}
 
 	// Progressing.
 	switch {
 	case in.Deleting && len(in.CleanupPending) > 0:
-		set(v1.ConditionProgressing, true, ReasonUninstalling, "waiting for the agents to clean up: "+nameList(in.CleanupPending))
+		set(v1alpha1.ConditionProgressing, true, ReasonUninstalling, "waiting for the agents to clean up: "+nameList(in.CleanupPending))
 	case in.Deleting:
-		set(v1.ConditionProgressing, true, ReasonUninstalling, "removing the agents and the NodeSubnets")
+		set(v1alpha1.ConditionProgressing, true, ReasonUninstalling, "removing the agents and the NodeSubnets")
 	case len(noSubnet) > 0 && free > 0:
-		set(v1.ConditionProgressing, true, ReasonAllocatingSubnets, "allocating subnets for: "+nameList(noSubnet))
+		set(v1alpha1.ConditionProgressing, true, ReasonAllocatingSubnets, "allocating subnets for: "+nameList(noSubnet))
 	case len(stale) > 0:
-		set(v1.ConditionProgressing, true, ReasonRollingOut, fmt.Sprintf(
+		set(v1alpha1.ConditionProgressing, true, ReasonRollingOut, fmt.Sprintf(
 			"%d of %d nodes applied generation %d; still applying: %s", ready, total, in.Generation, nameList(stale)))
 	case len(converging) > 0:
-		set(v1.ConditionProgressing, true, ReasonSpanningTreeConverging, "tunnels are not forwarding yet (spanning tree converging, or ports being set up) on: "+nameList(converging))
+		set(v1alpha1.ConditionProgressing, true, ReasonSpanningTreeConverging, "tunnels are not forwarding yet (spanning tree converging, or ports being set up) on: "+nameList(converging))
 	case len(notReported) > 0:
-		set(v1.ConditionProgressing, true, ReasonWaitingForAgents, "waiting for the agents on: "+nameList(notReported))
+		set(v1alpha1.ConditionProgressing, true, ReasonWaitingForAgents, "waiting for the agents on: "+nameList(notReported))
 	case len(noAddress) > 0:
-		set(v1.ConditionProgressing, true, ReasonWaitingForNodeAddress, "waiting for an IPv4 InternalIP a tunnel can use (not 0.0.0.0, loopback, multicast or broadcast) on: "+nameList(noAddress))
+		set(v1alpha1.ConditionProgressing, true, ReasonWaitingForNodeAddress, "waiting for an IPv4 InternalIP a tunnel can use (not 0.0.0.0, loopback, multicast or broadcast) on: "+nameList(noAddress))
 	case total == 0:
-		set(v1.ConditionProgressing, false, ReasonNoNodes, "no node matches the node selector")
+		set(v1alpha1.ConditionProgressing, false, ReasonNoNodes, "no node matches the node selector")
 	default:
-		set(v1.ConditionProgressing, false, ReasonAsExpected, fmt.Sprintf("%d of %d nodes ready", ready, total))
+		set(v1alpha1.ConditionProgressing, false, ReasonAsExpected, fmt.Sprintf("%d of %d nodes ready", ready, total))
 	}
 	return st
 }
@@ -263,21 +263,21 @@ func addressConflicts(in statusInput) (inCIDR, dups []string) {
 
 // tooManyPeers: a full mesh of nodes needs nodes-1 tunnels per bridge, more than the protocol
 // covers.
-func tooManyPeers(p v1.LoopPreventionProtocol, nodes int) bool {
+func tooManyPeers(p v1alpha1.LoopPreventionProtocol, nodes int) bool {
 	max := p.MaxTunnels()
 	return max > 0 && nodes-1 > max
 }
 
 func rstpHint(nodes int) string {
-	if !tooManyPeers(v1.ProtocolRSTP, nodes) {
-		return fmt.Sprintf(" (no limit) or RSTP (up to %d nodes)", v1.ProtocolRSTP.MaxTunnels()+1)
+	if !tooManyPeers(v1alpha1.ProtocolRSTP, nodes) {
+		return fmt.Sprintf(" (no limit) or RSTP (up to %d nodes)", v1alpha1.ProtocolRSTP.MaxTunnels()+1)
 	}
 	return " (no limit)"
 }
 
 // patchStatus writes st if it differs from what is stored, so that a pass with nothing new
 // does not write (an operator restart leaves every resourceVersion as it was).
-func patchStatus(ctx context.Context, c client.Client, nc *v1.NetworkCluster, st v1.NetworkClusterStatus) error {
+func patchStatus(ctx context.Context, c client.Client, nc *v1alpha1.NetworkCluster, st v1alpha1.NetworkClusterStatus) error {
 	if equality.Semantic.DeepEqual(nc.Status, st) {
 		return nil
 	}

@@ -18,11 +18,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // clusterKey is the one reconcile key of both reconcilers: the singleton NetworkCluster.
-var clusterKey = types.NamespacedName{Name: v1.NetworkClusterName}
+var clusterKey = types.NamespacedName{Name: v1alpha1.NetworkClusterName}
 
 // toCluster maps any watched object to the cluster key. Both reconcilers look at the whole
 // cluster in every pass (level-triggered), so every relevant change is the same request, and
@@ -32,7 +32,7 @@ var toCluster = handler.EnqueueRequestsFromMapFunc(func(context.Context, client.
 })
 
 // internalIPv4 returns the node's first InternalIP that a tunnel can use (IPv4 unicast, see
-// v1.UsableNodeIP): the underlay address tunnels go to. A node with none (only IPv6, or an
+// v1alpha1.UsableNodeIP): the underlay address tunnels go to. A node with none (only IPv6, or an
 // address like 0.0.0.0 that would break every peer's tunnel sync) gets no subnet yet; the
 // NetworkCluster's Progressing condition names it.
 func internalIPv4(n *corev1.Node) (netip.Addr, bool) {
@@ -40,7 +40,7 @@ func internalIPv4(n *corev1.Node) (netip.Addr, bool) {
 		if a.Type != corev1.NodeInternalIP {
 			continue
 		}
-		if ip, err := netip.ParseAddr(a.Address); err == nil && v1.UsableNodeIP(ip) == nil {
+		if ip, err := netip.ParseAddr(a.Address); err == nil && v1alpha1.UsableNodeIP(ip) == nil {
 			return ip, true
 		}
 	}
@@ -48,10 +48,10 @@ func internalIPv4(n *corev1.Node) (netip.Addr, bool) {
 }
 
 // nodeSelector is the NetworkCluster's node selector (empty selects every node).
-func nodeSelector(nc *v1.NetworkCluster) labels.Selector { return nc.Spec.NodeSelectorOf() }
+func nodeSelector(nc *v1alpha1.NetworkCluster) labels.Selector { return nc.Spec.NodeSelectorOf() }
 
 // nodeInMesh: the node exists, is not going away and matches the selector.
-func nodeInMesh(n *corev1.Node, sel labels.Selector) bool { return v1.InMesh(n, sel) }
+func nodeInMesh(n *corev1.Node, sel labels.Selector) bool { return v1alpha1.InMesh(n, sel) }
 
 // nodeChanged ignores the Node updates that cannot change the mesh (heartbeats, conditions,
 // images): only labels, the InternalIP and deletion matter.

@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -31,7 +31,7 @@ func (e *opEnv) agentPolicyInstalled() error {
 		if !appliedByOperator(o) {
 			return fmt.Errorf("%T %s has no server-side apply entry of %s: %+v", o, o.GetName(), FieldManager, o.GetManagedFields())
 		}
-		if owner := metav1.GetControllerOf(o); owner == nil || owner.Kind != "NetworkCluster" || owner.Name != v1.NetworkClusterName {
+		if owner := metav1.GetControllerOf(o); owner == nil || owner.Kind != "NetworkCluster" || owner.Name != v1alpha1.NetworkClusterName {
 			return fmt.Errorf("%T %s: controller %+v, want the NetworkCluster", o, o.GetName(), owner)
 		}
 	}
@@ -83,11 +83,11 @@ func (e *opEnv) agentClient(node string) client.Client {
 // With client.DryRunAll it goes through authorization and admission, the policy included,
 // and stores nothing.
 func (e *opEnv) writeReady(c client.Client, name string, opts ...client.SubResourceUpdateOption) error {
-	s := &v1.NodeSubnet{}
+	s := &v1alpha1.NodeSubnet{}
 	if err := c.Get(e.ctx(), client.ObjectKey{Name: name}, s); err != nil {
 		return err
 	}
-	meta.SetStatusCondition(&s.Status.Conditions, cond(v1.ConditionReady, "True", "Applied"))
+	meta.SetStatusCondition(&s.Status.Conditions, cond(v1alpha1.ConditionReady, "True", "Applied"))
 	s.Status.TunnelCount++
 	return c.Status().Update(e.ctx(), s, opts...)
 }
@@ -129,7 +129,7 @@ func TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet(t *testing.T) {
 		t.Errorf("denial is not Forbidden: %v", denied)
 	}
 	t.Logf("agent on %s writing %s's status: %v", nodeA, nodeB, denied)
-	if s, _ := e.subnet(nodeB); meta.FindStatusCondition(s.Status.Conditions, v1.ConditionReady) != nil {
+	if s, _ := e.subnet(nodeB); meta.FindStatusCondition(s.Status.Conditions, v1alpha1.ConditionReady) != nil {
 		t.Errorf("node B's status was changed: %+v", s.Status)
 	}
 
@@ -168,7 +168,7 @@ func TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet(t *testing.T) {
 	p.Spec.MatchConstraints.ExcludeResourceRules = []admissionregistrationv1.NamedRuleWithOperations{{
 		RuleWithOperations: admissionregistrationv1.RuleWithOperations{
 			Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.OperationAll},
-			Rule:       admissionregistrationv1.Rule{APIGroups: []string{v1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{"nodesubnets/status"}},
+			Rule:       admissionregistrationv1.Rule{APIGroups: []string{v1alpha1.GroupVersion.Group}, APIVersions: []string{"*"}, Resources: []string{"nodesubnets/status"}},
 		},
 	}}
 	if err := e.c.Update(e.ctx(), p); err != nil {
@@ -200,7 +200,7 @@ func TestAdmissionPolicyAgentOnlyWritesOwnNodeSubnet(t *testing.T) {
 		}
 		return e.agentPolicyInstalled()
 	})
-	if _, err := e.findEvent(v1.NetworkClusterName, ReasonAgentPolicyReset); err != nil {
+	if _, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonAgentPolicyReset); err != nil {
 		t.Errorf("no event about the reset: %v", err)
 	}
 	uid = b.UID

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestOperatorWorksWithGeneratedRBAC runs the operator as a user that holds only the
@@ -33,13 +33,13 @@ func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 		}
 	}
 	for _, n := range names {
-		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
+		e.setAgentStatus(n, func(st *v1alpha1.NodeSubnetStatus) {
 			st.ObservedGeneration = e.cluster().Generation
-			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionReady, "True", "Applied"))
+			meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionReady, "True", "Applied"))
 		})
 	}
 	e.eventually(20*time.Second, "Available", func() error {
-		if !meta.IsStatusConditionTrue(e.cluster().Status.Conditions, v1.ConditionAvailable) {
+		if !meta.IsStatusConditionTrue(e.cluster().Status.Conditions, v1alpha1.ConditionAvailable) {
 			return fmt.Errorf("conditions %+v", e.cluster().Status.Conditions)
 		}
 		return nil
@@ -60,8 +60,8 @@ func TestOperatorWorksWithGeneratedRBAC(t *testing.T) {
 			}
 			return nil
 		})
-		e.setAgentStatus(n, func(st *v1.NodeSubnetStatus) {
-			meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+		e.setAgentStatus(n, func(st *v1alpha1.NodeSubnetStatus) {
+			meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionCleanedUp, "True", "Removed"))
 		})
 	}
 	e.eventually(30*time.Second, "uninstall to finish", e.everythingGone)

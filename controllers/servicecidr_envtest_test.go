@@ -11,7 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestServiceCIDRConflict: a Service CIDR (a real ServiceCIDR object of the API server)
@@ -35,7 +35,7 @@ func TestServiceCIDRConflict(t *testing.T) {
 	e.createCluster(nil)
 	node := e.mustNode(e.nodeName(0), "192.168.4.10", nil)
 	e.eventually(20*time.Second, "Degraded ServiceCIDRConflict", func() error {
-		d := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionDegraded)
+		d := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionDegraded)
 		if d == nil || d.Status != metav1.ConditionTrue || d.Reason != ReasonServiceCIDRConflict ||
 			!strings.Contains(d.Message, "10.244.128.0/20 (ServiceCIDR "+extra.Name+")") {
 			return fmt.Errorf("Degraded = %+v", d)
@@ -68,7 +68,7 @@ func TestServiceCIDRConflict(t *testing.T) {
 	})
 	e.waitSubnets(30*time.Second, node.Name)
 	e.eventually(20*time.Second, "not Degraded", func() error {
-		if d := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionDegraded); d == nil || d.Reason == ReasonServiceCIDRConflict {
+		if d := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionDegraded); d == nil || d.Reason == ReasonServiceCIDRConflict {
 			return fmt.Errorf("Degraded = %+v", d)
 		}
 		return nil

@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // planInput is everything the IPAM pass decides from: read from the API server (NodeSubnets
@@ -17,7 +17,7 @@ type planInput struct {
 	Pool     Pool
 	Selector labels.Selector
 	Nodes    []corev1.Node
-	Subnets  []v1.NodeSubnet
+	Subnets  []v1alpha1.NodeSubnet
 	Claims   []claim
 	Now      time.Time
 	Grace    time.Duration // see DefaultClaimGracePeriod
@@ -25,7 +25,7 @@ type planInput struct {
 
 // subnetDeletion is a NodeSubnet to remove, with the reason (for the log and events).
 type subnetDeletion struct {
-	Subnet *v1.NodeSubnet
+	Subnet *v1alpha1.NodeSubnet
 	Reason string
 }
 
@@ -45,23 +45,23 @@ type allocation struct {
 
 // nodeIPUpdate: the node's InternalIP changed; the NodeSubnet follows (tunnels go there).
 type nodeIPUpdate struct {
-	Subnet *v1.NodeSubnet
+	Subnet *v1alpha1.NodeSubnet
 	IP     netip.Addr
 }
 
 // claimAdoption: a pending claim whose NodeSubnet exists gets its owner reference.
 type claimAdoption struct {
 	Claim  claim
-	Subnet *v1.NodeSubnet
+	Subnet *v1alpha1.NodeSubnet
 }
 
-// subnetPlan is what one IPAM pass does. Computing it is pure; nodesubnet_controller.go
+// subnetPlan is what one IPAM pass does. Computing it is pure; ipam_reconciler.go
 // carries it out.
 type subnetPlan struct {
 	DeleteSubnets  []subnetDeletion
 	DeleteClaims   []claimDeletion
 	AdoptClaims    []claimAdoption
-	BackfillClaims []*v1.NodeSubnet // NodeSubnets that have no claim (created before claims existed, or by hand)
+	BackfillClaims []*v1alpha1.NodeSubnet // NodeSubnets that have no claim (created before claims existed, or by hand)
 	UpdateNodeIP   []nodeIPUpdate
 	Allocate       []allocation // oldest node first, so exhaustion leaves out the newest
 	NoAddress      []string     // selected nodes without an IPv4 InternalIP and without a subnet
@@ -94,9 +94,9 @@ func planSubnets(in planInput) subnetPlan {
 	}
 
 	// Existing NodeSubnets: which stay, which go.
-	existing := map[string]*v1.NodeSubnet{} // by name, every object that exists
-	byUID := map[string]*v1.NodeSubnet{}
-	keptByIndex := map[int][]*v1.NodeSubnet{}
+	existing := map[string]*v1alpha1.NodeSubnet{} // by name, every object that exists
+	byUID := map[string]*v1alpha1.NodeSubnet{}
+	keptByIndex := map[int][]*v1alpha1.NodeSubnet{}
 	for i := range in.Subnets {
 		s := &in.Subnets[i]
 		existing[s.Name] = s
@@ -136,7 +136,7 @@ func planSubnets(in planInput) subnetPlan {
 	// Two NodeSubnets with one CIDR cannot be created through claims; should one appear
 	// anyway (made by hand, or by a pre-claim operator), the claim holder keeps it, or else
 	// the oldest, and the others are reallocated.
-	kept := map[string]*v1.NodeSubnet{}
+	kept := map[string]*v1alpha1.NodeSubnet{}
 	for idx, list := range keptByIndex {
 		keep := pickKeeper(list, claimByIndex, idx)
 		for _, s := range list {
@@ -218,7 +218,7 @@ func planSubnets(in planInput) subnetPlan {
 }
 
 // ownedByOtherNode: s has an owner reference to a Node of its name with another UID.
-func ownedByOtherNode(s *v1.NodeSubnet, n *corev1.Node) bool {
+func ownedByOtherNode(s *v1alpha1.NodeSubnet, n *corev1.Node) bool {
 	for _, o := range s.OwnerReferences {
 		if o.Kind == "Node" && o.APIVersion == "v1" && o.UID != n.UID {
 			return true
@@ -227,7 +227,7 @@ func ownedByOtherNode(s *v1.NodeSubnet, n *corev1.Node) bool {
 	return false
 }
 
-func pickKeeper(list []*v1.NodeSubnet, claims map[int]claim, idx int) *v1.NodeSubnet {
+func pickKeeper(list []*v1alpha1.NodeSubnet, claims map[int]claim, idx int) *v1alpha1.NodeSubnet {
 	if c, ok := claims[idx]; ok {
 		for _, s := range list {
 			if s.Name == c.Holder {
@@ -245,7 +245,7 @@ func pickKeeper(list []*v1.NodeSubnet, claims map[int]claim, idx int) *v1.NodeSu
 	return keep
 }
 
-func holderOf(kept map[string]*v1.NodeSubnet, cidr netip.Prefix) string {
+func holderOf(kept map[string]*v1alpha1.NodeSubnet, cidr netip.Prefix) string {
 	for name, s := range kept {
 		if sameCIDR(s.Spec.CIDR, cidr) {
 			return name

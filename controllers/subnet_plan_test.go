@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Table-free unit tests of the pure IPAM planner: each builds a small world and checks one
@@ -28,16 +28,16 @@ func node(name, ip string, created int, lbls map[string]string) corev1.Node {
 	return n
 }
 
-func nsub(name, cidr, ip string) v1.NodeSubnet {
+func nsub(name, cidr, ip string) v1alpha1.NodeSubnet {
 	p := netip.MustParsePrefix(cidr)
-	return v1.NodeSubnet{
+	return v1alpha1.NodeSubnet{
 		ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID("ns-" + name + "-" + cidr),
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: name, UID: types.UID("uid-" + name)}}},
-		Spec: v1.NodeSubnetSpec{NodeName: name, CIDR: cidr, Gateway: Gateway(p).String(), NodeIP: ip},
+		Spec: v1alpha1.NodeSubnetSpec{NodeName: name, CIDR: cidr, Gateway: Gateway(p).String(), NodeIP: ip},
 	}
 }
 
-func claimOf(cidr, holder string, owner *v1.NodeSubnet, age time.Duration) claim {
+func claimOf(cidr, holder string, owner *v1alpha1.NodeSubnet, age time.Duration) claim {
 	c := claim{Name: claimName(netip.MustParsePrefix(cidr)), UID: types.UID("claim-" + cidr), CIDR: netip.MustParsePrefix(cidr),
 		Holder: holder, Created: t0.Add(-age)}
 	if owner != nil {
@@ -46,7 +46,7 @@ func claimOf(cidr, holder string, owner *v1.NodeSubnet, age time.Duration) claim
 	return c
 }
 
-func plan(nodes []corev1.Node, subnets []v1.NodeSubnet, claims []claim) subnetPlan {
+func plan(nodes []corev1.Node, subnets []v1alpha1.NodeSubnet, claims []claim) subnetPlan {
 	return planSubnets(planInput{Pool: defaultPool, Selector: labels.Everything(), Nodes: nodes, Subnets: subnets,
 		Claims: claims, Now: t0, Grace: time.Minute})
 }
@@ -62,7 +62,7 @@ func allocNames(p subnetPlan) []string {
 func TestPlanSteadyStateDoesNothing(t *testing.T) {
 	a, b := nsub("a", "10.244.0.0/24", "192.168.0.1"), nsub("b", "10.244.1.0/24", "192.168.0.2")
 	p := plan([]corev1.Node{node("a", "192.168.0.1", 0, nil), node("b", "192.168.0.2", 1, nil)},
-		[]v1.NodeSubnet{a, b}, []claim{claimOf(a.Spec.CIDR, "a", &a, time.Hour), claimOf(b.Spec.CIDR, "b", &b, time.Hour)})
+		[]v1alpha1.NodeSubnet{a, b}, []claim{claimOf(a.Spec.CIDR, "a", &a, time.Hour), claimOf(b.Spec.CIDR, "b", &b, time.Hour)})
 	if len(p.Allocate)+len(p.DeleteSubnets)+len(p.DeleteClaims)+len(p.AdoptClaims)+len(p.BackfillClaims)+len(p.UpdateNodeIP)+len(p.NoAddress) != 0 {
 		t.Errorf("a consistent world must give an empty plan: %+v", p)
 	}
@@ -100,7 +100,7 @@ func TestPlanSelectorAndVanishedNodes(t *testing.T) {
 	in, out, gone := nsub("in", "10.244.0.0/24", "10.0.0.1"), nsub("out", "10.244.1.0/24", "10.0.0.2"), nsub("gone", "10.244.2.0/24", "10.0.0.3")
 	p := planSubnets(planInput{Pool: defaultPool, Selector: sel, Now: t0, Grace: time.Minute,
 		Nodes:   []corev1.Node{node("in", "10.0.0.1", 0, map[string]string{"mesh": "yes"}), node("out", "10.0.0.2", 0, nil), node("new", "10.0.0.4", 0, map[string]string{"mesh": "yes"})},
-		Subnets: []v1.NodeSubnet{in, out, gone},
+		Subnets: []v1alpha1.NodeSubnet{in, out, gone},
 		Claims:  []claim{claimOf(in.Spec.CIDR, "in", &in, time.Hour), claimOf(out.Spec.CIDR, "out", &out, time.Hour), claimOf(gone.Spec.CIDR, "gone", &gone, time.Hour)},
 	})
 	var deleted []string
@@ -123,7 +123,7 @@ func TestPlanRecreatedNodeGetsFreshSubnet(t *testing.T) {
 	s := nsub("a", "10.244.0.0/24", "10.0.0.1")
 	n := node("a", "10.0.0.1", 0, nil)
 	n.UID = "uid-a-second-life"
-	p := plan([]corev1.Node{n}, []v1.NodeSubnet{s}, []claim{claimOf(s.Spec.CIDR, "a", &s, time.Hour)})
+	p := plan([]corev1.Node{n}, []v1alpha1.NodeSubnet{s}, []claim{claimOf(s.Spec.CIDR, "a", &s, time.Hour)})
 	if len(p.DeleteSubnets) != 1 || len(p.Allocate) != 0 {
 		t.Errorf("the old node's NodeSubnet must go first (then the next pass allocates): %+v", p)
 	}
@@ -134,7 +134,7 @@ func TestPlanClaims(t *testing.T) {
 	nodes := []corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 1, nil)}
 
 	// Pending claim whose NodeSubnet now exists → adopted.
-	p := plan(nodes, []v1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", nil, 0), claimOf("10.244.5.0/24", "b", nil, 0)})
+	p := plan(nodes, []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", nil, 0), claimOf("10.244.5.0/24", "b", nil, 0)})
 	if len(p.AdoptClaims) != 1 || p.AdoptClaims[0].Subnet.Name != "a" {
 		t.Errorf("adopt %+v", p.AdoptClaims)
 	}
@@ -148,36 +148,36 @@ func TestPlanClaims(t *testing.T) {
 
 	// Two pending claims for one node (two replicas raced): the lowest is resumed; once the
 	// NodeSubnet exists with it, the other is released.
-	p = plan(nodes, []v1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), claimOf("10.244.7.0/24", "b", nil, 0), claimOf("10.244.3.0/24", "b", nil, 0)})
+	p = plan(nodes, []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), claimOf("10.244.7.0/24", "b", nil, 0), claimOf("10.244.3.0/24", "b", nil, 0)})
 	if len(p.Allocate) != 1 || p.Allocate[0].Resume.CIDR.String() != "10.244.3.0/24" {
 		t.Errorf("resume the lowest: %+v", p.Allocate)
 	}
 	b := nsub("b", "10.244.3.0/24", "10.0.0.2")
-	p = plan(nodes, []v1.NodeSubnet{a, b}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), claimOf("10.244.7.0/24", "b", nil, 0), claimOf("10.244.3.0/24", "b", nil, 0)})
+	p = plan(nodes, []v1alpha1.NodeSubnet{a, b}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), claimOf("10.244.7.0/24", "b", nil, 0), claimOf("10.244.3.0/24", "b", nil, 0)})
 	if len(p.DeleteClaims) != 1 || p.DeleteClaims[0].Claim.CIDR.String() != "10.244.7.0/24" {
 		t.Errorf("the losing claim must be released: %+v", p.DeleteClaims)
 	}
 
 	// Owned claim whose NodeSubnet is gone → released.
-	p = plan(nodes[:1], []v1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), {Name: "x", CIDR: netip.MustParsePrefix("10.244.9.0/24"), Holder: "c", Owner: "deleted-uid", Created: t0}})
+	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), {Name: "x", CIDR: netip.MustParsePrefix("10.244.9.0/24"), Holder: "c", Owner: "deleted-uid", Created: t0}})
 	if len(p.DeleteClaims) != 1 || p.DeleteClaims[0].Claim.Holder != "c" {
 		t.Errorf("orphaned claim: %+v", p.DeleteClaims)
 	}
 
 	// Pending claim of a node that is gone: kept during the grace period, then released.
 	young := claimOf("10.244.9.0/24", "gone", nil, 10*time.Second)
-	p = plan(nodes[:1], []v1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), young})
+	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), young})
 	if len(p.DeleteClaims) != 0 || p.RecheckAfter != 50*time.Second {
 		t.Errorf("young pending claim: delete %+v recheck %s", p.DeleteClaims, p.RecheckAfter)
 	}
 	old := claimOf("10.244.9.0/24", "gone", nil, 2*time.Minute)
-	p = plan(nodes[:1], []v1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), old})
+	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), old})
 	if len(p.DeleteClaims) != 1 {
 		t.Errorf("old pending claim must be released: %+v", p.DeleteClaims)
 	}
 
 	// A NodeSubnet without a claim gets one.
-	p = plan(nodes[:1], []v1.NodeSubnet{a}, nil)
+	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, nil)
 	if len(p.BackfillClaims) != 1 || p.BackfillClaims[0].Name != "a" {
 		t.Errorf("backfill %+v", p.BackfillClaims)
 	}
@@ -187,12 +187,12 @@ func TestPlanDuplicateCIDRKeepsClaimHolder(t *testing.T) {
 	a, b := nsub("a", "10.244.0.0/24", "10.0.0.1"), nsub("b", "10.244.0.0/24", "10.0.0.2")
 	a.CreationTimestamp = metav1.NewTime(t0.Add(time.Second)) // b is older, but a holds the claim
 	b.CreationTimestamp = metav1.NewTime(t0)
-	p := plan([]corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}, []v1.NodeSubnet{a, b}, []claim{claimOf("10.244.0.0/24", "a", &a, 0)})
+	p := plan([]corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, b}, []claim{claimOf("10.244.0.0/24", "a", &a, 0)})
 	if len(p.DeleteSubnets) != 1 || p.DeleteSubnets[0].Subnet.Name != "b" {
 		t.Errorf("duplicate: %+v", p.DeleteSubnets)
 	}
 	// Without a claim the oldest stays.
-	p = plan([]corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}, []v1.NodeSubnet{a, b}, nil)
+	p = plan([]corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, b}, nil)
 	if len(p.DeleteSubnets) != 1 || p.DeleteSubnets[0].Subnet.Name != "a" {
 		t.Errorf("duplicate without claim: %+v", p.DeleteSubnets)
 	}
@@ -201,7 +201,7 @@ func TestPlanDuplicateCIDRKeepsClaimHolder(t *testing.T) {
 func TestPlanNodeIPChangeAndForeignCIDR(t *testing.T) {
 	a := nsub("a", "10.244.0.0/24", "10.0.0.1")
 	f := nsub("f", "10.250.0.0/24", "10.0.0.2")
-	p := plan([]corev1.Node{node("a", "10.0.0.9", 0, nil), node("f", "10.0.0.2", 0, nil)}, []v1.NodeSubnet{a, f}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0)})
+	p := plan([]corev1.Node{node("a", "10.0.0.9", 0, nil), node("f", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, f}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0)})
 	if len(p.UpdateNodeIP) != 1 || p.UpdateNodeIP[0].IP.String() != "10.0.0.9" {
 		t.Errorf("node IP update %+v", p.UpdateNodeIP)
 	}

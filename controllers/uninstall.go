@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Event reasons of uninstall.
@@ -23,24 +23,24 @@ const (
 
 // uninstallStep is what reconcileDelete does next, decided from the NodeSubnets alone.
 type uninstallStep struct {
-	RequestTeardown []*v1.NodeSubnet // spec.teardown still false
-	Pending         []string         // nodes whose agent has not reported CleanedUp=True
-	Wait            time.Duration    // > 0: wait (at most this long) for the pending nodes
-	TimedOut        bool             // pending nodes remain but the timeout has passed
+	RequestTeardown []*v1alpha1.NodeSubnet // spec.teardown still false
+	Pending         []string               // nodes whose agent has not reported CleanedUp=True
+	Wait            time.Duration          // > 0: wait (at most this long) for the pending nodes
+	TimedOut        bool                   // pending nodes remain but the timeout has passed
 }
 
 // planUninstall: every NodeSubnet is asked to tear down; uninstall waits until all report
 // CleanedUp=True, but never longer than timeout after the deletion started (a dead node must
 // not block uninstall forever). The deadline is derived from deletionTimestamp, so it holds
 // across operator restarts.
-func planUninstall(subnets []v1.NodeSubnet, deletedAt, now time.Time, timeout time.Duration) uninstallStep {
+func planUninstall(subnets []v1alpha1.NodeSubnet, deletedAt, now time.Time, timeout time.Duration) uninstallStep {
 	var st uninstallStep
 	for i := range subnets {
 		s := &subnets[i]
 		if !s.Spec.Teardown {
 			st.RequestTeardown = append(st.RequestTeardown, s)
 		}
-		if !isTrue(s.Status.Conditions, v1.ConditionCleanedUp) {
+		if !isTrue(s.Status.Conditions, v1alpha1.ConditionCleanedUp) {
 			st.Pending = append(st.Pending, s.Name)
 		}
 	}
@@ -59,12 +59,12 @@ func planUninstall(subnets []v1.NodeSubnet, deletedAt, now time.Time, timeout ti
 // agents' CleanedUp (bounded) → remove the agents, their RBAC, the NodeSubnets, the claims
 // and the agents' heartbeat Leases → release the finalizer. The agents must keep running (and keep their RBAC) until
 // they have cleaned up, hence this order.
-func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1.NetworkCluster, in *statusInput) (ctrl.Result, error) {
+func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1alpha1.NetworkCluster, in *statusInput) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
-	if !controllerutil.ContainsFinalizer(nc, v1.FinalizerCleanup) {
+	if !controllerutil.ContainsFinalizer(nc, v1alpha1.FinalizerCleanup) {
 		return ctrl.Result{}, nil
 	}
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := r.APIReader.List(ctx, &subnets); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -110,7 +110,7 @@ func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1.N
 			"all %d nodes cleaned up; agents and NodeSubnets removed", len(subnets.Items))
 	}
 	patch := client.MergeFromWithOptions(nc.DeepCopy(), client.MergeFromWithOptimisticLock{})
-	controllerutil.RemoveFinalizer(nc, v1.FinalizerCleanup)
+	controllerutil.RemoveFinalizer(nc, v1alpha1.FinalizerCleanup)
 	log.Info("uninstall complete; releasing the NetworkCluster")
 	return ctrl.Result{}, client.IgnoreNotFound(r.Client.Patch(ctx, nc, patch))
 }

@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // installed brings up a cluster with n nodes and the agent objects (the admission policy
@@ -56,7 +56,7 @@ func (e *opEnv) everythingGone() error {
 		return fmt.Errorf("%d claims left", n)
 	}
 	var leases coordinationv1.LeaseList
-	if err := e.c.List(e.ctx(), &leases, client.InNamespace(e.ns), client.MatchingLabels{v1.LabelHeartbeat: "true"}); err != nil || len(leases.Items) != 0 {
+	if err := e.c.List(e.ctx(), &leases, client.InNamespace(e.ns), client.MatchingLabels{v1alpha1.LabelHeartbeat: "true"}); err != nil || len(leases.Items) != 0 {
 		return fmt.Errorf("%d heartbeat Leases left (%v)", len(leases.Items), err)
 	}
 	for _, o := range []client.Object{&rbacv1.Role{}, &rbacv1.RoleBinding{}} {
@@ -64,7 +64,7 @@ func (e *opEnv) everythingGone() error {
 			return fmt.Errorf("%T: %w", o, err)
 		}
 	}
-	return isGone(e.c.Get(e.ctx(), clusterKey, &v1.NetworkCluster{}))
+	return isGone(e.c.Get(e.ctx(), clusterKey, &v1alpha1.NetworkCluster{}))
 }
 
 func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
@@ -83,7 +83,7 @@ func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
 		return nil
 	})
 	e.eventually(20*time.Second, "Progressing=Uninstalling", func() error {
-		c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1.ConditionProgressing)
+		c := meta.FindStatusCondition(e.cluster().Status.Conditions, v1alpha1.ConditionProgressing)
 		if c == nil || c.Reason != ReasonUninstalling || !strings.Contains(c.Message, names[0]) {
 			return fmt.Errorf("Progressing %+v", c)
 		}
@@ -111,11 +111,11 @@ func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
 	}
 	e.reportCleanedUpAsAgent(names[2])
 	e.eventually(30*time.Second, "uninstall to finish", e.everythingGone)
-	if _, err := e.findEvent(v1.NetworkClusterName, ReasonCleanupTimedOut); err == nil {
+	if _, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonCleanupTimedOut); err == nil {
 		t.Errorf("a timeout was reported although every agent cleaned up")
 	}
 	e.eventually(10*time.Second, "CleanedUp event", func() error {
-		_, err := e.findEvent(v1.NetworkClusterName, ReasonCleanedUp)
+		_, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonCleanedUp)
 		return err
 	})
 	// Nodes stay; nothing re-creates NodeSubnets without a NetworkCluster.
@@ -127,11 +127,11 @@ func TestUninstallWaitsForAgentsThenRemovesEverything(t *testing.T) {
 
 // writeCleanedUp sets CleanedUp=True on a NodeSubnet's status through c.
 func (e *opEnv) writeCleanedUp(c client.Client, name string) error {
-	s := &v1.NodeSubnet{}
+	s := &v1alpha1.NodeSubnet{}
 	if err := c.Get(e.ctx(), client.ObjectKey{Name: name}, s); err != nil {
 		return err
 	}
-	meta.SetStatusCondition(&s.Status.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+	meta.SetStatusCondition(&s.Status.Conditions, cond(v1alpha1.ConditionCleanedUp, "True", "Removed"))
 	return c.Status().Update(e.ctx(), s)
 }
 
@@ -162,8 +162,8 @@ func TestUninstallTimeoutProceeds(t *testing.T) {
 		}
 		return nil
 	})
-	e.setAgentStatus(names[0], func(st *v1.NodeSubnetStatus) {
-		meta.SetStatusCondition(&st.Conditions, cond(v1.ConditionCleanedUp, "True", "Removed"))
+	e.setAgentStatus(names[0], func(st *v1alpha1.NodeSubnetStatus) {
+		meta.SetStatusCondition(&st.Conditions, cond(v1alpha1.ConditionCleanedUp, "True", "Removed"))
 	})
 	// Until the deadline (deletionTimestamp + timeout) the operator waits for the silent one.
 	time.Sleep(time.Until(deadline.Add(-1500 * time.Millisecond)))
@@ -175,7 +175,7 @@ func TestUninstallTimeoutProceeds(t *testing.T) {
 	}
 	e.eventually(30*time.Second, "uninstall to finish despite the silent agent", e.everythingGone)
 	e.eventually(10*time.Second, "CleanupTimedOut event", func() error {
-		ev, err := e.findEvent(v1.NetworkClusterName, ReasonCleanupTimedOut)
+		ev, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonCleanupTimedOut)
 		if err != nil {
 			return err
 		}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // The README's table of Ready reasons is the users' side of the contract in reasons.go:
@@ -33,17 +33,17 @@ func TestReadmeListsEveryReadyReason(t *testing.T) {
 			documented = append(documented, m[1])
 		}
 	}
-	for _, r := range v1.ReadyReasons {
+	for _, r := range v1alpha1.ReadyReasons {
 		if !slices.Contains(documented, r) {
 			t.Errorf("reason %s is not in the README's table", r)
 		}
 	}
 	for _, r := range documented {
-		if !slices.Contains(v1.ReadyReasons, r) {
+		if !slices.Contains(v1alpha1.ReadyReasons, r) {
 			t.Errorf("the README's table names %s, which is not in v1alpha1.ReadyReasons", r)
 		}
 	}
-	if len(documented) != len(v1.ReadyReasons) {
-		t.Errorf("README documents %d reasons %v, the API has %d", len(documented), documented, len(v1.ReadyReasons))
+	if len(documented) != len(v1alpha1.ReadyReasons) {
+		t.Errorf("README documents %d reasons %v, the API has %d", len(documented), documented, len(v1alpha1.ReadyReasons))
 	}
 }

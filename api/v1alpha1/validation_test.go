@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -71,11 +71,11 @@ func TestSampleIsAcceptedAndDefaulted(t *testing.T) {
 	}
 	defer deleteNow(t, sample)
 
-	var got v1.NetworkCluster
+	var got v1alpha1.NetworkCluster
 	if err := env.Client.Get(ctx(t), client.ObjectKey{Name: "default"}, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Spec.ClusterCIDR != "10.244.0.0/16" || got.Spec.Tunnel.Type != v1.TunnelGRE {
+	if got.Spec.ClusterCIDR != "10.244.0.0/16" || got.Spec.Tunnel.Type != v1alpha1.TunnelGRE {
 		t.Errorf("sample not stored as written: %+v", got.Spec)
 	}
 }
@@ -86,7 +86,7 @@ func TestEmptySpecGetsDocumentedDefaults(t *testing.T) {
 		t.Fatalf("empty NetworkCluster rejected: %v", err)
 	}
 	defer deleteNow(t, nc)
-	var got v1.NetworkCluster
+	var got v1alpha1.NetworkCluster
 	if err := env.Client.Get(ctx(t), client.ObjectKey{Name: "default"}, &got); err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +97,9 @@ func TestEmptySpecGetsDocumentedDefaults(t *testing.T) {
 	}{
 		{"clusterCIDR", s.ClusterCIDR, "10.244.0.0/16"},
 		{"nodeSubnetPrefixLength", s.NodeSubnetPrefixLength, int32(24)},
-		{"tunnel.type", s.Tunnel.Type, v1.TunnelGRE},
+		{"tunnel.type", s.Tunnel.Type, v1alpha1.TunnelGRE},
 		{"tunnel.vxlanPort", s.Tunnel.VXLANPort, int32(4789)},
-		{"loopPrevention.protocol", s.LoopPrevention.Protocol, v1.ProtocolSTP},
+		{"loopPrevention.protocol", s.LoopPrevention.Protocol, v1alpha1.ProtocolSTP},
 		{"loopPrevention.priority", s.LoopPrevention.Priority, int32(32768)},
 		{"loopPrevention.helloTime", s.LoopPrevention.HelloTime, int32(2)},
 		{"loopPrevention.maxAge", s.LoopPrevention.MaxAge, int32(20)},
@@ -108,7 +108,7 @@ func TestEmptySpecGetsDocumentedDefaults(t *testing.T) {
 		{"bridges.linux", s.Bridges.Linux, "kbr0"},
 		{"mtu", s.MTU, int32(0)},
 		{"masquerade", s.Masquerade != nil && *s.Masquerade, true},
-		{"datapathType", s.DatapathType, v1.DatapathSystem},
+		{"datapathType", s.DatapathType, v1alpha1.DatapathSystem},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -118,8 +118,8 @@ func TestEmptySpecGetsDocumentedDefaults(t *testing.T) {
 
 	// The accessors of a spec that never met the API server give what it fills in, and
 	// those of the defaulted spec the same: Go code has one place for the defaults.
-	var empty v1.NetworkClusterSpec
-	for _, spec := range []*v1.NetworkClusterSpec{&empty, &s} {
+	var empty v1alpha1.NetworkClusterSpec
+	for _, spec := range []*v1alpha1.NetworkClusterSpec{&empty, &s} {
 		effective := []struct {
 			field     string
 			got, want any
@@ -146,8 +146,8 @@ func TestEmptySpecGetsDocumentedDefaults(t *testing.T) {
 	}
 	// Priority has no effective default in Go (0 is a valid priority): the constant is the
 	// API server's.
-	if s.LoopPrevention.Priority != v1.DefaultPriority {
-		t.Errorf("loopPrevention.priority default %d, v1alpha1.DefaultPriority %d", s.LoopPrevention.Priority, v1.DefaultPriority)
+	if s.LoopPrevention.Priority != v1alpha1.DefaultPriority {
+		t.Errorf("loopPrevention.priority default %d, v1alpha1.DefaultPriority %d", s.LoopPrevention.Priority, v1alpha1.DefaultPriority)
 	}
 }
 
@@ -240,7 +240,7 @@ func TestImmutableFields(t *testing.T) {
 		{"bridges", `{"ovs":"obr1"}`, "bridges.ovs is immutable: a rename would cut the pods off; delete the NetworkCluster"},
 		{"bridges", `{"linux":"kbr1"}`, "bridges.linux is immutable"},
 	} {
-		var cur v1.NetworkCluster
+		var cur v1alpha1.NetworkCluster
 		if err := env.Client.Get(ctx(t), client.ObjectKey{Name: "default"}, &cur); err != nil {
 			t.Fatal(err)
 		}
@@ -251,20 +251,20 @@ func TestImmutableFields(t *testing.T) {
 		}
 	}
 	// The tunnel type, by contrast, may change on a live cluster.
-	var cur v1.NetworkCluster
+	var cur v1alpha1.NetworkCluster
 	if err := env.Client.Get(ctx(t), client.ObjectKey{Name: "default"}, &cur); err != nil {
 		t.Fatal(err)
 	}
-	cur.Spec.Tunnel.Type = v1.TunnelVXLAN
+	cur.Spec.Tunnel.Type = v1alpha1.TunnelVXLAN
 	if err := env.Client.Update(ctx(t), &cur); err != nil {
 		t.Errorf("live tunnel type change rejected: %v", err)
 	}
 }
 
 func TestNodeSubnetAcceptedAndImmutable(t *testing.T) {
-	ns := &v1.NodeSubnet{
+	ns := &v1alpha1.NodeSubnet{
 		ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
-		Spec:       v1.NodeSubnetSpec{NodeName: "node-a", CIDR: "10.244.1.0/24", Gateway: "10.244.1.1", NodeIP: "192.168.0.2"},
+		Spec:       v1alpha1.NodeSubnetSpec{NodeName: "node-a", CIDR: "10.244.1.0/24", Gateway: "10.244.1.1", NodeIP: "192.168.0.2"},
 	}
 	if err := env.Client.Create(ctx(t), ns); err != nil {
 		t.Fatalf("valid NodeSubnet rejected: %v", err)

@@ -11,7 +11,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // DiagnoseInput is what gatherDiagnose read about one node. Subnet and Lease are nil when
@@ -19,9 +19,9 @@ import (
 type DiagnoseInput struct {
 	Node       string
 	NodeFound  bool
-	Cluster    *v1.NetworkCluster
-	Subnet     *v1.NodeSubnet
-	Subnets    []v1.NodeSubnet // every node's, for what the peers say about this one
+	Cluster    *v1alpha1.NetworkCluster
+	Subnet     *v1alpha1.NodeSubnet
+	Subnets    []v1alpha1.NodeSubnet // every node's, for what the peers say about this one
 	Lease      *coordinationv1.Lease
 	LeaseRead  bool
 	Pods       []corev1.Pod
@@ -35,7 +35,7 @@ const MaxEvents = 10
 // BuildDiagnose is the diagnose report for in at now.
 func BuildDiagnose(in DiagnoseInput, now time.Time) DiagnoseReport {
 	r := DiagnoseReport{Node: in.Node, NodeFound: in.NodeFound,
-		UnhealthyPeers: []v1.PeerStatus{}, SeenByPeers: []PeerView{}, AgentPods: []PodInfo{},
+		UnhealthyPeers: []v1alpha1.PeerStatus{}, SeenByPeers: []PeerView{}, AgentPods: []PodInfo{},
 		Events: []Event{}, Unreadable: append([]string{}, in.Unreadable...)}
 	r.Heartbeat = Heartbeat{State: HeartbeatUnreadable}
 	if in.LeaseRead {
@@ -44,11 +44,11 @@ func BuildDiagnose(in DiagnoseInput, now time.Time) DiagnoseReport {
 	if ns := in.Subnet; ns != nil {
 		r.SubnetFound = true
 		r.CIDR, r.Gateway, r.NodeIP = ns.Spec.CIDR, ns.Spec.Gateway, ns.Spec.NodeIP
-		if c := meta.FindStatusCondition(ns.Status.Conditions, v1.ConditionReady); c != nil {
+		if c := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionReady); c != nil {
 			cc := condition(*c)
 			r.Ready = &cc
 		}
-		if c := meta.FindStatusCondition(ns.Status.Conditions, v1.ConditionNodeIPConflict); c != nil {
+		if c := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionNodeIPConflict); c != nil {
 			cc := condition(*c)
 			r.NodeIPConflict = &cc
 		}
@@ -99,14 +99,14 @@ func liveness(ready *Condition, hb Heartbeat) (ovsdb, vswitchd Liveness) {
 	}
 	ok := Liveness{State: "ok", Detail: "the agent's last pass reached it (Ready reason " + ready.Reason + ")"}
 	switch ready.Reason {
-	case v1.ReasonApplied, v1.ReasonSpanningTreeConverging, v1.ReasonTunnelsNotLive, v1.ReasonCNIConfigError:
+	case v1alpha1.ReasonApplied, v1alpha1.ReasonSpanningTreeConverging, v1alpha1.ReasonTunnelsNotLive, v1alpha1.ReasonCNIConfigError:
 		return ok, ok
-	case v1.ReasonVswitchdUnavailable:
+	case v1alpha1.ReasonVswitchdUnavailable:
 		return ok, Liveness{State: "unavailable", Detail: ready.Message}
-	case v1.ReasonOVSUnavailable:
+	case v1alpha1.ReasonOVSUnavailable:
 		return Liveness{State: "unavailable", Detail: ready.Message},
 			unknown("not checked: the agent cannot reach ovsdb-server first")
-	case v1.ReasonOVSError:
+	case v1alpha1.ReasonOVSError:
 		return Liveness{State: "error", Detail: ready.Message}, unknown("not checked after the ovsdb-server error")
 	}
 	why := "not reached: the agent's pass stopped earlier (Ready reason " + ready.Reason + ")"
@@ -117,7 +117,7 @@ func liveness(ready *Condition, hb Heartbeat) (ovsdb, vswitchd Liveness) {
 // is 0 (agent.Desired), so the underlay MTU is implied; with spec.mtu set the agent only
 // checks it fits, so the underlay is at least MTU + overhead. The underlay MTU itself is not
 // in the API.
-func mtuInfo(nc *v1.NetworkCluster, ns *v1.NodeSubnet) MTUInfo {
+func mtuInfo(nc *v1alpha1.NetworkCluster, ns *v1alpha1.NodeSubnet) MTUInfo {
 	var m MTUInfo
 	if ns != nil {
 		m.InUse = ns.Status.MTU
@@ -127,14 +127,14 @@ func mtuInfo(nc *v1.NetworkCluster, ns *v1.NodeSubnet) MTUInfo {
 		return m
 	}
 	m.SpecMTU = nc.Spec.MTU
-	m.TunnelType, m.Overhead = string(v1.TunnelGRE), v1.OverheadGRE
-	if nc.Spec.Tunnel.Type == v1.TunnelVXLAN {
-		m.TunnelType, m.Overhead = string(v1.TunnelVXLAN), v1.OverheadVXLAN
+	m.TunnelType, m.Overhead = string(v1alpha1.TunnelGRE), v1alpha1.OverheadGRE
+	if nc.Spec.Tunnel.TypeOf() == v1alpha1.TunnelVXLAN {
+		m.TunnelType, m.Overhead = string(v1alpha1.TunnelVXLAN), v1alpha1.OverheadVXLAN
 	}
 	switch {
 	case m.InUse == 0:
 		m.Note = "the agent has not reported an MTU"
-		if r := readyOf(ns); r != nil && r.Reason == v1.ReasonInvalidConfig && strings.Contains(r.Message, "MTU") {
+		if r := readyOf(ns); r != nil && r.Reason == v1alpha1.ReasonInvalidConfig && strings.Contains(r.Message, "MTU") {
 			m.Note += ": " + r.Message
 		}
 	case m.SpecMTU == 0:
@@ -151,11 +151,11 @@ func mtuInfo(nc *v1.NetworkCluster, ns *v1.NodeSubnet) MTUInfo {
 	return m
 }
 
-func readyOf(ns *v1.NodeSubnet) *Condition {
+func readyOf(ns *v1alpha1.NodeSubnet) *Condition {
 	if ns == nil {
 		return nil
 	}
-	if c := meta.FindStatusCondition(ns.Status.Conditions, v1.ConditionReady); c != nil {
+	if c := meta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionReady); c != nil {
 		cc := condition(*c)
 		return &cc
 	}
@@ -163,7 +163,7 @@ func readyOf(ns *v1.NodeSubnet) *Condition {
 }
 
 // seenBy lists the other nodes that report a problem with their tunnel to node.
-func seenBy(node string, subnets []v1.NodeSubnet) []PeerView {
+func seenBy(node string, subnets []v1alpha1.NodeSubnet) []PeerView {
 	out := []PeerView{}
 	for i := range subnets {
 		if subnets[i].Name == node {

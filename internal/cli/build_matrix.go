@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // MatrixLimit is the most nodes a full matrix shows: beyond it a terminal line cannot hold
@@ -13,7 +13,7 @@ const MatrixLimit = 30
 // BuildMatrix derives the node × node tunnel matrix from the nodes' reports. The API has no
 // per-pair state (a node's status must not grow with the cluster), only each node's
 // unhealthy peers, so a cell is ok unless the row's node lists the column's, and "?" when
-// the row's node's report cannot be trusted. The list holds the first v1.MaxUnhealthyPeers
+// the row's node's report cannot be trusted. The list holds the first v1alpha1.MaxUnhealthyPeers
 // by name: when it is full, peers named after its last entry may be unhealthy too ("?").
 func BuildMatrix(nodes []NodeRow, limit int) Matrix {
 	names := make([]string, len(nodes))
@@ -39,7 +39,7 @@ func row(n *NodeRow, names []string) []string {
 		bad[p.NodeName] = p.Reason
 		last = max(last, p.NodeName)
 	}
-	full := len(n.UnhealthyPeers) >= v1.MaxUnhealthyPeers
+	full := len(n.UnhealthyPeers) >= v1alpha1.MaxUnhealthyPeers
 	r := make([]string, len(names))
 	for j, peer := range names {
 		reason, listed := bad[peer]
@@ -49,7 +49,7 @@ func row(n *NodeRow, names []string) []string {
 		case !n.PeersKnown:
 			r[j] = CellUnknown
 		case listed && reason == "":
-			r[j] = string(v1.PeerUnknown) // listed without a reason: an older agent
+			r[j] = string(v1alpha1.PeerUnknown) // listed without a reason: an older agent
 		case listed:
 			r[j] = reason
 		case full && peer > last:

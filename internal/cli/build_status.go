@@ -8,14 +8,14 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // StatusInput is what gatherStatus read. Leases is nil when they could not be read
 // (LeasesErr says why), which is not the same as an empty list.
 type StatusInput struct {
-	Cluster    *v1.NetworkCluster // nil: not found or unreadable
-	Subnets    []v1.NodeSubnet
+	Cluster    *v1alpha1.NetworkCluster // nil: not found or unreadable
+	Subnets    []v1alpha1.NodeSubnet
 	Leases     []coordinationv1.Lease
 	LeasesRead bool
 	Unreadable []string
@@ -25,7 +25,7 @@ type StatusInput struct {
 func BuildStatus(in StatusInput, now time.Time) StatusReport {
 	r := StatusReport{Cluster: clusterSummary(in.Cluster), Unreadable: append([]string{}, in.Unreadable...)}
 	beats := heartbeats(in.Leases, in.LeasesRead, now)
-	subnets := append([]v1.NodeSubnet(nil), in.Subnets...)
+	subnets := append([]v1alpha1.NodeSubnet(nil), in.Subnets...)
 	sort.Slice(subnets, func(i, j int) bool { return subnets[i].Name < subnets[j].Name })
 	r.Nodes = make([]NodeRow, 0, len(subnets))
 	for i := range subnets {
@@ -35,15 +35,15 @@ func BuildStatus(in StatusInput, now time.Time) StatusReport {
 	return r
 }
 
-func clusterSummary(nc *v1.NetworkCluster) ClusterSummary {
-	s := ClusterSummary{Name: v1.NetworkClusterName, Conditions: []Condition{}}
+func clusterSummary(nc *v1alpha1.NetworkCluster) ClusterSummary {
+	s := ClusterSummary{Name: v1alpha1.NetworkClusterName, Conditions: []Condition{}}
 	if nc == nil {
 		return s
 	}
 	s.Found = true
-	s.ClusterCIDR = nc.Spec.ClusterCIDR
-	s.TunnelType = string(nc.Spec.Tunnel.Type)
-	s.Protocol = string(nc.Spec.LoopPrevention.Protocol)
+	s.ClusterCIDR = nc.Spec.ClusterCIDROf()
+	s.TunnelType = string(nc.Spec.Tunnel.TypeOf())
+	s.Protocol = string(nc.Spec.LoopPrevention.ProtocolOf())
 	s.SpecMTU = nc.Spec.MTU
 	st := nc.Status
 	s.NodesTotal, s.NodesReady, s.SubnetsUsed, s.SubnetsFree = st.NodesTotal, st.NodesReady, st.SubnetsUsed, st.SubnetsFree
@@ -58,15 +58,15 @@ func condition(c metav1.Condition) Condition {
 		LastTransitionTime: c.LastTransitionTime.Time}
 }
 
-func nodeRow(ns *v1.NodeSubnet, hb Heartbeat) NodeRow {
+func nodeRow(ns *v1alpha1.NodeSubnet, hb Heartbeat) NodeRow {
 	st := ns.Status
 	row := NodeRow{Name: ns.Name, NodeIP: ns.Spec.NodeIP, CIDR: ns.Spec.CIDR, MTU: st.MTU,
 		TunnelCount: st.TunnelCount, Tunnels: st.Tunnels, Heartbeat: hb,
-		UnhealthyPeers: append([]v1.PeerStatus{}, st.UnhealthyPeers...)}
-	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionReady); c != nil {
+		UnhealthyPeers: append([]v1alpha1.PeerStatus{}, st.UnhealthyPeers...)}
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReady); c != nil {
 		row.Ready, row.Reason, row.Message = string(c.Status), c.Reason, c.Message
 	}
-	if c := meta.FindStatusCondition(st.Conditions, v1.ConditionNodeIPConflict); c != nil && c.Status == metav1.ConditionTrue {
+	if c := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionNodeIPConflict); c != nil && c.Status == metav1.ConditionTrue {
 		row.NodeIPConflict = c.Message
 	}
 	row.PeersKnown = peersKnown(row.Reason) && hb.State != HeartbeatExpired
@@ -79,7 +79,7 @@ func nodeRow(ns *v1.NodeSubnet, hb Heartbeat) NodeRow {
 // pass left. An expired heartbeat makes them unknown too: nobody vouches for the status.
 func peersKnown(reason string) bool {
 	switch reason {
-	case v1.ReasonApplied, v1.ReasonSpanningTreeConverging, v1.ReasonTunnelsNotLive:
+	case v1alpha1.ReasonApplied, v1alpha1.ReasonSpanningTreeConverging, v1alpha1.ReasonTunnelsNotLive:
 		return true
 	}
 	return false
@@ -90,7 +90,7 @@ func peersKnown(reason string) bool {
 func heartbeats(leases []coordinationv1.Lease, read bool, now time.Time) func(node string) Heartbeat {
 	byName := map[string]*coordinationv1.Lease{}
 	for i := range leases {
-		if leases[i].Labels[v1.LabelHeartbeat] == "true" {
+		if leases[i].Labels[v1alpha1.LabelHeartbeat] == "true" {
 			byName[leases[i].Name] = &leases[i]
 		}
 	}
@@ -98,7 +98,7 @@ func heartbeats(leases []coordinationv1.Lease, read bool, now time.Time) func(no
 		if !read {
 			return Heartbeat{State: HeartbeatUnreadable}
 		}
-		return heartbeat(byName[v1.HeartbeatLeaseName(node)], now)
+		return heartbeat(byName[v1alpha1.HeartbeatLeaseName(node)], now)
 	}
 }
 

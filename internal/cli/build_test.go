@@ -12,14 +12,14 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 func TestMatrix(t *testing.T) {
-	in := StatusInput{Cluster: cluster(), LeasesRead: true, Subnets: []v1.NodeSubnet{
-		subnet("node-c", 2, v1.ReasonOVSUnavailable), // listed first: the report sorts by name
-		subnet("node-a", 0, v1.ReasonApplied, down("node-b")),
-		subnet("node-b", 1, v1.ReasonApplied),
+	in := StatusInput{Cluster: cluster(), LeasesRead: true, Subnets: []v1alpha1.NodeSubnet{
+		subnet("node-c", 2, v1alpha1.ReasonOVSUnavailable), // listed first: the report sorts by name
+		subnet("node-a", 0, v1alpha1.ReasonApplied, down("node-b")),
+		subnet("node-b", 1, v1alpha1.ReasonApplied),
 		subnet("node-d", 3, ""), // not reported yet
 	}}
 	r := BuildStatus(in, t0)
@@ -32,7 +32,7 @@ func TestMatrix(t *testing.T) {
 	if !reflect.DeepEqual(r.Matrix, want) {
 		t.Errorf("matrix\n got %+v\nwant %+v", r.Matrix, want)
 	}
-	if got := r.Nodes[2]; got.Name != "node-c" || got.Ready != "False" || got.Reason != v1.ReasonOVSUnavailable || got.PeersKnown {
+	if got := r.Nodes[2]; got.Name != "node-c" || got.Ready != "False" || got.Reason != v1alpha1.ReasonOVSUnavailable || got.PeersKnown {
 		t.Errorf("node-c row: %+v", got)
 	}
 	if r.Nodes[3].Ready != "" || r.Nodes[3].Heartbeat.State != HeartbeatNone {
@@ -44,7 +44,7 @@ func TestMatrix(t *testing.T) {
 // its last status looked.
 func TestExpiredHeartbeatMakesRowUnknown(t *testing.T) {
 	in := StatusInput{LeasesRead: true,
-		Subnets: []v1.NodeSubnet{subnet("a", 0, v1.ReasonApplied), subnet("b", 1, v1.ReasonApplied)},
+		Subnets: []v1alpha1.NodeSubnet{subnet("a", 0, v1alpha1.ReasonApplied), subnet("b", 1, v1alpha1.ReasonApplied)},
 		Leases:  []coordinationv1.Lease{lease("a", t0.Add(-5*time.Second)), lease("b", t0.Add(-2*time.Minute))}}
 	r := BuildStatus(in, t0)
 	if hb := r.Nodes[0].Heartbeat; hb.State != HeartbeatLive || hb.AgeSeconds != 5 {
@@ -66,25 +66,25 @@ func TestExpiredHeartbeatMakesRowUnknown(t *testing.T) {
 // A full unhealthy-peers list holds the first 16 by name: peers after the last are unknown,
 // those before it that are not listed are ok.
 func TestMatrixFullPeerList(t *testing.T) {
-	var subnets []v1.NodeSubnet
-	var peers []v1.PeerStatus
+	var subnets []v1alpha1.NodeSubnet
+	var peers []v1alpha1.PeerStatus
 	for i := 1; i <= 20; i++ {
 		name := fmt.Sprintf("n%02d", i)
-		subnets = append(subnets, subnet(name, i, v1.ReasonApplied))
-		if i%2 == 0 && len(peers) < v1.MaxUnhealthyPeers { // n02 … n32 would be listed; n02..n20 are
+		subnets = append(subnets, subnet(name, i, v1alpha1.ReasonApplied))
+		if i%2 == 0 && len(peers) < v1alpha1.MaxUnhealthyPeers { // n02 … n32 would be listed; n02..n20 are
 			peers = append(peers, down(name))
 		}
 	}
-	subnets[0] = subnet("n01", 1, v1.ReasonApplied, peers[:10]...) // not full: n02..n20 even
+	subnets[0] = subnet("n01", 1, v1alpha1.ReasonApplied, peers[:10]...) // not full: n02..n20 even
 	r := BuildStatus(StatusInput{Subnets: subnets, LeasesRead: true}, t0)
 	if got := r.Matrix.Cells[0][19]; got != "Down" {
 		t.Errorf("n01→n20 %q", got)
 	}
-	var many []v1.PeerStatus
+	var many []v1alpha1.PeerStatus
 	for i := 2; i <= 17; i++ {
 		many = append(many, down(fmt.Sprintf("n%02d", i)))
 	}
-	subnets[0] = subnet("n01", 1, v1.ReasonApplied, many...) // full: n02..n17
+	subnets[0] = subnet("n01", 1, v1alpha1.ReasonApplied, many...) // full: n02..n17
 	r = BuildStatus(StatusInput{Subnets: subnets, LeasesRead: true}, t0)
 	row := r.Matrix.Cells[0]
 	if row[16] != "Down" || row[17] != CellUnknown || row[19] != CellUnknown {
@@ -93,17 +93,17 @@ func TestMatrixFullPeerList(t *testing.T) {
 }
 
 func TestMatrixReducedAboveLimit(t *testing.T) {
-	var subnets []v1.NodeSubnet
+	var subnets []v1alpha1.NodeSubnet
 	for i := 0; i < 40; i++ {
-		subnets = append(subnets, subnet(fmt.Sprintf("n%02d", i), i, v1.ReasonApplied))
+		subnets = append(subnets, subnet(fmt.Sprintf("n%02d", i), i, v1alpha1.ReasonApplied))
 	}
 	r := BuildStatus(StatusInput{Subnets: subnets, LeasesRead: true}, t0)
 	if m := r.Matrix; !m.Reduced || len(m.Nodes) != 0 || m.TotalNodes != 40 ||
 		m.Summary != "1560 tunnels: 1560 ok, 0 not ok, 0 unknown; 40 nodes is more than 30, and none has a problem: matrix not shown" {
 		t.Errorf("healthy 40: %+v", m)
 	}
-	subnets[3] = subnet("n03", 3, v1.ReasonApplied, down("n17"))
-	subnets[25] = subnet("n25", 25, v1.ReasonOVSUnavailable)
+	subnets[3] = subnet("n03", 3, v1alpha1.ReasonApplied, down("n17"))
+	subnets[25] = subnet("n25", 25, v1alpha1.ReasonOVSUnavailable)
 	r = BuildStatus(StatusInput{Subnets: subnets, LeasesRead: true}, t0)
 	m := r.Matrix
 	// n03 reports, n17 is reported, n25's row is unknown; n25's "?" column pulls nobody in.
@@ -130,13 +130,13 @@ func TestLiveness(t *testing.T) {
 		reason, ovsdb, vswitchd string
 		hb                      Heartbeat
 	}{
-		{v1.ReasonApplied, "ok", "ok", live},
-		{v1.ReasonSpanningTreeConverging, "ok", "ok", live},
-		{v1.ReasonVswitchdUnavailable, "ok", "unavailable", live},
-		{v1.ReasonOVSUnavailable, "unavailable", "unknown", live},
-		{v1.ReasonOVSError, "error", "unknown", live},
+		{v1alpha1.ReasonApplied, "ok", "ok", live},
+		{v1alpha1.ReasonSpanningTreeConverging, "ok", "ok", live},
+		{v1alpha1.ReasonVswitchdUnavailable, "ok", "unavailable", live},
+		{v1alpha1.ReasonOVSUnavailable, "unavailable", "unknown", live},
+		{v1alpha1.ReasonOVSError, "error", "unknown", live},
 		{"HostConflict", "unknown", "unknown", live},
-		{v1.ReasonApplied, "unknown", "unknown", Heartbeat{State: HeartbeatExpired}},
+		{v1alpha1.ReasonApplied, "unknown", "unknown", Heartbeat{State: HeartbeatExpired}},
 	} {
 		o, v := liveness(&Condition{Reason: c.reason, Message: "m"}, c.hb)
 		if o.State != c.ovsdb || v.State != c.vswitchd {
@@ -146,13 +146,13 @@ func TestLiveness(t *testing.T) {
 }
 
 func TestMTUInfo(t *testing.T) {
-	ns := subnet("a", 0, v1.ReasonApplied)
+	ns := subnet("a", 0, v1alpha1.ReasonApplied)
 	nc := cluster()
 	m := mtuInfo(nc, &ns)
 	if m.InUse != 1458 || m.Overhead != 42 || m.Underlay != 1500 || m.TunnelType != "GRE" {
 		t.Errorf("automatic GRE: %+v", m)
 	}
-	nc.Spec.Tunnel.Type, nc.Spec.MTU = v1.TunnelVXLAN, 1458
+	nc.Spec.Tunnel.Type, nc.Spec.MTU = v1alpha1.TunnelVXLAN, 1458
 	m = mtuInfo(nc, &ns)
 	if m.Overhead != 50 || m.Underlay != 0 || m.UnderlayAtLeast != 1508 || !strings.Contains(m.Note, "not in the API") {
 		t.Errorf("fixed VXLAN: %+v", m)
@@ -167,11 +167,11 @@ func TestMTUInfo(t *testing.T) {
 }
 
 func TestBuildDiagnose(t *testing.T) {
-	a, b := subnet("node-a", 0, v1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1.ReasonVswitchdUnavailable)
+	a, b := subnet("node-a", 0, v1alpha1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1alpha1.ReasonVswitchdUnavailable)
 	l := lease("node-b", t0.Add(-90*time.Second))
 	r := BuildDiagnose(DiagnoseInput{Node: "node-b", NodeFound: true, Cluster: cluster(), Subnet: &b,
-		Subnets: []v1.NodeSubnet{a, b}, Lease: &l, LeaseRead: true}, t0)
-	if !r.SubnetFound || r.Ready == nil || r.Ready.Reason != v1.ReasonVswitchdUnavailable || r.Heartbeat.State != HeartbeatExpired {
+		Subnets: []v1alpha1.NodeSubnet{a, b}, Lease: &l, LeaseRead: true}, t0)
+	if !r.SubnetFound || r.Ready == nil || r.Ready.Reason != v1alpha1.ReasonVswitchdUnavailable || r.Heartbeat.State != HeartbeatExpired {
 		t.Errorf("report %+v", r)
 	}
 	if r.OVSDB.State != "unknown" { // the expired heartbeat wins over the stale reason

@@ -18,7 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -105,7 +105,7 @@ func TestAgainstAPIServer(t *testing.T) {
 		if err := json.Unmarshal([]byte(run(t, "--kubeconfig", kubeconfig, "diagnose", "node-b", "-o", "json")), &r); err != nil {
 			t.Fatal(err)
 		}
-		if r.Ready == nil || r.Ready.Reason != v1.ReasonApplied || r.OVSDB.State != "ok" || r.Vswitchd.State != "ok" ||
+		if r.Ready == nil || r.Ready.Reason != v1alpha1.ReasonApplied || r.OVSDB.State != "ok" || r.Vswitchd.State != "ok" ||
 			r.Heartbeat.State != HeartbeatNone || len(r.SeenByPeers) != 1 || r.SeenByPeers[0].Node != "node-a" || len(r.Events) != 0 {
 			t.Errorf("node-b: %+v", r)
 		}
@@ -204,16 +204,16 @@ func seed(ctx context.Context, t *testing.T, c client.Client) {
 		}
 	}
 	must(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: defaultNamespace}}))
-	nc := &v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName}}
+	nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}}
 	must(c.Create(ctx, nc))
 	now := metav1.Now()
-	nc.Status = v1.NetworkClusterStatus{NodesTotal: 3, NodesReady: 2, SubnetsUsed: 3, SubnetsFree: 253, Conditions: []metav1.Condition{
-		{Type: v1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: "AsExpected", Message: "2 of 3 nodes ready", LastTransitionTime: now},
-		{Type: v1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: "AsExpected", Message: "", LastTransitionTime: now},
-		{Type: v1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: "NodesNotReady", Message: "node-c: OVSUnavailable", LastTransitionTime: now}}}
+	nc.Status = v1alpha1.NetworkClusterStatus{NodesTotal: 3, NodesReady: 2, SubnetsUsed: 3, SubnetsFree: 253, Conditions: []metav1.Condition{
+		{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: "AsExpected", Message: "2 of 3 nodes ready", LastTransitionTime: now},
+		{Type: v1alpha1.ConditionProgressing, Status: metav1.ConditionFalse, Reason: "AsExpected", Message: "", LastTransitionTime: now},
+		{Type: v1alpha1.ConditionDegraded, Status: metav1.ConditionTrue, Reason: "NodesNotReady", Message: "node-c: OVSUnavailable", LastTransitionTime: now}}}
 	must(c.Status().Update(ctx, nc))
 
-	subnets := []v1.NodeSubnet{subnet("node-a", 0, v1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1.ReasonApplied), subnet("node-c", 2, v1.ReasonOVSUnavailable)}
+	subnets := []v1alpha1.NodeSubnet{subnet("node-a", 0, v1alpha1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1alpha1.ReasonApplied), subnet("node-c", 2, v1alpha1.ReasonOVSUnavailable)}
 	subnets[2].Status.Conditions[0].Message = "not connected to ovsdb-server at unix:/run/openvswitch/db.sock"
 	for i := range subnets {
 		ns := subnets[i].DeepCopy()
@@ -255,7 +255,7 @@ func seed(ctx context.Context, t *testing.T, c client.Client) {
 func restrictedUser(ctx context.Context, t *testing.T, env *testenv.Env) string {
 	t.Helper()
 	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "ovsmesh-viewer"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"networkclusters", "nodesubnets"}, Verbs: []string{"get", "list"}},
+		{APIGroups: []string{v1alpha1.GroupVersion.Group}, Resources: []string{"networkclusters", "nodesubnets"}, Verbs: []string{"get", "list"}},
 		{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list"}},
 		{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"get", "list"}}}}
 	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ovsmesh-viewer"},

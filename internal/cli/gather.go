@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Reading is best effort: the NodeSubnets are the one thing status cannot do without; every
@@ -24,13 +24,13 @@ import (
 func gatherStatus(ctx context.Context, c client.Reader, namespace string) (StatusInput, error) {
 	var in StatusInput
 	in.Cluster = getCluster(ctx, c, &in.Unreadable)
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := c.List(ctx, &subnets); err != nil {
 		return in, fmt.Errorf("listing NodeSubnets: %w", err)
 	}
 	in.Subnets = subnets.Items
 	var leases coordinationv1.LeaseList
-	err := c.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{v1.LabelHeartbeat: "true"})
+	err := c.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{v1alpha1.LabelHeartbeat: "true"})
 	if err != nil {
 		in.Unreadable = append(in.Unreadable, unreadable("heartbeat Leases in namespace "+namespace, err))
 	} else {
@@ -52,7 +52,7 @@ func gatherDiagnose(ctx context.Context, c client.Reader, namespace, node string
 	case !apierrors.IsNotFound(err):
 		note("Node "+node, err)
 	}
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := c.List(ctx, &subnets); err != nil {
 		return in, fmt.Errorf("listing NodeSubnets: %w", err)
 	}
@@ -67,13 +67,13 @@ func gatherDiagnose(ctx context.Context, c client.Reader, namespace, node string
 	}
 
 	var l coordinationv1.Lease
-	switch err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: v1.HeartbeatLeaseName(node)}, &l); {
+	switch err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: v1alpha1.HeartbeatLeaseName(node)}, &l); {
 	case err == nil:
 		in.Lease, in.LeaseRead = &l, true
 	case apierrors.IsNotFound(err):
 		in.LeaseRead = true
 	default:
-		note("heartbeat Lease "+namespace+"/"+v1.HeartbeatLeaseName(node), err)
+		note("heartbeat Lease "+namespace+"/"+v1alpha1.HeartbeatLeaseName(node), err)
 	}
 
 	var pods corev1.PodList
@@ -102,13 +102,13 @@ func nodeEvents(ctx context.Context, c client.Reader, node string) ([]eventsv1.E
 	return evs.Items, err
 }
 
-func getCluster(ctx context.Context, c client.Reader, unread *[]string) *v1.NetworkCluster {
-	var nc v1.NetworkCluster
-	switch err := c.Get(ctx, client.ObjectKey{Name: v1.NetworkClusterName}, &nc); {
+func getCluster(ctx context.Context, c client.Reader, unread *[]string) *v1alpha1.NetworkCluster {
+	var nc v1alpha1.NetworkCluster
+	switch err := c.Get(ctx, client.ObjectKey{Name: v1alpha1.NetworkClusterName}, &nc); {
 	case err == nil:
 		return &nc
 	case !apierrors.IsNotFound(err):
-		*unread = append(*unread, unreadable("NetworkCluster "+v1.NetworkClusterName, err))
+		*unread = append(*unread, unreadable("NetworkCluster "+v1alpha1.NetworkClusterName, err))
 	}
 	return nil
 }

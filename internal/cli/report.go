@@ -3,7 +3,7 @@ package cli
 import (
 	"time"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // The -o json documents. Field names are part of the plugin's interface: scripts read them,
@@ -52,14 +52,14 @@ type NodeRow struct {
 	CIDR   string `json:"cidr"`
 	// Ready is the Ready condition's status (True, False, Unknown), "" when the agent has
 	// not reported yet; Reason and Message are the condition's.
-	Ready       string           `json:"ready"`
-	Reason      string           `json:"reason"`
-	Message     string           `json:"message"`
-	MTU         int32            `json:"mtu"`
-	TunnelCount int32            `json:"tunnelCount"`
-	Tunnels     v1.TunnelSummary `json:"tunnels"`
-	// UnhealthyPeers is the agent's list (at most v1.MaxUnhealthyPeers).
-	UnhealthyPeers []v1.PeerStatus `json:"unhealthyPeers"`
+	Ready       string                 `json:"ready"`
+	Reason      string                 `json:"reason"`
+	Message     string                 `json:"message"`
+	MTU         int32                  `json:"mtu"`
+	TunnelCount int32                  `json:"tunnelCount"`
+	Tunnels     v1alpha1.TunnelSummary `json:"tunnels"`
+	// UnhealthyPeers is the agent's list (at most v1alpha1.MaxUnhealthyPeers).
+	UnhealthyPeers []v1alpha1.PeerStatus `json:"unhealthyPeers"`
 	// NodeIPConflict is the operator's message when another node has the same address.
 	NodeIPConflict string    `json:"nodeIPConflict"`
 	Heartbeat      Heartbeat `json:"heartbeat"`
@@ -85,7 +85,7 @@ type Heartbeat struct {
 	AgeSeconds int64 `json:"ageSeconds"`
 }
 
-// Matrix cell values other than a peer reason (v1.PeerReason*).
+// Matrix cell values other than a peer reason (v1alpha1.PeerReason*).
 const (
 	CellOK      = "ok"
 	CellSelf    = "self" // the diagonal; printed as "—"
@@ -115,13 +115,13 @@ type DiagnoseReport struct {
 	Ready          *Condition `json:"ready"`
 	NodeIPConflict *Condition `json:"nodeIPConflict"`
 	// OVSDB and Vswitchd are "ok", "unavailable", "error" or "unknown", with the why.
-	OVSDB          Liveness         `json:"ovsdb"`
-	Vswitchd       Liveness         `json:"vswitchd"`
-	MTU            MTUInfo          `json:"mtu"`
-	Heartbeat      Heartbeat        `json:"heartbeat"`
-	Tunnels        v1.TunnelSummary `json:"tunnels"`
-	TunnelCount    int32            `json:"tunnelCount"`
-	UnhealthyPeers []v1.PeerStatus  `json:"unhealthyPeers"`
+	OVSDB          Liveness               `json:"ovsdb"`
+	Vswitchd       Liveness               `json:"vswitchd"`
+	MTU            MTUInfo                `json:"mtu"`
+	Heartbeat      Heartbeat              `json:"heartbeat"`
+	Tunnels        v1alpha1.TunnelSummary `json:"tunnels"`
+	TunnelCount    int32                  `json:"tunnelCount"`
+	UnhealthyPeers []v1alpha1.PeerStatus  `json:"unhealthyPeers"`
 	// SeenByPeers are the other nodes that list this node among their unhealthy peers.
 	SeenByPeers []PeerView `json:"seenByPeers"`
 	AgentPods   []PodInfo  `json:"agentPods"`

@@ -9,12 +9,12 @@ import (
 	"strings"
 	"testing"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 func testReport() StatusReport {
-	return BuildStatus(StatusInput{Cluster: cluster(), LeasesRead: true, Subnets: []v1.NodeSubnet{
-		subnet("node-a", 0, v1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1.ReasonApplied), subnet("node-c", 2, v1.ReasonOVSUnavailable)}}, t0)
+	return BuildStatus(StatusInput{Cluster: cluster(), LeasesRead: true, Subnets: []v1alpha1.NodeSubnet{
+		subnet("node-a", 0, v1alpha1.ReasonApplied, down("node-b")), subnet("node-b", 1, v1alpha1.ReasonApplied), subnet("node-c", 2, v1alpha1.ReasonOVSUnavailable)}}, t0)
 }
 
 func TestUseColor(t *testing.T) {

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // trace follows a packet from one pod to another through the mesh: on each node it asks the
@@ -84,15 +84,15 @@ func runTrace(ctx context.Context, c client.Reader, exec execFunc, namespace, fr
 		rep.Verdict, rep.Why = "local", "both pods are on "+rep.FromNode+": its Linux bridge connects them; OVS is not involved"
 		return rep, nil
 	}
-	var nc v1.NetworkCluster
-	if err := c.Get(ctx, client.ObjectKey{Name: v1.NetworkClusterName}, &nc); err != nil {
+	var nc v1alpha1.NetworkCluster
+	if err := c.Get(ctx, client.ObjectKey{Name: v1alpha1.NetworkClusterName}, &nc); err != nil {
 		return rep, fmt.Errorf("reading the NetworkCluster: %w", err)
 	}
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := c.List(ctx, &subnets); err != nil {
 		return rep, fmt.Errorf("listing NodeSubnets: %w", err)
 	}
-	byNode, byIP := map[string]v1.NodeSubnet{}, map[string]string{}
+	byNode, byIP := map[string]v1alpha1.NodeSubnet{}, map[string]string{}
 	for _, s := range subnets.Items {
 		byNode[s.Spec.NodeName], byIP[s.Spec.NodeIP] = s, s.Spec.NodeName
 	}
@@ -129,7 +129,7 @@ func runTrace(ctx context.Context, c client.Reader, exec execFunc, namespace, fr
 			return rep, nil
 		}
 		h.Node = node
-		veth, _ := v1.VethNames(ovsBridge, linuxBridge)
+		veth, _ := v1alpha1.VethNames(ovsBridge, linuxBridge)
 		toBridge := slices.Contains(h.Local, veth)
 		switch {
 		case toBridge && node == rep.ToNode:

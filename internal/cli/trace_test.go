@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestRunTrace walks the trace over a fake API (pods, NodeSubnets, agent pods) with agents
@@ -23,13 +23,13 @@ func TestRunTrace(t *testing.T) {
 			Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip}}
 	}
 	agentLabels := map[string]string{labelName: agentName}
-	sub := func(node, cidr, gw, ip string) *v1.NodeSubnet {
-		return &v1.NodeSubnet{ObjectMeta: metav1.ObjectMeta{Name: node}, Spec: v1.NodeSubnetSpec{NodeName: node, CIDR: cidr, Gateway: gw, NodeIP: ip}}
+	sub := func(node, cidr, gw, ip string) *v1alpha1.NodeSubnet {
+		return &v1alpha1.NodeSubnet{ObjectMeta: metav1.ObjectMeta{Name: node}, Spec: v1alpha1.NodeSubnetSpec{NodeName: node, CIDR: cidr, Gateway: gw, NodeIP: ip}}
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme()).
 		WithIndex(&corev1.Pod{}, "spec.nodeName", func(o client.Object) []string { return []string{o.(*corev1.Pod).Spec.NodeName} }).
 		WithObjects(
-			&v1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1.NetworkClusterName}, Spec: v1.NetworkClusterSpec{Tunnel: v1.TunnelSpec{Type: v1.TunnelGRE}}},
+			&v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: v1alpha1.NetworkClusterSpec{Tunnel: v1alpha1.TunnelSpec{Type: v1alpha1.TunnelGRE}}},
 			sub("n1", "10.244.1.0/24", "10.244.1.1", "172.30.0.1"), sub("n2", "10.244.2.0/24", "10.244.2.1", "172.30.0.2"), sub("n3", "10.244.3.0/24", "10.244.3.1", "172.30.0.3"),
 			pod("default", "a", "n1", "10.244.1.5", nil), pod("web", "b", "n2", "10.244.2.7", nil), pod("default", "a2", "n1", "10.244.1.6", nil),
 			pod(defaultNamespace, "agent-n1", "n1", "172.30.0.1", agentLabels), pod(defaultNamespace, "agent-n2", "n2", "172.30.0.2", agentLabels),

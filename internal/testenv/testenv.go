@@ -19,7 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	networkv1alpha1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // RepoRoot is the repository's top directory, found from this file's location.
@@ -37,7 +37,7 @@ func Scheme() *k8sruntime.Scheme {
 	if err := apiextensionsv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
-	if err := networkv1alpha1.AddToScheme(s); err != nil {
+	if err := v1alpha1.AddToScheme(s); err != nil {
 		panic(err)
 	}
 	return s

@@ -11,7 +11,7 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 )
 
@@ -85,14 +85,14 @@ spec:
 
 // waitAvailable waits until the operator reports the current generation Available with every
 // node ready.
-func waitAvailable(t *testing.T, c *harness.Cluster, timeout time.Duration) *v1.NetworkCluster {
+func waitAvailable(t *testing.T, c *harness.Cluster, timeout time.Duration) *v1alpha1.NetworkCluster {
 	t.Helper()
-	var nc v1.NetworkCluster
+	var nc v1alpha1.NetworkCluster
 	deadline := time.Now().Add(timeout)
 	for {
 		err := c.Client.Get(context.Background(), client.ObjectKey{Name: "default"}, &nc)
 		if err == nil && nc.Status.ObservedGeneration == nc.Generation &&
-			apimeta.IsStatusConditionTrue(nc.Status.Conditions, v1.ConditionAvailable) &&
+			apimeta.IsStatusConditionTrue(nc.Status.Conditions, v1alpha1.ConditionAvailable) &&
 			int(nc.Status.NodesReady) == len(c.Nodes) && int(nc.Status.NodesTotal) == len(c.Nodes) {
 			return &nc
 		}

@@ -13,7 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
@@ -214,7 +214,7 @@ func TestMeshLifecycle(t *testing.T) {
 		}},
 		{"a node is deleted: its tunnels go everywhere, its subnet is released", func(t *testing.T) {
 			n4 := c.Nodes[len(c.Nodes)-1]
-			var ns v1.NodeSubnet
+			var ns v1alpha1.NodeSubnet
 			if err := c.Client.Get(ctx, client.ObjectKey{Name: n4.Name}, &ns); err != nil {
 				t.Fatal(err)
 			}
@@ -252,7 +252,7 @@ func TestMeshLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 			eventually(t, 30*time.Second, "subnet for the new node", func() error {
-				var s v1.NodeSubnet
+				var s v1alpha1.NodeSubnet
 				if err := c.Client.Get(ctx, client.ObjectKey{Name: n5.Name}, &s); err != nil {
 					return err
 				}
@@ -271,7 +271,7 @@ func TestMeshLifecycle(t *testing.T) {
 			for _, n := range c.Nodes {
 				checkNodeClean(t, n)
 			}
-			var list v1.NodeSubnetList
+			var list v1alpha1.NodeSubnetList
 			if err := c.Client.List(ctx, &list); err != nil {
 				t.Fatal(err)
 			}
@@ -349,7 +349,7 @@ func otherSubnetHost(ip string) string {
 func checkMTU(t *testing.T, c *harness.Cluster, from, to *harness.Pod, want int) {
 	t.Helper()
 	ctx := context.Background()
-	var ns v1.NodeSubnet
+	var ns v1alpha1.NodeSubnet
 	if err := c.Client.Get(ctx, client.ObjectKey{Name: from.Node.Name}, &ns); err != nil {
 		t.Fatal(err)
 	}

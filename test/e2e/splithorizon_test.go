@@ -14,7 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 	"github.com/ovsmesh/ovsmesh/internal/harness"
 	"github.com/ovsmesh/ovsmesh/internal/proc"
 )
@@ -43,7 +43,7 @@ func TestSplitHorizonMesh(t *testing.T) {
 		fn   func(t *testing.T)
 	}{
 		{"every tunnel protected, spanning tree off, no storm", func(t *testing.T) {
-			checkMode(t, c, v1.ProtocolSplitHorizon)
+			checkMode(t, c, v1alpha1.ProtocolSplitHorizon)
 			checkNoStorm(t, c, pods)
 		}},
 		{"direct paths: traffic between two nodes never crosses a third", func(t *testing.T) {
@@ -156,11 +156,11 @@ func TestSplitHorizonMesh(t *testing.T) {
 				t.Fatalf("adding a foreign route: %v: %s", err, out)
 			}
 			eventually(t, 10*time.Second, "Ready=False HostConflict naming the route", func() error {
-				var ns v1.NodeSubnet
+				var ns v1alpha1.NodeSubnet
 				if err := c.Client.Get(ctx, client.ObjectKey{Name: n.Name}, &ns); err != nil {
 					return err
 				}
-				r := apimeta.FindStatusCondition(ns.Status.Conditions, v1.ConditionReady)
+				r := apimeta.FindStatusCondition(ns.Status.Conditions, v1alpha1.ConditionReady)
 				if r == nil || r.Status != metav1.ConditionFalse || r.Reason != "HostConflict" || !strings.Contains(r.Message, "dev eth0") || !strings.Contains(r.Message, "metric 5") {
 					return fmt.Errorf("Ready = %+v", r)
 				}
@@ -240,7 +240,7 @@ func TestSplitHorizonMesh(t *testing.T) {
 		}},
 		{"live switches SplitHorizon → STP → SplitHorizon → RSTP under continuous ping: no storm", func(t *testing.T) {
 			from, to := pods[0], pods[len(pods)-1]
-			for _, target := range []v1.LoopPreventionProtocol{v1.ProtocolSTP, v1.ProtocolSplitHorizon, v1.ProtocolRSTP} {
+			for _, target := range []v1alpha1.LoopPreventionProtocol{v1alpha1.ProtocolSTP, v1alpha1.ProtocolSplitHorizon, v1alpha1.ProtocolRSTP} {
 				before, err := c.UnderlayPackets(ctx)
 				if err != nil {
 					t.Fatal(err)
@@ -285,11 +285,11 @@ func TestSplitHorizonMesh(t *testing.T) {
 
 // checkMode asserts, through ovs-vsctl on every node, the OVS side of a loop-prevention
 // mode: the bridge's stp_enable/rstp_enable, and whether the tunnel ports are protected.
-func checkMode(t *testing.T, c *harness.Cluster, p v1.LoopPreventionProtocol) {
+func checkMode(t *testing.T, c *harness.Cluster, p v1alpha1.LoopPreventionProtocol) {
 	t.Helper()
 	ctx := context.Background()
-	wantBridge := map[v1.LoopPreventionProtocol]string{
-		v1.ProtocolSTP: "true\nfalse", v1.ProtocolRSTP: "false\ntrue", v1.ProtocolSplitHorizon: "false\nfalse",
+	wantBridge := map[v1alpha1.LoopPreventionProtocol]string{
+		v1alpha1.ProtocolSTP: "true\nfalse", v1alpha1.ProtocolRSTP: "false\ntrue", v1alpha1.ProtocolSplitHorizon: "false\nfalse",
 	}[p]
 	for _, n := range c.Nodes {
 		out, err := n.Vsctl(ctx, "get", "Bridge", "obr0", "stp_enable", "rstp_enable")
@@ -302,7 +302,7 @@ func checkMode(t *testing.T, c *harness.Cluster, p v1.LoopPreventionProtocol) {
 		}
 		for port := range ports {
 			out, err := n.Vsctl(ctx, "get", "Port", port, "protected")
-			want := strconv.FormatBool(p == v1.ProtocolSplitHorizon)
+			want := strconv.FormatBool(p == v1alpha1.ProtocolSplitHorizon)
 			if err != nil || strings.TrimSpace(out) != want {
 				t.Errorf("%s: port %s protected = %q (%v), want %s under %s", n.Name, port, out, err, want, p)
 			}
@@ -310,7 +310,7 @@ func checkMode(t *testing.T, c *harness.Cluster, p v1.LoopPreventionProtocol) {
 	}
 }
 
-func patchProtocol(t *testing.T, c *harness.Cluster, p v1.LoopPreventionProtocol) {
+func patchProtocol(t *testing.T, c *harness.Cluster, p v1alpha1.LoopPreventionProtocol) {
 	t.Helper()
 	if out, err := c.Kubectl(context.Background(), "patch", "networkcluster", "default", "--type=merge",
 		"-p", fmt.Sprintf(`{"spec":{"loopPrevention":{"protocol":%q}}}`, p)); err != nil {

@@ -10,7 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	networkv1alpha1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // TestKubectlInstallPath is the README's kubectl install, step by step, on an API server
@@ -84,7 +84,7 @@ func TestKubectlInstallPath(t *testing.T) {
 	}
 
 	c.kubectl(t, "apply", "--server-side", "-k", "config/samples")
-	nc := &networkv1alpha1.NetworkCluster{}
+	nc := &v1alpha1.NetworkCluster{}
 	if err := c.client(t).Get(ctx, client.ObjectKey{Name: "default"}, nc); err != nil {
 		t.Fatalf("the sample NetworkCluster is not there: %v", err)
 	}
@@ -101,7 +101,7 @@ func TestKubectlInstallPath(t *testing.T) {
 
 func sampleObject() *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(networkv1alpha1.GroupVersion.WithKind("NetworkCluster"))
+	u.SetGroupVersionKind(v1alpha1.GroupVersion.WithKind("NetworkCluster"))
 	u.SetName("default")
 	return u
 }

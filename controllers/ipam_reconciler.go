@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
-	v1 "github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
 // Event reasons of the IPAM reconciler.
@@ -27,12 +27,12 @@ const (
 	ReasonSubnetReleased     = "SubnetReleased"
 )
 
-// NodeSubnetReconciler is the IPAM: it gives every selected Node exactly one NodeSubnet, named
+// IPAMReconciler is the IPAM: it gives every selected Node exactly one NodeSubnet, named
 // after it, owned by it, with a CIDR no other node has, and removes NodeSubnets of nodes that
 // left. Every pass looks at the whole cluster under one key (see toCluster), reads what is
 // allocated straight from the API server, plans (subnet_plan.go, pure) and carries the plan
 // out. The collision-proof part is the claim protocol described in claims.go.
-type NodeSubnetReconciler struct {
+type IPAMReconciler struct {
 	Client    client.Client
 	APIReader client.Reader // uncached: allocation decisions are never made on a stale cache
 	Recorder  recorder.EventRecorder
@@ -43,7 +43,7 @@ type NodeSubnetReconciler struct {
 
 // SetupWithManager watches the NetworkCluster, Nodes, NodeSubnets and, where served,
 // ServiceCIDRs, all mapped to one key.
-func (r *NodeSubnetReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *IPAMReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.Options.withDefaults()
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.serviceCIDRs = serviceCIDRsServed(mgr.GetRESTMapper()); r.serviceCIDRs {
@@ -51,11 +51,11 @@ func (r *NodeSubnetReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	return b.
 		Named("nodesubnet-ipam").
-		For(&v1.NetworkCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&v1alpha1.NetworkCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
 		// Status writes of agents do not change allocation; one that drops the operator's
 		// NodeIPConflict (an agent writing from a cache that had not seen it) is put right.
-		Watches(&v1.NodeSubnet{}, toCluster, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ipConflictChanged))).
+		Watches(&v1alpha1.NodeSubnet{}, toCluster, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ipConflictChanged))).
 		// Claims released by the garbage collector (or by another replica) free subnets
 		// that nodes left out by exhaustion are waiting for.
 		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(isClaim)).
@@ -69,9 +69,9 @@ var isClaim = predicate.NewPredicateFuncs(func(o client.Object) bool {
 })
 
 // Reconcile runs one IPAM pass.
-func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	log := ctrl.LoggerFrom(ctx)
-	nc := &v1.NetworkCluster{}
+	nc := &v1alpha1.NetworkCluster{}
 	if err := r.Client.Get(ctx, clusterKey, nc); err != nil {
 		if !apierrors.IsNotFound(err) {
 			return ctrl.Result{}, err
@@ -82,7 +82,7 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		// Uninstall (uninstall.go) owns the NodeSubnets now; no new ones.
 		return ctrl.Result{}, nil
 	}
-	pool, err := NewPool(nc.Spec.ClusterCIDR, int(nc.Spec.NodeSubnetPrefixLength))
+	pool, err := NewPool(nc.Spec.ClusterCIDROf(), nc.Spec.NodeSubnetPrefixLengthOf())
 	if err != nil {
 		// The API validates both fields, so this is a spec the API server let through
 		// without defaults (for example an older CRD); the status reconciler reports it.
@@ -105,7 +105,7 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := r.APIReader.List(ctx, &subnets); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -189,7 +189,7 @@ func (r *NodeSubnetReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 }
 
 // backfill creates the claim of a NodeSubnet that has none.
-func (r *NodeSubnetReconciler) backfill(ctx context.Context, log logr.Logger, s *v1.NodeSubnet) error {
+func (r *IPAMReconciler) backfill(ctx context.Context, log logr.Logger, s *v1alpha1.NodeSubnet) error {
 	p, err := netip.ParsePrefix(s.Spec.CIDR)
 	if err != nil {
 		return nil
@@ -202,7 +202,7 @@ func (r *NodeSubnetReconciler) backfill(ctx context.Context, log logr.Logger, s 
 	return err
 }
 
-func (r *NodeSubnetReconciler) deleteClaim(ctx context.Context, c claim) error {
+func (r *IPAMReconciler) deleteClaim(ctx context.Context, c claim) error {
 	err := r.Client.Delete(ctx, c.Lease, client.Preconditions{UID: &c.UID})
 	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 		return nil
@@ -210,7 +210,7 @@ func (r *NodeSubnetReconciler) deleteClaim(ctx context.Context, c claim) error {
 	return err
 }
 
-func (r *NodeSubnetReconciler) listClaims(ctx context.Context) ([]claim, error) {
+func (r *IPAMReconciler) listClaims(ctx context.Context) ([]claim, error) {
 	return listClaims(ctx, r.APIReader, r.Options.Namespace)
 }
 
@@ -231,11 +231,11 @@ func listClaims(ctx context.Context, c client.Reader, namespace string) ([]claim
 // removeLeftovers: there is no NetworkCluster (confirmed uncached, so a cache that has not
 // seen a new one yet cannot wipe the network), so no NodeSubnet or claim should exist. They
 // can only be left by an allocation that raced with the end of an uninstall.
-func (r *NodeSubnetReconciler) removeLeftovers(ctx context.Context, log logr.Logger) error {
-	if err := r.APIReader.Get(ctx, clusterKey, &v1.NetworkCluster{}); !apierrors.IsNotFound(err) {
+func (r *IPAMReconciler) removeLeftovers(ctx context.Context, log logr.Logger) error {
+	if err := r.APIReader.Get(ctx, clusterKey, &v1alpha1.NetworkCluster{}); !apierrors.IsNotFound(err) {
 		return err
 	}
-	var subnets v1.NodeSubnetList
+	var subnets v1alpha1.NodeSubnetList
 	if err := r.APIReader.List(ctx, &subnets); err != nil {
 		return err
 	}
