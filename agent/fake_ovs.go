@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/ovsmesh/ovsmesh/internal/fakecalls"
 	"github.com/ovsmesh/ovsmesh/ovs"
 )
 
@@ -36,7 +37,8 @@ type FakeOVS struct {
 	// anything is read or changed, without the FakeOVS's lock held.
 	OnCall func(method string)
 
-	calls []FakeOVSCall
+	// The calls received, in order: Calls, Methods, ResetCalls.
+	fakecalls.Log[FakeOVSCall]
 }
 
 // FakeOVSCall is one recorded call: the method, the bridge it named ("" for Connect and
@@ -46,6 +48,9 @@ type FakeOVSCall struct {
 	Bridge string
 	State  OVSState
 }
+
+// MethodName implements fakecalls.Call.
+func (c FakeOVSCall) MethodName() string { return c.Method }
 
 var (
 	_ OVSSide      = (*FakeOVS)(nil)
@@ -57,36 +62,11 @@ func NewFakeOVS() *FakeOVS {
 	return &FakeOVS{Bridges: map[string]OVSState{}, PortStates: map[string][]ovs.PortState{}, Fail: map[string]error{}}
 }
 
-// Calls returns the calls made so far, in order.
-func (f *FakeOVS) Calls() []FakeOVSCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
-// Methods returns the names of the calls made so far, in order.
-func (f *FakeOVS) Methods() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, len(f.calls))
-	for i, c := range f.calls {
-		out[i] = c.Method
-	}
-	return out
-}
-
-// ResetCalls forgets the calls recorded so far (the bridges stay).
-func (f *FakeOVS) ResetCalls() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = nil
-}
-
 // begin records a call, runs OnCall and returns the injected error, if any. On nil the
 // caller holds f.mu and must release it.
 func (f *FakeOVS) begin(c FakeOVSCall) error {
 	f.mu.Lock()
-	f.calls = append(f.calls, c)
+	f.Record(c)
 	hook := f.OnCall
 	f.mu.Unlock()
 	if hook != nil {

@@ -371,3 +371,17 @@ func isGone(err error) error {
 	}
 	return err
 }
+
+// waitClaimsAdopted waits until every subnet claim has its NodeSubnet as owner: adoption
+// comes a pass after the allocation, so invariants are checked once it is done.
+func (e *opEnv) waitClaimsAdopted() {
+	e.t.Helper()
+	e.eventually(20*time.Second, "every claim adopted", func() error {
+		for _, c := range e.claims() {
+			if c.Owner == "" {
+				return fmt.Errorf("claim %s still pending", c.Name)
+			}
+		}
+		return nil
+	})
+}

@@ -103,14 +103,7 @@ func TestIPAMTwoReplicasFiftyNodesThenRestart(t *testing.T) {
 	e.waitSubnets(60*time.Second, names...)
 	t.Logf("50 NodeSubnets allocated by two replicas in %s", time.Since(start).Round(time.Millisecond))
 	// Let in-flight passes finish (adoption of the last claims), then check the invariants.
-	e.eventually(20*time.Second, "every claim adopted", func() error {
-		for _, c := range e.claims() {
-			if c.Owner == "" {
-				return fmt.Errorf("claim %s still pending", c.Name)
-			}
-		}
-		return nil
-	})
+	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 	e.eventually(20*time.Second, "status counts", func() error {
 		st := e.cluster().Status
@@ -222,14 +215,7 @@ func TestIPAMRestartMidAllocation(t *testing.T) {
 
 	e.startManager(Options{})
 	got := e.waitSubnets(60*time.Second, names...)
-	e.eventually(20*time.Second, "every claim adopted", func() error {
-		for _, c := range e.claims() {
-			if c.Owner == "" {
-				return fmt.Errorf("claim %s still pending", c.Name)
-			}
-		}
-		return nil
-	})
+	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 	if c := got[e.nodeName(49)].Spec.CIDR; c != orphanCIDR.String() {
 		t.Errorf("node 49 got %s, want the CIDR of its earlier claim %s", c, orphanCIDR)
@@ -496,14 +482,7 @@ func TestIPAMReplicasWithLeaderElectionFailover(t *testing.T) {
 		}
 	})
 	e.waitSubnets(60*time.Second, names...)
-	e.eventually(20*time.Second, "every claim adopted", func() error {
-		for _, c := range e.claims() {
-			if c.Owner == "" {
-				return fmt.Errorf("claim %s still pending", c.Name)
-			}
-		}
-		return nil
-	})
+	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 }
 

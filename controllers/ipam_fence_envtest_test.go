@@ -144,13 +144,6 @@ func TestIPAMBurstReportedOnce(t *testing.T) {
 			t.Errorf("per-node event in a burst: %q", ev.Note)
 		}
 	}
-	e.eventually(20*time.Second, "every claim adopted", func() error {
-		for _, c := range e.claims() {
-			if c.Owner == "" {
-				return fmt.Errorf("claim %s still pending", c.Name)
-			}
-		}
-		return nil
-	})
+	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/ovsmesh/ovsmesh/internal/fakecalls"
 )
 
 // Fake is an in-memory Interface for tests that need no root and no network namespace: the
@@ -45,7 +47,8 @@ type Fake struct {
 	// It is called without the Fake's lock held.
 	OnCall func(method string)
 
-	calls     []FakeCall
+	// The calls received, in order: Calls, Methods, ResetCalls.
+	fakecalls.Log[FakeCall]
 	lastIndex int
 }
 
@@ -84,6 +87,9 @@ type FakeCall struct {
 	Method string
 	Arg    any
 }
+
+// MethodName implements fakecalls.Call.
+func (c FakeCall) MethodName() string { return c.Method }
 
 var _ Interface = (*Fake)(nil)
 
@@ -139,36 +145,11 @@ func (f *Fake) Link(name string) (FakeLink, bool) {
 	return c, true
 }
 
-// Calls returns the calls made so far, in order.
-func (f *Fake) Calls() []FakeCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.calls)
-}
-
-// Methods returns the names of the calls made so far, in order.
-func (f *Fake) Methods() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := make([]string, len(f.calls))
-	for i, c := range f.calls {
-		out[i] = c.Method
-	}
-	return out
-}
-
-// ResetCalls forgets the calls recorded so far (the model stays).
-func (f *Fake) ResetCalls() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = nil
-}
-
 // begin records a call, runs OnCall and returns the injected error, if any. On nil the
 // caller holds f.mu and must release it.
 func (f *Fake) begin(method string, arg any) error {
 	f.mu.Lock()
-	f.calls = append(f.calls, FakeCall{Method: method, Arg: arg})
+	f.Record(FakeCall{Method: method, Arg: arg})
 	hook := f.OnCall
 	f.mu.Unlock()
 	if hook != nil {
