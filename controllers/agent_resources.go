@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -13,6 +14,7 @@ import (
 	rbacv1ac "k8s.io/client-go/applyconfigurations/rbac/v1"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
+	cniconfig "github.com/ovsmesh/ovsmesh/cni/config"
 )
 
 // The agent image contract (what the DaemonSet below expects of spec.agentImage):
@@ -138,7 +140,7 @@ func agentDaemonSet(nc *v1alpha1.NetworkCluster, namespace string) *appsv1ac.Dae
 			WithCapabilities(corev1ac.Capabilities().WithAdd("NET_ADMIN", "NET_RAW", "SYS_ADMIN"))).
 		WithVolumeMounts(
 			mount("ovs-run", "/var/run/openvswitch"),
-			mount("cni-conf", "/etc/cni/net.d"),
+			mount("cni-conf", cniconfig.DefaultConfDir),
 			mount("cni-bin", agentCNIBinHostDir),
 			mount("netns", "/run/netns").WithMountPropagation(corev1.MountPropagationHostToContainer),
 		).
@@ -162,7 +164,7 @@ func agentDaemonSet(nc *v1alpha1.NetworkCluster, namespace string) *appsv1ac.Dae
 		WithContainers(agent).
 		WithVolumes(
 			hostDir("ovs-run", "/var/run/openvswitch"),
-			hostDir("cni-conf", "/etc/cni/net.d"),
+			hostDir("cni-conf", cniconfig.DefaultConfDir),
 			hostDir("cni-bin", agentCNIBinHostDir),
 			hostDir("netns", "/run/netns"),
 		)
