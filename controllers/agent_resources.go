@@ -109,8 +109,9 @@ func mount(name, path string) *corev1ac.VolumeMountApplyConfiguration {
 	return corev1ac.VolumeMount().WithName(name).WithMountPath(path)
 }
 
-// agentDaemonSet runs one agent per selected node.
-func agentDaemonSet(nc *v1alpha1.NetworkCluster, namespace string) *appsv1ac.DaemonSetApplyConfiguration {
+// agentDaemonSet runs one agent per selected node, with its metrics on metricsPort of every
+// node (0: none).
+func agentDaemonSet(nc *v1alpha1.NetworkCluster, namespace string, metricsPort int) *appsv1ac.DaemonSetApplyConfiguration {
 	nodeSel := map[string]string{corev1.LabelOSStable: "linux"}
 	for k, v := range nc.Spec.NodeSelector {
 		nodeSel[k] = v
@@ -121,12 +122,18 @@ func agentDaemonSet(nc *v1alpha1.NetworkCluster, namespace string) *appsv1ac.Dae
 		WithCommand(AgentBinary, "install-cni", "--cni-bin-dir="+agentCNIBinInitDir).
 		WithVolumeMounts(mount("cni-bin", agentCNIBinInitDir))
 
-	agent := corev1ac.Container().WithName("agent").WithImage(image).
-		// Metrics over HTTPS for authorized scrapers only (internal/metricsauth): on by
-		// default, on a port of every node (hostNetwork).
-		// JSON logs: what a cluster's log pipeline parses (the demo and tests read console).
-		WithCommand(AgentBinary, "run", fmt.Sprintf("--metrics-bind-address=:%d", AgentMetricsPort), "--log-encoding=json").
-		WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(AgentMetricsPort).WithProtocol(corev1.ProtocolTCP)).
+	// Metrics over HTTPS for authorized scrapers only (internal/metricsauth): on by default,
+	// on a port of every node (hostNetwork). The agent does not start when its port is taken,
+	// so a cluster whose nodes already use it moves it (or turns it off) with the operator's
+	// --agent-metrics-port. JSON logs: what a cluster's log pipeline parses (the demo and
+	// tests read console).
+	run := []string{AgentBinary, "run", "--metrics-bind-address=0", "--log-encoding=json"}
+	agent := corev1ac.Container().WithName("agent").WithImage(image)
+	if metricsPort > 0 {
+		run[2] = fmt.Sprintf("--metrics-bind-address=:%d", metricsPort)
+		agent.WithPorts(corev1ac.ContainerPort().WithName("metrics").WithContainerPort(int32(metricsPort)).WithProtocol(corev1.ProtocolTCP))
+	}
+	agent.WithCommand(run...).
 		WithEnv(corev1ac.EnvVar().WithName("NODE_NAME").WithValueFrom(
 			corev1ac.EnvVarSource().WithFieldRef(corev1ac.ObjectFieldSelector().WithAPIVersion("v1").WithFieldPath("spec.nodeName"))),
 			// Where the agent renews its heartbeat Lease (agent/heartbeat.go).

@@ -7,9 +7,9 @@ import "time"
 // (policy/nodesubnet_agent_restriction.yaml) matches the agent ServiceAccount by this name.
 const (
 	AgentName = "ovsmesh-agent" // DaemonSet, ServiceAccount, ClusterRole, ClusterRoleBinding
-	// AgentMetricsPort is the agents' metrics port (HTTPS) on every node: clear of the
-	// kubelet (10250), kube-proxy (10249, 10256) and the common pod networks' ports.
-	AgentMetricsPort = 9474
+	// DefaultAgentMetricsPort is the agents' metrics port (HTTPS) on every node: clear of
+	// the kubelet (10250), kube-proxy (10249, 10256) and the common pod networks' ports.
+	DefaultAgentMetricsPort = 9474
 
 	// FieldManager is the server-side apply field manager of the operator.
 	FieldManager = "ovsmesh-operator"

@@ -135,7 +135,7 @@ func (r *NetworkClusterReconciler) applyAgent(ctx context.Context, nc *v1alpha1.
 		agentClusterRoleBinding(nc, ns),
 		agentRole(nc, ns),
 		agentRoleBinding(nc, ns),
-		agentDaemonSet(nc, ns),
+		agentDaemonSet(nc, ns, r.Options.AgentMetricsPort),
 	}
 	for _, o := range objs {
 		if err := r.Client.Apply(ctx, o, client.FieldOwner(FieldManager), client.ForceOwnership); err != nil {

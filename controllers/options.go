@@ -13,6 +13,9 @@ type Options struct {
 	ClaimGracePeriod time.Duration
 	// AllocationWorkers: see DefaultAllocationWorkers.
 	AllocationWorkers int
+	// AgentMetricsPort is the agents' metrics port on every node: 0 means
+	// DefaultAgentMetricsPort, a negative value none.
+	AgentMetricsPort int
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -29,6 +32,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.AllocationWorkers <= 0 {
 		o.AllocationWorkers = DefaultAllocationWorkers
+	}
+	if o.AgentMetricsPort == 0 {
+		o.AgentMetricsPort = DefaultAgentMetricsPort
 	}
 	if o.Now == nil {
 		o.Now = time.Now

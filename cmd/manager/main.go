@@ -23,6 +23,7 @@ func main() {
 	var (
 		metricsAddr, probeAddr string
 		leaderElect            bool
+		agentMetricsPort       int
 		logOpts                logging.Options
 		opts                   controllers.Options
 	)
@@ -34,9 +35,14 @@ func main() {
 	flag.DurationVar(&opts.CleanupTimeout, "cleanup-timeout", controllers.DefaultCleanupTimeout, "how long uninstall waits for every agent to report CleanedUp before it proceeds")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address the metrics endpoint binds to: HTTPS, authenticated and authorized by the API server (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
+	flag.IntVar(&agentMetricsPort, "agent-metrics-port", controllers.DefaultAgentMetricsPort, "port of the agents' metrics endpoint (HTTPS) on every node; 0 turns it off (the agents use the node's network: a port a node already uses keeps its agent from starting)")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "enable leader election so only one replica reconciles at a time")
 	logOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	opts.AgentMetricsPort = agentMetricsPort
+	if agentMetricsPort == 0 {
+		opts.AgentMetricsPort = -1 // off
+	}
 
 	log, err := logging.New(logOpts)
 	if err != nil {
