@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -79,13 +80,10 @@ func (r *IPAMReconciler) allocateAll(ctx context.Context, log logr.Logger, pick 
 		candidates[i] = c
 	}
 
-	sem := make(chan struct{}, r.Options.AllocationWorkers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(r.Options.AllocationWorkers)
 	for i, a := range allocs {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			got, err := r.allocate(ctx, log, pick, a, candidates[i])
 			mu.Lock()
 			defer mu.Unlock()
@@ -96,9 +94,10 @@ func (r *IPAMReconciler) allocateAll(ctx context.Context, log logr.Logger, pick 
 			case got.CIDR.IsValid():
 				created = append(created, got)
 			}
-		}()
+			return nil // every node's error is collected, none stops the others
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return created, exhausted, errs
 }
 
@@ -173,17 +172,15 @@ func (r *IPAMReconciler) reportAllocated(nc *v1alpha1.NetworkCluster, kept []all
 // adoptAll carries out adoptions, up to Options.AllocationWorkers at once (each is one UPDATE
 // of its own claim, so they are independent).
 func (r *IPAMReconciler) adoptAll(ctx context.Context, adopts []claimAdoption) error {
-	sem := make(chan struct{}, r.Options.AllocationWorkers)
-	var wg sync.WaitGroup
+	var g errgroup.Group
+	g.SetLimit(r.Options.AllocationWorkers)
 	errs := make([]error, len(adopts))
 	for i, a := range adopts {
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			errs[i] = r.adopt(ctx, a.Claim, a.Subnet)
-		}()
+			return nil // all are tried; the errors are aggregated below
+		})
 	}
-	wg.Wait()
+	_ = g.Wait()
 	return kerrors.NewAggregate(errs)
 }
