@@ -48,7 +48,7 @@ func (h *Host) Watch(ctx context.Context, changed func()) error {
 		return err
 	}
 	go func() {
-		sys := h.newSysctlWatch()
+		sys := h.newWatchState()
 		for {
 			h.watchLoop(ctx, s, sys, changed)
 			s.close()
@@ -146,7 +146,7 @@ func (s *subscription) close() {
 }
 
 // watchLoop forwards s's events to changed until ctx ends or one of s's subscriptions does.
-func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *sysctlWatch, changed func()) {
+func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *watchState, changed func()) {
 	tick := time.NewTicker(SysctlPollInterval)
 	defer tick.Stop()
 	for {
@@ -154,7 +154,7 @@ func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *sysctlWatch,
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			if sys.changed() {
+			if sys.sysctlsChanged() {
 				changed()
 			}
 		case u, ok := <-s.links:
@@ -191,9 +191,9 @@ func (h *Host) watchLoop(ctx context.Context, s *subscription, sys *sysctlWatch,
 	}
 }
 
-// sysctlWatch remembers what the agent keeps on its links, and the last values of the
+// watchState remembers what the agent keeps on its links, and the last values of the
 // sysctls it keeps.
-type sysctlWatch struct {
+type watchState struct {
 	h *Host
 	// links are ovsmesh's links (its mark), whose send_redirects it reads, with what Apply
 	// sets on them.
@@ -214,8 +214,8 @@ func factsOf(a *netlink.LinkAttrs) linkFacts {
 	return linkFacts{index: a.Index, mtu: a.MTU, master: a.MasterIndex, up: a.Flags&net.FlagUp != 0, alias: a.Alias}
 }
 
-func (h *Host) newSysctlWatch() *sysctlWatch {
-	w := &sysctlWatch{h: h, links: map[string]linkFacts{}}
+func (h *Host) newWatchState() *watchState {
+	w := &watchState{h: h, links: map[string]linkFacts{}}
 	if ls, err := h.nl.LinkList(); err == nil {
 		for _, l := range ls {
 			if owned(l.Attrs().Alias) {
@@ -230,7 +230,7 @@ func (h *Host) newSysctlWatch() *sysctlWatch {
 // linkChanged records a link update and reports whether it is drift: one of ovsmesh's links
 // (marked now, or known as marked before: a mark removed is drift too) went, or changed
 // what Apply sets on it, or a marked link appeared.
-func (w *sysctlWatch) linkChanged(a *netlink.LinkAttrs, deleted bool) bool {
+func (w *watchState) linkChanged(a *netlink.LinkAttrs, deleted bool) bool {
 	prev, known := w.links[a.Name]
 	switch {
 	case deleted:
@@ -245,15 +245,15 @@ func (w *sysctlWatch) linkChanged(a *netlink.LinkAttrs, deleted bool) bool {
 	return !known || cur != prev
 }
 
-// changed reads the sysctls again and reports whether any differs from the last read.
-func (w *sysctlWatch) changed() bool {
+// sysctlsChanged reads the sysctls again and reports whether any differs from the last read.
+func (w *watchState) sysctlsChanged() bool {
 	cur := w.read()
 	diff := cur != w.last
 	w.last = cur
 	return diff
 }
 
-func (w *sysctlWatch) read() string {
+func (w *watchState) read() string {
 	paths := []string{ipForward, "/proc/sys/net/ipv4/conf/all/send_redirects"}
 	for _, name := range slices.Sorted(maps.Keys(w.links)) {
 		paths = append(paths, filepath.Join("/proc/sys/net/ipv4/conf", name, "send_redirects"))
