@@ -2,9 +2,7 @@ package agent
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,13 +10,8 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
-	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/ovsmesh/ovsmesh/agent/nodetest"
+	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
 // TestMetricsScrape scrapes a running agent's metrics endpoint as Prometheus would: HTTPS,
@@ -32,31 +25,15 @@ func TestMetricsScrape(t *testing.T) {
 	ctx := context.Background()
 
 	// Two scrapers: one bound to a ClusterRole that may get /metrics, one not.
-	cs, err := kubernetes.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := func(sa string) string {
+	token := func(sa string, allowed bool) string {
 		t.Helper()
-		if _, err := cs.CoreV1().ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
+		tok, err := testenv.MetricsToken(ctx, env.Config, sa, allowed)
+		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := cs.CoreV1().ServiceAccounts("default").CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatalf("token for %s: %v", sa, err)
-		}
-		return tr.Status.Token
+		return tok
 	}
-	allowed, denied := token("prometheus"), token("nosy")
-	if err := c.Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
-		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "metrics-reader"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "metrics-reader"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "prometheus", Namespace: "default"}}}); err != nil {
-		t.Fatal(err)
-	}
+	allowed, denied := token("prometheus", true), token("nosy", false)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0") // a free port for the agent's endpoint
 	if err != nil {
@@ -67,21 +44,13 @@ func TestMetricsScrape(t *testing.T) {
 	startAgentWith(t, env, n, "n1", n.Sock, nil, func(o *ManagerOptions) { o.MetricsAddr = addr })
 	waitStatus(t, c, "n1", "Ready", isReady(nc.Generation))
 
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the agent's self-signed certificate
 	scrape := func(tok string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
-		if tok != "" {
-			req.Header.Set("Authorization", "Bearer "+tok)
-		}
-		resp, err := hc.Do(req)
+		code, body, err := testenv.ScrapeMetrics(addr, tok)
 		if err != nil {
 			t.Fatalf("GET /metrics: %v", err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return code, body
 	}
 	value := func(body, series string) (float64, bool) {
 		for _, line := range strings.Split(body, "\n") {

@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -16,13 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -163,7 +158,7 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 		}
 		if o.Profile {
 			scrapeClient = c
-			if scrapeToken, err = metricsToken(ctx, api.cfg); err != nil {
+			if scrapeToken, err = testenv.MetricsToken(ctx, api.cfg, "bench-scraper", true); err != nil {
 				return nil, nil, err
 			}
 		}
@@ -424,34 +419,6 @@ func allocationSpan(log string) string {
 	return fmt.Sprintf("%d allocations logged; first: %s\nlast: %s", n, cut(first), cut(last))
 }
 
-// metricsToken makes a ServiceAccount allowed to read /metrics and returns a token of it:
-// the manager serves its metrics over HTTPS to authenticated, authorized clients only
-// (internal/metricsauth), as Prometheus would scrape it.
-func metricsToken(ctx context.Context, cfg *rest.Config) (string, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return "", err
-	}
-	const sa, ns = "bench-scraper", "default"
-	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: sa}}, metav1.CreateOptions{}); err != nil {
-		return "", err
-	}
-	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: sa},
-		Rules: []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}}, metav1.CreateOptions{}); err != nil {
-		return "", err
-	}
-	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: sa},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: sa},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: ns}}}, metav1.CreateOptions{}); err != nil {
-		return "", err
-	}
-	tr, err := cs.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, &authenticationv1.TokenRequest{}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	return tr.Status.Token, nil
-}
-
 // waitClaimsAdopted waits until every subnet claim has its owner reference (the manager's
 // last requests of an allocation) and says how long that took, or that it did not.
 func waitClaimsAdopted(ctx context.Context, c client.Client, limit time.Duration) string {
@@ -477,24 +444,15 @@ func waitClaimsAdopted(ctx context.Context, c client.Client, limit time.Duration
 // scrapeProfile reads the manager's metrics: client requests by verb/code and the IPAM
 // reconciler's count and total time.
 func scrapeProfile(addr, token string) string {
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the manager's self-signed certificate
-	req, err := http.NewRequest(http.MethodGet, "https://"+addr+"/metrics", nil)
+	code, body, err := testenv.ScrapeMetrics(addr, token)
 	if err != nil {
 		return err.Error()
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err.Error()
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Sprintf("metrics: HTTP %d: %.200s", resp.StatusCode, b)
+	if code != http.StatusOK {
+		return fmt.Sprintf("metrics: HTTP %d: %.200s", code, body)
 	}
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(body, "\n") {
 		if strings.HasPrefix(l, "rest_client_requests_total{") ||
 			strings.HasPrefix(l, `controller_runtime_reconcile_total{controller="nodesubnet-ipam"`) ||
 			strings.HasPrefix(l, `controller_runtime_reconcile_time_seconds_sum{controller="nodesubnet-ipam"`) ||
