@@ -26,9 +26,6 @@ import (
 // to, until the packet reaches the destination node's Linux bridge, is dropped, or has
 // crossed more nodes than a mesh path can have.
 
-// maxHops bounds the walk: a direct path has 2 nodes; one through a spanning-tree root 3.
-const maxHops = 4
-
 // TraceHop is what one node's obr0 does with the packet (agent.TraceResult, mirrored here so
 // the plugin does not import the agent).
 type TraceHop struct {
@@ -106,62 +103,92 @@ func runTrace(ctx context.Context, c client.Reader, exec execFunc, namespace, fr
 	ovsBridge, linuxBridge := nc.Spec.Bridges.OVSOf(), nc.Spec.Bridges.LinuxOf()
 	tunnel := strings.ToLower(string(nc.Spec.Tunnel.TypeOf()))
 
-	node, fromNodeIP := rep.FromNode, ""
-	for hop := 0; hop < maxHops; hop++ {
-		agentPod, err := agentPodOn(ctx, c, namespace, node)
-		if err != nil {
-			rep.Why = err.Error()
-			return rep, nil
-		}
-		cmd := []string{agentBinary, "trace", "--ovs-bridge=" + ovsBridge, "--linux-bridge=" + linuxBridge, "--tunnel=" + tunnel,
-			"--src-ip=" + rep.FromIP, "--dst-ip=" + rep.ToIP, "--src-gateway=" + srcSubnet.Spec.Gateway}
-		if fromNodeIP != "" {
-			cmd = append(cmd, "--from-node-ip="+fromNodeIP, "--node-ip="+byNode[node].Spec.NodeIP)
-		}
-		out, err := exec(ctx, agentPod, "agent", cmd)
-		if err != nil {
-			rep.Why = fmt.Sprintf("tracing on %s (agent pod %s): %v", node, agentPod.Name, err)
-			return rep, nil
-		}
-		h := TraceHop{Node: node}
-		if err := json.Unmarshal([]byte(out), &h); err != nil {
-			rep.Why = fmt.Sprintf("the agent on %s answered %q: %v", node, strings.TrimSpace(out), err)
-			return rep, nil
-		}
-		h.Node = node
-		veth, _ := v1alpha1.VethNames(ovsBridge, linuxBridge)
-		toBridge := slices.Contains(h.Local, veth)
-		switch {
-		case toBridge && node == rep.ToNode:
-			rep.Hops = append(rep.Hops, h)
-			rep.Verdict, rep.Why = "delivered", fmt.Sprintf("%s's %s hands it to %s, which bridges it to the pod", node, ovsBridge, linuxBridge)
-			return rep, nil
-		case h.Dropped:
-			rep.Hops = append(rep.Hops, h)
-			rep.Verdict, rep.Why = "dropped", dropWhy(h)
-			return rep, nil
-		case len(h.Tunnels) == 0:
-			rep.Hops = append(rep.Hops, h)
-			rep.Verdict, rep.Why = "misrouted", fmt.Sprintf("%s's %s delivers it to %v, not to %s", node, ovsBridge, h.Local, rep.ToNode)
-			return rep, nil
-		}
-		next := ""
-		for _, ip := range h.Tunnels {
-			if n := byIP[ip]; n == rep.ToNode || next == "" {
-				next = n
-			}
-		}
-		if next == "" {
-			rep.Hops = append(rep.Hops, h)
-			rep.Verdict, rep.Why = "misrouted", fmt.Sprintf("%s sends it to %v, which no NodeSubnet holds", node, h.Tunnels)
-			return rep, nil
-		}
-		h.Next = next
-		rep.Hops = append(rep.Hops, h)
-		fromNodeIP, node = byNode[node].Spec.NodeIP, next
-	}
-	rep.Verdict, rep.Why = "dropped", fmt.Sprintf("still not delivered after %d nodes: a forwarding loop?", maxHops)
+	w := &tracer{exec: exec, c: c, namespace: namespace, rep: &rep, byNode: byNode, byIP: byIP,
+		ovsBridge: ovsBridge, linuxBridge: linuxBridge, tunnel: tunnel, srcGateway: srcSubnet.Spec.Gateway,
+		// A path through a spanning tree can cross every node once.
+		maxHops: len(byNode) + 1}
+	rep.Hops, rep.Verdict, rep.Why = w.walk(ctx, rep.FromNode, "", 0)
 	return rep, nil
+}
+
+// tracer follows one packet from node to node.
+type tracer struct {
+	exec                           execFunc
+	c                              client.Reader
+	namespace                      string
+	rep                            *TraceReport
+	byNode                         map[string]v1alpha1.NodeSubnet
+	byIP                           map[string]string
+	ovsBridge, linuxBridge, tunnel string
+	srcGateway                     string
+	maxHops                        int
+}
+
+// walk asks node's agent what its obr0 does with the packet (arrived from the node at
+// fromNodeIP; "" on the source node) and follows it: the path to delivery, or to where it
+// ends, with the verdict. A learned MAC leaves by one tunnel. A flood leaves by every
+// forwarding tunnel, and a copy whose far end spanning tree blocks is dropped there, as it
+// should be: so every copy is followed, the destination's node first, and the first that is
+// delivered is the answer (else the first copy's end).
+func (w *tracer) walk(ctx context.Context, node, fromNodeIP string, depth int) ([]TraceHop, string, string) {
+	if depth >= w.maxHops {
+		return nil, "dropped", fmt.Sprintf("still not delivered after %d nodes: a forwarding loop?", w.maxHops)
+	}
+	agentPod, err := agentPodOn(ctx, w.c, w.namespace, node)
+	if err != nil {
+		return nil, "unknown", err.Error()
+	}
+	cmd := []string{agentBinary, "trace", "--ovs-bridge=" + w.ovsBridge, "--linux-bridge=" + w.linuxBridge, "--tunnel=" + w.tunnel,
+		"--src-ip=" + w.rep.FromIP, "--dst-ip=" + w.rep.ToIP, "--src-gateway=" + w.srcGateway}
+	if fromNodeIP != "" {
+		cmd = append(cmd, "--from-node-ip="+fromNodeIP, "--node-ip="+w.byNode[node].Spec.NodeIP)
+	}
+	out, err := w.exec(ctx, agentPod, "agent", cmd)
+	if err != nil {
+		return nil, "unknown", fmt.Sprintf("tracing on %s (agent pod %s): %v", node, agentPod.Name, err)
+	}
+	h := TraceHop{Node: node}
+	if err := json.Unmarshal([]byte(out), &h); err != nil {
+		return nil, "unknown", fmt.Sprintf("the agent on %s answered %q: %v", node, strings.TrimSpace(out), err)
+	}
+	h.Node = node
+	veth, _ := v1alpha1.VethNames(w.ovsBridge, w.linuxBridge)
+	switch {
+	case slices.Contains(h.Local, veth) && node == w.rep.ToNode:
+		return []TraceHop{h}, "delivered", fmt.Sprintf("%s's %s hands it to %s, which bridges it to the pod", node, w.ovsBridge, w.linuxBridge)
+	case h.Dropped:
+		return []TraceHop{h}, "dropped", dropWhy(h)
+	case len(h.Tunnels) == 0:
+		return []TraceHop{h}, "misrouted", fmt.Sprintf("%s's %s delivers it to %v, not to %s", node, w.ovsBridge, h.Local, w.rep.ToNode)
+	}
+	var next []string // the nodes the copies reach, the destination's first
+	for _, ip := range h.Tunnels {
+		switch n := w.byIP[ip]; {
+		case n == "":
+		case n == w.rep.ToNode:
+			next = slices.Insert(next, 0, n)
+		default:
+			next = append(next, n)
+		}
+	}
+	if len(next) == 0 {
+		return []TraceHop{h}, "misrouted", fmt.Sprintf("%s sends it to %v, which no NodeSubnet holds", node, h.Tunnels)
+	}
+	var first []TraceHop
+	var firstVerdict, firstWhy string
+	for i, n := range next {
+		hop := h
+		hop.Next = n
+		rest, verdict, why := w.walk(ctx, n, w.byNode[node].Spec.NodeIP, depth+1)
+		path := append([]TraceHop{hop}, rest...)
+		if verdict == "delivered" {
+			return path, verdict, why
+		}
+		if i == 0 {
+			first, firstVerdict, firstWhy = path, verdict, why
+		}
+	}
+	return first, firstVerdict, firstWhy
 }
 
 func dropWhy(h TraceHop) string {

@@ -31,9 +31,10 @@ func TestRunTrace(t *testing.T) {
 		WithObjects(
 			&v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName}, Spec: v1alpha1.NetworkClusterSpec{Tunnel: v1alpha1.TunnelSpec{Type: v1alpha1.TunnelGRE}}},
 			sub("n1", "10.244.1.0/24", "10.244.1.1", "172.30.0.1"), sub("n2", "10.244.2.0/24", "10.244.2.1", "172.30.0.2"), sub("n3", "10.244.3.0/24", "10.244.3.1", "172.30.0.3"),
+			sub("n4", "10.244.4.0/24", "10.244.4.1", "172.30.0.4"),
 			pod("default", "a", "n1", "10.244.1.5", nil), pod("web", "b", "n2", "10.244.2.7", nil), pod("default", "a2", "n1", "10.244.1.6", nil),
 			pod(defaultNamespace, "agent-n1", "n1", "172.30.0.1", agentLabels), pod(defaultNamespace, "agent-n2", "n2", "172.30.0.2", agentLabels),
-			pod(defaultNamespace, "agent-n3", "n3", "172.30.0.3", agentLabels),
+			pod(defaultNamespace, "agent-n3", "n3", "172.30.0.3", agentLabels), pod(defaultNamespace, "agent-n4", "n4", "172.30.0.4", agentLabels),
 		).Build()
 	hop := func(h TraceHop) string { b, _ := json.Marshal(h); return string(b) }
 	type answers map[string]string // agent pod → JSON
@@ -84,6 +85,27 @@ func TestRunTrace(t *testing.T) {
 	}, "a", "web/b")
 	if rep.Verdict != "delivered" || len(rep.Hops) != 3 || rep.Hops[1].Node != "n3" {
 		t.Errorf("via n3: %+v", rep)
+	}
+	// A flood that reaches the destination's node only through another: the copy to n3 is
+	// dropped at n3's blocked end (spanning tree, as it should be), the copy to n4 goes on to
+	// n2. The copy that is delivered is the answer, not the first one followed.
+	rep, _ = run(answers{
+		"agent-n1": hop(TraceHop{Flooded: true, Tunnels: []string{"172.30.0.3", "172.30.0.4"}}),
+		"agent-n3": hop(TraceHop{Flooded: true, Dropped: true}),
+		"agent-n4": hop(TraceHop{Learned: true, Tunnels: []string{"172.30.0.2"}}),
+		"agent-n2": hop(TraceHop{Learned: true, Local: []string{"vobr0"}}),
+	}, "a", "web/b")
+	if rep.Verdict != "delivered" || len(rep.Hops) != 3 || rep.Hops[0].Next != "n4" || rep.Hops[1].Node != "n4" || rep.Hops[2].Node != "n2" {
+		t.Errorf("flood through a blocked end and another node: %+v", rep)
+	}
+	// No copy delivered: the first copy's end is the answer.
+	rep, _ = run(answers{
+		"agent-n1": hop(TraceHop{Flooded: true, Tunnels: []string{"172.30.0.3", "172.30.0.4"}}),
+		"agent-n3": hop(TraceHop{Flooded: true, Dropped: true}),
+		"agent-n4": hop(TraceHop{Flooded: true, Dropped: true}),
+	}, "a", "web/b")
+	if rep.Verdict != "dropped" || len(rep.Hops) != 2 || rep.Hops[0].Next != "n3" || rep.Hops[1].Node != "n3" {
+		t.Errorf("every copy dropped: %+v", rep)
 	}
 	// Dropped, with ovs-vswitchd's remark.
 	rep, _ = run(answers{"agent-n1": hop(TraceHop{Flooded: true, Dropped: true, Notes: []string{"native tunnel routing failed"}})}, "a", "web/b")
