@@ -87,6 +87,23 @@ func TestSmokeAgentRSS(t *testing.T) {
 	checkFigures(t, r.Figures())
 }
 
+func TestSmokeDatapathLinks(t *testing.T) {
+	e := newEnv(t)
+	r, err := DatapathLinks(smokeCtx(t, 4*time.Minute), e, []string{"GRE"}, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Runs) != 3 {
+		t.Fatalf("%d link runs, want 3 (veth, internal, afxdp)", len(r.Runs))
+	}
+	for _, run := range r.Runs {
+		if run.VswitchdCPU <= 0 {
+			t.Errorf("link %s: ovs-vswitchd CPU %v during an iperf3 run, want > 0", run.Link, run.VswitchdCPU)
+		}
+	}
+	checkFigures(t, r.Figures())
+}
+
 // TestSmokeCluster runs the data-path and convergence benchmarks in one small netns
 // cluster (starting one costs most of the time): iperf3 for a second each, then one join.
 func TestSmokeCluster(t *testing.T) {

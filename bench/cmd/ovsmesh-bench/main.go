@@ -202,7 +202,14 @@ var suites = []suite{
 			return nil, err
 		}
 		r, err := bench.Datapath(ctx, e, c, bench.DatapathOptions{Duration: time.Duration(*iperfSecs) * time.Second, Knobs: true})
-		return r.Figures(), err
+		figs := r.Figures()
+		if err != nil {
+			return figs, err
+		}
+		c.Close()
+		// The kbr0–obr0 link alternatives, on clusters of their own.
+		l, err := bench.DatapathLinks(ctx, e, []string{"GRE", "VXLAN"}, time.Duration(*iperfSecs)*time.Second)
+		return append(figs, l.Figures()...), err
 	}},
 	{"podstart", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.PodStart(ctx, e, bench.PodStartOptions{Nodes: 3, Pods: *startPods})
