@@ -31,11 +31,15 @@ type Bridge struct {
 
 // VethPair is the link between the Linux bridge and the OVS bridge.
 //
-// Why a veth pair and not obr0's internal port: the kernel owns both ends of a veth, so the
-// link and its membership in kbr0 survive an ovs-vswitchd restart (an internal port is
-// recreated by ovs-vswitchd and, with the userspace datapath, is a tap that disappears with
-// the daemon, dropping out of kbr0). A veth also behaves the same with the system and netdev
-// datapaths, and its OVS end is an ordinary "system" port that ovs-vsctl shows plainly.
+// Why a veth pair and not obr0's internal port (the original design's "obr0 added as a port
+// to kbr0"): the kernel owns both ends of a veth, so the link and its membership in kbr0 do
+// not depend on what ovs-vswitchd does with its own devices, and the veth behaves the same
+// with the system and netdev datapaths; its OVS end is an ordinary "system" port that
+// ovs-vsctl shows plainly. The internal port would work too: with the userspace datapath it
+// is a persistent tap that keeps its ifindex and its place in kbr0 when ovs-vswitchd is
+// killed or exits without --cleanup (checked with OVS 3.1), and it was 6–10% faster pod to
+// pod in BENCHMARKS.md section 5 (median of 4–6 runs, within the run-to-run spread), which
+// is not yet worth migrating every node's data path for.
 type VethPair struct {
 	// Name is the end that becomes a port of the OVS bridge (vobr0).
 	Name string

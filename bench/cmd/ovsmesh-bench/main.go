@@ -141,7 +141,7 @@ var suites = []suite{
 			if err != nil {
 				return figs, fmt.Errorf("-ipam-nodes: %w", err)
 			}
-			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n, AlsoUnthrottledKCM: true, Profile: true})
+			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n, AlsoUnthrottledKCM: true, NoDefaultKCM: !*ipamDefaultKCM, Profile: true})
 			if err != nil {
 				return figs, err
 			}
@@ -202,14 +202,12 @@ var suites = []suite{
 			return nil, err
 		}
 		r, err := bench.Datapath(ctx, e, c, bench.DatapathOptions{Duration: time.Duration(*iperfSecs) * time.Second, Knobs: true})
-		figs := r.Figures()
-		if err != nil {
-			return figs, err
-		}
-		c.Close()
+		return r.Figures(), err
+	}},
+	{"links", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		// The kbr0–obr0 link alternatives, on clusters of their own.
-		l, err := bench.DatapathLinks(ctx, e, []string{"GRE", "VXLAN"}, time.Duration(*iperfSecs)*time.Second)
-		return append(figs, l.Figures()...), err
+		r, err := bench.DatapathLinks(ctx, e, []string{"GRE", "VXLAN"}, time.Duration(*iperfSecs)*time.Second)
+		return r.Figures(), err
 	}},
 	{"podstart", func(ctx context.Context, e *bench.Env) ([]bench.Figure, error) {
 		r, err := bench.PodStart(ctx, e, bench.PodStartOptions{Nodes: 3, Pods: *startPods})
@@ -256,7 +254,10 @@ func convergeSettings(ctx context.Context, settings []convergeSetting) ([]bench.
 	return measured(figs), errors.Join(errs...)
 }
 
-var ipamNodes = flag.String("ipam-nodes", "1000,5000", "comma-separated Node counts of the IPAM benchmark")
+var (
+	ipamNodes      = flag.String("ipam-nodes", "1000,5000", "comma-separated Node counts of the IPAM benchmark")
+	ipamDefaultKCM = flag.Bool("ipam-default-kcm", true, "also run the IPAM benchmark's kube-controller-manager side with its default client settings (~250 s at 5,000 nodes)")
+)
 
 var (
 	joins     = flag.Int("joins", 10, "node joins measured per protocol in the convergence benchmark")
