@@ -65,7 +65,7 @@ type IPAMResult struct {
 	OursCreate, RefCreate time.Duration
 	RefFast               time.Duration // kube-controller-manager unthrottled (0: not run)
 	// Ref and RefCreate are 0 when the side with its defaults did not run (NoDefaultKCM).
-	RefFastCreate         time.Duration
+	RefFastCreate time.Duration
 }
 
 // Figures: ovsmesh's time over kube-controller-manager's (target ≤ 1.0×).
