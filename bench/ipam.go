@@ -58,14 +58,14 @@ type IPAMOptions struct {
 }
 
 // IPAMResult is the time from the first Node create until every node has its subnet, per
-// side, and how long creating the nodes alone took on each side.
+// side, and how long creating the nodes alone took on each side. Ref and RefCreate are 0 when
+// the side with kube-controller-manager's defaults did not run (NoDefaultKCM).
 type IPAMResult struct {
 	Nodes                 int
 	Ours, Ref             time.Duration // ovsmesh NodeSubnets; kube-controller-manager podCIDRs
 	OursCreate, RefCreate time.Duration
 	RefFast               time.Duration // kube-controller-manager unthrottled (0: not run)
-	// Ref and RefCreate are 0 when the side with its defaults did not run (NoDefaultKCM).
-	RefFastCreate time.Duration
+	RefFastCreate         time.Duration
 }
 
 // Figures: ovsmesh's time over kube-controller-manager's (target ≤ 1.0×).
