@@ -127,11 +127,10 @@ func linkRun(ctx context.Context, e *Env, c *harness.Cluster, tag string, d time
 // the pair go, obr0 gets kbr0's MTU (mtu_request: ovs-vswitchd owns the tap) and joins kbr0.
 func linkInternal(ctx context.Context, c *harness.Cluster) error {
 	for _, n := range c.Nodes {
-		mtu, err := n.Exec(ctx, "cat", "/sys/class/net/kbr0/mtu")
+		mtu, err := linkMTU(ctx, n, "kbr0")
 		if err != nil {
 			return err
 		}
-		mtu = strings.TrimSpace(mtu)
 		if out, err := n.Vsctl(ctx, "del-port", "obr0", "vobr0", "--", "set", "Interface", "obr0", "mtu_request="+mtu); err != nil {
 			return fmt.Errorf("%w: %s", err, out)
 		}
@@ -139,8 +138,8 @@ func linkInternal(ctx context.Context, c *harness.Cluster) error {
 			return err
 		}
 		if err := waitFor(ctx, 20*time.Second, 100*time.Millisecond, func() bool {
-			out, err := n.Exec(ctx, "cat", "/sys/class/net/obr0/mtu")
-			return err == nil && strings.TrimSpace(out) == mtu
+			m, err := linkMTU(ctx, n, "obr0")
+			return err == nil && m == mtu
 		}); err != nil {
 			return fmt.Errorf("%s: obr0 did not take MTU %s: %w", n.Name, mtu, err)
 		}
@@ -155,11 +154,10 @@ func linkInternal(ctx context.Context, c *harness.Cluster) error {
 // (native mode) whose PMD thread sleeps up to 500 µs when idle.
 func linkAFXDP(ctx context.Context, c *harness.Cluster) error {
 	for _, n := range c.Nodes {
-		mtu, err := n.Exec(ctx, "cat", "/sys/class/net/kbr0/mtu")
+		mtu, err := linkMTU(ctx, n, "kbr0")
 		if err != nil {
 			return err
 		}
-		mtu = strings.TrimSpace(mtu)
 		for _, s := range [][]string{
 			{"ip", "link", "set", "obr0", "nomaster"},
 			{"ip", "link", "add", "vobr0", "mtu", mtu, "type", "veth", "peer", "name", "vkbr0", "mtu", mtu},
@@ -185,6 +183,12 @@ func linkAFXDP(ctx context.Context, c *harness.Cluster) error {
 		}
 	}
 	return nil
+}
+
+// linkMTU reads the MTU of a link of node n, as ip takes it.
+func linkMTU(ctx context.Context, n *harness.Node, link string) (string, error) {
+	out, err := n.Exec(ctx, "cat", "/sys/class/net/"+link+"/mtu")
+	return strings.TrimSpace(out), err
 }
 
 // vswitchdCPU sums the CPU time (user + system, seconds) of every node's ovs-vswitchd.
