@@ -67,37 +67,47 @@ func DatapathLinks(ctx context.Context, e *Env, tunnels []string, d time.Duratio
 		return r, err
 	}
 	for _, tun := range tunnels {
-		c, err := StartCluster(ctx, e, ClusterOptions{Nodes: 2, Tunnel: tun, Protocol: "RSTP", FastTimers: true})
+		runs, err := linksOver(ctx, e, tun, d)
+		r.Runs = append(r.Runs, runs...)
 		if err != nil {
 			return r, err
 		}
-		for i, link := range []string{"veth", "internal", "afxdp"} {
-			switch link {
-			case "internal":
-				for _, n := range c.Nodes {
-					n.StopAgent()
-				}
-				err = linkInternal(ctx, c)
-			case "afxdp":
-				err = linkAFXDP(ctx, c)
-			}
-			if err != nil {
-				c.Close()
-				return r, fmt.Errorf("%s, link %s: %w", tun, link, err)
-			}
-			run, err := linkRun(ctx, e, c, fmt.Sprintf("l%d%s", i, tun), d)
-			if err != nil {
-				c.Close()
-				return r, fmt.Errorf("%s, link %s: %w", tun, link, err)
-			}
-			run.Tunnel, run.Link = tun, link
-			e.Logf("data path, link %s over %s: pod→pod %s (MTU %d), node→node %s, ovs-vswitchd %.2f cores",
-				link, tun, gbps(run.PodPod), run.MTU, gbps(run.NodeNode), run.VswitchdCPU)
-			r.Runs = append(r.Runs, run)
-		}
-		c.Close()
 	}
 	return r, nil
+}
+
+// linksOver measures the three links, in turn, on a fresh cluster whose tunnels are tun. The
+// cluster is closed on return, so the next one starts on a quiet machine.
+func linksOver(ctx context.Context, e *Env, tun string, d time.Duration) ([]LinkRun, error) {
+	c, err := StartCluster(ctx, e, ClusterOptions{Nodes: 2, Tunnel: tun, Protocol: "RSTP", FastTimers: true})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var runs []LinkRun
+	for i, link := range []string{"veth", "internal", "afxdp"} {
+		switch link {
+		case "internal":
+			for _, n := range c.Nodes {
+				n.StopAgent()
+			}
+			err = linkInternal(ctx, c)
+		case "afxdp":
+			err = linkAFXDP(ctx, c)
+		}
+		var run LinkRun
+		if err == nil {
+			run, err = linkRun(ctx, e, c, fmt.Sprintf("l%d%s", i, tun), d)
+		}
+		if err != nil {
+			return runs, fmt.Errorf("%s, link %s: %w", tun, link, err)
+		}
+		run.Tunnel, run.Link = tun, link
+		e.Logf("data path, link %s over %s: pod→pod %s (MTU %d), node→node %s, ovs-vswitchd %.2f cores",
+			link, tun, gbps(run.PodPod), run.MTU, gbps(run.NodeNode), run.VswitchdCPU)
+		runs = append(runs, run)
+	}
+	return runs, nil
 }
 
 // linkRun measures pod→pod between fresh pods (with the ovs-vswitchd CPU it took) and
