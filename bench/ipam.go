@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -23,7 +22,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
-	"github.com/ovsmesh/ovsmesh/controllers"
 	"github.com/ovsmesh/ovsmesh/internal/testenv"
 )
 
@@ -146,15 +144,14 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 	}
 	metricsAddr := "0"
 	var scrapeToken string
-	var scrapeClient client.Client
 	if o.Profile {
 		if metricsAddr, err = freeLoopbackAddr(); err != nil {
 			return r, err
 		}
 		beforeStop = func() {
-			// The clock stops at the last NodeSubnet; the fence read and the adoptions of
-			// the last pass come after it. Counting requests per allocation needs them too.
-			settled := waitClaimsAdopted(ctx, scrapeClient, 2*time.Minute)
+			// The clock stops at the last NodeSubnet; the fence read of the last pass comes
+			// after it. Counting requests per allocation needs it too.
+			settled := waitIPAMIdle(ctx, metricsAddr, scrapeToken, 2*time.Minute)
 			e.Logf("IPAM ovsmesh manager profile (%s):\n%s\n%s", settled, scrapeProfile(metricsAddr, scrapeToken), allocationSpan(filepath.Join(e.Dir, "manager.log")))
 		}
 		defer func() { beforeStop = nil }()
@@ -165,7 +162,6 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 			return nil, nil, err
 		}
 		if o.Profile {
-			scrapeClient = c
 			if scrapeToken, err = testenv.MetricsToken(ctx, api.cfg, "bench-scraper", true); err != nil {
 				return nil, nil, err
 			}
@@ -427,26 +423,32 @@ func allocationSpan(log string) string {
 	return fmt.Sprintf("%d allocations logged; first: %s\nlast: %s", n, cut(first), cut(last))
 }
 
-// waitClaimsAdopted waits until every subnet claim has its owner reference (the manager's
-// last requests of an allocation) and says how long that took, or that it did not.
-func waitClaimsAdopted(ctx context.Context, c client.Client, limit time.Duration) string {
+// waitIPAMIdle waits until the manager's IPAM reconciler has no pass running and has
+// started none for a second (its last pass's fence read comes after the last NodeSubnet) and
+// says how long that took, or that it did not settle.
+func waitIPAMIdle(ctx context.Context, addr, token string, limit time.Duration) string {
 	t0 := time.Now()
+	prev := ""
 	for time.Since(t0) < limit && ctx.Err() == nil {
-		var l coordinationv1.LeaseList
-		if err := c.List(ctx, &l, client.InNamespace(operatorNS), client.MatchingLabels{controllers.LabelSubnetClaim: "true"}); err == nil {
-			pending := 0
-			for i := range l.Items {
-				if len(l.Items[i].OwnerReferences) == 0 {
-					pending++
+		code, body, err := testenv.ScrapeMetrics(addr, token)
+		if err == nil && code == http.StatusOK {
+			var active, total string
+			for _, l := range strings.Split(body, "\n") {
+				if v, ok := strings.CutPrefix(l, `controller_runtime_active_workers{controller="nodesubnet-ipam"} `); ok {
+					active = v
+				}
+				if strings.HasPrefix(l, `controller_runtime_reconcile_total{controller="nodesubnet-ipam"`) {
+					total += l
 				}
 			}
-			if pending == 0 {
-				return fmt.Sprintf("all %d claims adopted %s after the last NodeSubnet", len(l.Items), time.Since(t0).Round(time.Millisecond))
+			if active == "0" && total == prev {
+				return fmt.Sprintf("IPAM idle %s after the last NodeSubnet", time.Since(t0).Round(100*time.Millisecond))
 			}
+			prev = total
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(time.Second)
 	}
-	return fmt.Sprintf("claims still pending %s after the last NodeSubnet", limit)
+	return fmt.Sprintf("IPAM still busy %s after the last NodeSubnet", limit)
 }
 
 // scrapeProfile reads the manager's metrics: client requests by verb/code and the IPAM

@@ -11,7 +11,7 @@ import (
 // operator's namespace. RBAC cannot limit create by name, nor name each node's own Lease in
 // one Role; the admission policy (policy/nodesubnet_agent_restriction.yaml) narrows it to the
 // Lease of the agent's own node, so an agent cannot touch another node's heartbeat, a subnet
-// claim or the operator's leader election Lease.
+// block or the operator's leader election Lease.
 func agentRole(nc *v1alpha1.NetworkCluster, namespace string) *rbacv1ac.RoleApplyConfiguration {
 	return rbacv1ac.Role(AgentName, namespace).
 		WithLabels(agentLabels()).WithOwnerReferences(ownerRef(nc)).

@@ -13,14 +13,13 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	kerrors "k8s.io/apimachinery/pkg/util/errors"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
-// DefaultAllocationWorkers is how many allocations of one IPAM pass run at once. Each is a
-// chain of two sequential API requests (claim, NodeSubnet), so a sequential pass over 1,000
-// new nodes is bound by round trips, not by the API server. 32: about what
+// DefaultAllocationWorkers is how many allocations of one IPAM pass run at once. Each is one
+// API request (the NodeSubnet create, blocks.go), so a sequential pass over 1,000 new nodes
+// would be bound by round trips, not by the API server. 32: about what
 // kube-controller-manager's node IPAM runs (30 CIDR update workers); API Priority and Fairness
 // queues them should the API server be busy.
 const DefaultAllocationWorkers = 32
@@ -31,65 +30,52 @@ const DefaultAllocationWorkers = 32
 // (every node's CIDR is in its NodeSubnet).
 const perNodeEventLimit = 10
 
-// picker hands out free subnet indexes of one pass to concurrent allocations.
-type picker struct {
-	mu   sync.Mutex
-	pool Pool
-	used map[int]bool
-}
-
-// next marks the lowest free subnet used and returns it; ErrExhausted when none is left.
-func (p *picker) next() (netip.Prefix, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	idx, pfx, err := p.pool.Next(p.used)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	p.used[idx] = true
-	return pfx, nil
-}
-
 // allocateAll carries out a round of allocations, up to Options.AllocationWorkers at once,
-// and returns the NodeSubnets created, still to be fenced (allocateRounds). Candidates are picked in plan order
-// before any request is made, so without contention nodes get the lowest free CIDRs in the
-// order a sequential pass would give them; a worker whose candidate turns out to be claimed by
-// someone else picks again. Concurrency needs no more than that: a CIDR's claim Lease can be
-// created only once, which is what already keeps two operator replicas apart (claims.go).
-// The claims are not adopted here: a later pass does that (splitAdoptions). Also returns the
-// nodes left out by exhaustion and the errors of the others.
-func (r *IPAMReconciler) allocateAll(ctx context.Context, log logr.Logger, pick *picker, allocs []allocation) (created []allocated, exhausted []string, errs []error) {
+// and returns the NodeSubnets created, still to be fenced (allocateRounds). Candidates are
+// picked in plan order before any request is made, so without contention nodes get the lowest
+// free CIDRs in the order a sequential pass would give them; a worker whose candidate's block
+// was lost meanwhile picks again. Concurrency needs no more than that: the picker hands out
+// only subnets of blocks this allocator holds (blocks.go). Also returns the nodes left out by
+// exhaustion, the number left waiting for blocks other allocators hold, and the errors of the
+// others.
+func (r *IPAMReconciler) allocateAll(ctx context.Context, log logr.Logger, pick *picker, allocs []allocation) (created []allocated, exhausted []string, waiting int, errs []error) {
 	var mu sync.Mutex
 	fail := func(a allocation, err error) {
-		if errors.Is(err, ErrExhausted) {
+		switch {
+		case errors.Is(err, ErrExhausted):
 			exhausted = append(exhausted, a.Node.Name)
-			return
+		case errors.Is(err, errBlocksBusy):
+			waiting++
+		default:
+			errs = append(errs, fmt.Errorf("allocating a subnet for node %s: %w", a.Node.Name, err))
 		}
-		errs = append(errs, fmt.Errorf("allocating a subnet for node %s: %w", a.Node.Name, err))
 	}
 
-	candidates := make([]netip.Prefix, len(allocs))
-	for i, a := range allocs {
-		if a.Resume != nil {
-			continue
-		}
-		c, err := pick.next()
+	type candidate struct {
+		cidr  netip.Prefix
+		block block
+	}
+	candidates := make([]candidate, len(allocs))
+	for i := range allocs {
+		c, b, err := pick.next(ctx)
 		if err != nil {
-			break // exhausted: the workers find out one by one, and report it
+			break // the workers find out one by one, and report it
 		}
-		candidates[i] = c
+		candidates[i] = candidate{c, b}
 	}
 
 	var g errgroup.Group
 	g.SetLimit(r.Options.AllocationWorkers)
 	for i, a := range allocs {
 		g.Go(func() error {
-			got, err := r.allocate(ctx, log, pick, a, candidates[i])
+			got, err := r.allocate(ctx, log, pick, a, candidates[i].cidr, candidates[i].block)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err != nil:
-				observeAllocation(a.Node, netip.Prefix{}, err, r.Options.Now())
+				if !errors.Is(err, errBlocksBusy) {
+					observeAllocation(a.Node, netip.Prefix{}, err, r.Options.Now())
+				}
 				fail(a, err)
 			case got.CIDR.IsValid():
 				created = append(created, got)
@@ -98,7 +84,7 @@ func (r *IPAMReconciler) allocateAll(ctx context.Context, log logr.Logger, pick 
 		})
 	}
 	_ = g.Wait()
-	return created, exhausted, errs
+	return created, exhausted, waiting, errs
 }
 
 // passRounds bounds how long a pass keeps allocating nodes that joined while it ran
@@ -111,19 +97,21 @@ const passRounds = 10 * time.Second
 // allocated something and within passRounds, those of the nodes that joined meanwhile
 // (arrivals, from the cache), then fences all of them with one read (confirm: a read after
 // the last create serves every earlier one too). A new round is worth it because it skips what
-// a new pass would cost first: the uncached listings of every claim and NodeSubnet. It stops when the NetworkCluster in the cache is no longer the one the pass
-// planned for (changed spec, being deleted), on exhaustion and on errors: the next pass then
-// decides from the API server.
-func (r *IPAMReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1alpha1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, errs []error) {
+// a new pass would cost first: the uncached listings of every block and NodeSubnet. It stops
+// when the NetworkCluster in the cache is no longer the one the pass planned for (changed
+// spec, being deleted), on exhaustion and on errors: the next pass then decides from the API
+// server. The blocks the pass holds are renewed until its fence is read.
+func (r *IPAMReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1alpha1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, waiting int, errs []error) {
 	var created []allocated
 	start := time.Now()
+	stopRenewing := pick.keepRenewed(ctx)
 	for len(batch) > 0 {
 		for _, a := range batch {
 			handled[a.Node.Name] = true
 		}
-		cr, ex, es := r.allocateAll(ctx, log, pick, batch)
-		created, exhausted, errs = append(created, cr...), append(exhausted, ex...), append(errs, es...)
-		if len(ex) > 0 || len(es) > 0 || time.Since(start) > passRounds || !r.samePlan(ctx, nc) {
+		cr, ex, w, es := r.allocateAll(ctx, log, pick, batch)
+		created, exhausted, waiting, errs = append(created, cr...), append(exhausted, ex...), waiting+w, append(errs, es...)
+		if len(ex) > 0 || w > 0 || len(es) > 0 || time.Since(start) > passRounds || !r.samePlan(ctx, nc) {
 			break
 		}
 		var nodes corev1.NodeList
@@ -133,14 +121,15 @@ func (r *IPAMReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc
 		}
 		batch = arrivals(nodes.Items, sel, handled)
 	}
-	kept, ferrs := r.confirm(ctx, log, created)
+	kept, ferrs := r.confirm(ctx, log, pick.pool, created)
+	stopRenewing()
 	errs = append(errs, ferrs...)
 	for _, g := range kept {
 		observeAllocation(g.Node, g.CIDR, nil, r.Options.Now())
 	}
 	r.reportAllocated(nc, kept)
 	slices.Sort(exhausted) // stable Event messages
-	return exhausted, errs
+	return exhausted, waiting, errs
 }
 
 // samePlan: the cached NetworkCluster is still the object and generation the pass planned for.
@@ -167,20 +156,4 @@ func (r *IPAMReconciler) reportAllocated(nc *v1alpha1.NetworkCluster, kept []all
 	}
 	r.Recorder.Eventf(nc, nil, corev1.EventTypeNormal, ReasonSubnetAllocated, "Allocate",
 		"%d nodes got a pod subnet (each in its NodeSubnet): %s", len(kept), nameList(names))
-}
-
-// adoptAll carries out adoptions, up to Options.AllocationWorkers at once (each is one UPDATE
-// of its own claim, so they are independent).
-func (r *IPAMReconciler) adoptAll(ctx context.Context, adopts []claimAdoption) error {
-	var g errgroup.Group
-	g.SetLimit(r.Options.AllocationWorkers)
-	errs := make([]error, len(adopts))
-	for i, a := range adopts {
-		g.Go(func() error {
-			errs[i] = r.adopt(ctx, a.Claim, a.Subnet)
-			return nil // all are tried; the errors are aggregated below
-		})
-	}
-	_ = g.Wait()
-	return kerrors.NewAggregate(errs)
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // CacheOptions limits the manager's cache to what the operator owns, which is also all its
-// RBAC lets it read (rbac.go): DaemonSets, ServiceAccounts, Roles, RoleBindings, subnet claims
+// RBAC lets it read (rbac.go): DaemonSets, ServiceAccounts, Roles, RoleBindings, subnet blocks
 // and agent heartbeats of its namespace, and the ClusterRole/Binding and admission
 // policy/binding of the agents, selected by name (a list or watch with the field selector
 // metadata.name=<name> is authorized as that resourceName) as well as by the operator's label.
@@ -26,7 +26,7 @@ func CacheOptions(namespace string) cache.Options {
 		namespace = DefaultNamespace
 	}
 	inNS := cache.ByObject{Namespaces: map[string]cache.Config{namespace: {}}}
-	// Subnet claims and the agents' heartbeats: the Leases of ovsmesh in the namespace (not
+	// Subnet blocks and the agents' heartbeats: the Leases of ovsmesh in the namespace (not
 	// the leader election Lease, renewed every few seconds).
 	leases := cache.ByObject{
 		Namespaces: map[string]cache.Config{namespace: {}},

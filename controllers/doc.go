@@ -5,11 +5,13 @@
 // Where things are:
 //
 //	ipam.go                     Pool: the pure allocator (cluster CIDR, prefix, used set → next subnet)
-//	claims.go                   why and how a CIDR is claimed (collision-proof across replicas)
-//	subnet_plan.go              the IPAM pass as a pure function of nodes, NodeSubnets and claims
+//	blocks.go                   why and how CIDRs are handed out in blocks (collision-proof across
+//	                            replicas): block Leases, their epochs, the pure rules
+//	picker.go                   a pass's subnets, lowest first, from the blocks it acquires and renews
+//	subnet_plan.go              the IPAM pass as a pure function of nodes and NodeSubnets
 //	ipam_reconciler.go          IPAMReconciler: carries the plan out (the only place IPAM writes)
 //	allocate_pass.go            a pass's allocations, concurrently, CIDRs picked oldest node first
-//	allocate.go                 one allocation (claim, NodeSubnet), the pass's fence and adoption
+//	allocate.go                 one allocation (the NodeSubnet create) and the pass's fence
 //	agent_resources.go          the agent DaemonSet, ServiceAccount, ClusterRole/Binding
 //	agent_heartbeat.go          the agents' Role/Binding for their heartbeat Leases
 //	agent_policy.go             the admission policy keeping each agent to its own NodeSubnet
@@ -26,7 +28,7 @@
 //
 // Both reconcilers work under a single key (the singleton NetworkCluster) and look at the
 // whole cluster in every pass (one pass at a time; inside a pass, allocations run
-// concurrently, which the claims make safe): level-triggered, restart-safe, and with no
+// concurrently, which the blocks make safe): level-triggered, restart-safe, and with no
 // state outside the API server. The admission policy that keeps each agent to its own NodeSubnet is created by
 // the NetworkCluster reconciler with the agents (so an OLM install has it too).
 package controllers

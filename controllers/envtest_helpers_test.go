@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -220,13 +221,14 @@ func (e *opEnv) subnet(name string) (*v1alpha1.NodeSubnet, error) {
 	return s, e.c.Get(e.ctx(), client.ObjectKey{Name: name}, s)
 }
 
-func (e *opEnv) claims() []claim {
+// blocks are the subnet block Leases of pool, and every other Lease labelled as one.
+func (e *opEnv) blocks(pool Pool) (map[int]block, []*coordinationv1.Lease) {
 	e.t.Helper()
-	cl, err := listClaims(e.ctx(), e.c, e.ns)
+	leases, err := listSubnetLeases(e.ctx(), e.c, e.ns)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return cl
+	return parseBlocks(pool, leases)
 }
 
 // eventually retries f until it returns nil, failing the test with f's last error.
@@ -268,27 +270,15 @@ func (e *opEnv) waitSubnets(timeout time.Duration, names ...string) map[string]v
 }
 
 // checkAllocation asserts the IPAM invariants on the current state: distinct CIDRs inside
-// the pool, gateway = first address, one claim per NodeSubnet owned by it, no other claims.
+// the pool, gateway = first address, every NodeSubnet allocated under a block Lease that
+// exists, with an epoch no NodeSubnet of the block is above, and no other subnet Leases.
 func (e *opEnv) checkAllocation(pool Pool) {
 	e.t.Helper()
-	// A claim is released by the pass after its NodeSubnet goes (there is no garbage
-	// collector here, and the operator does not rely on one): right after a node leaves, the
-	// claims can be one ahead. Likewise a claim is adopted by a pass after its NodeSubnet's
-	// (claims.go): right after an allocation it is still pending. Wait for the steady state;
-	// the checks below then hold exactly.
-	e.eventually(20*time.Second, "one adopted claim per NodeSubnet", func() error {
-		claims := e.claims()
-		if c, s := len(claims), len(e.subnets()); c != s {
-			return fmt.Errorf("%d claims for %d NodeSubnets", c, s)
-		}
-		for _, c := range claims {
-			if c.Owner == "" {
-				return fmt.Errorf("claim %s still pending", c.Name)
-			}
-		}
-		return nil
-	})
 	subnets := e.subnets()
+	blocks, other := e.blocks(pool)
+	for _, l := range other {
+		e.t.Errorf("subnet Lease %s is not a block of the pool", l.Name)
+	}
 	byCIDR := map[string]string{}
 	for _, s := range subnets {
 		p, err := netip.ParsePrefix(s.Spec.CIDR)
@@ -296,8 +286,10 @@ func (e *opEnv) checkAllocation(pool Pool) {
 			e.t.Errorf("%s: bad CIDR %q", s.Name, s.Spec.CIDR)
 			continue
 		}
-		if _, ok := pool.Index(p); !ok {
+		idx, ok := pool.Index(p)
+		if !ok {
 			e.t.Errorf("%s: CIDR %s not a node subnet of the pool", s.Name, p)
+			continue
 		}
 		if other, dup := byCIDR[s.Spec.CIDR]; dup {
 			e.t.Errorf("DUPLICATE: %s and %s both have %s", s.Name, other, s.Spec.CIDR)
@@ -309,23 +301,14 @@ func (e *opEnv) checkAllocation(pool Pool) {
 		if s.Spec.NodeName != s.Name {
 			e.t.Errorf("%s: nodeName %s", s.Name, s.Spec.NodeName)
 		}
-	}
-	claims := e.claims()
-	if len(claims) != len(subnets) {
-		e.t.Errorf("%d claims for %d NodeSubnets", len(claims), len(subnets))
-	}
-	uids := map[string]v1alpha1.NodeSubnet{}
-	for _, s := range subnets {
-		uids[string(s.UID)] = s
-	}
-	for _, c := range claims {
-		s, ok := uids[string(c.Owner)]
-		if !ok {
-			e.t.Errorf("claim %s (holder %s) has no owning NodeSubnet", c.Name, c.Holder)
-			continue
-		}
-		if s.Spec.CIDR != c.CIDR.String() || s.Name != c.Holder {
-			e.t.Errorf("claim %s (%s, %s) owned by NodeSubnet %s (%s)", c.Name, c.CIDR, c.Holder, s.Name, s.Spec.CIDR)
+		b, ok := blocks[pool.BlockOf(idx)]
+		switch ep := subnetEpoch(&s); {
+		case ep < 0:
+			e.t.Errorf("%s: no block epoch annotation (%v)", s.Name, s.Annotations)
+		case !ok:
+			e.t.Errorf("%s: no Lease for its block %s", s.Name, pool.BlockCIDR(pool.BlockOf(idx)))
+		case ep > b.Epoch:
+			e.t.Errorf("%s: epoch %d above its block's %d", s.Name, ep, b.Epoch)
 		}
 	}
 }
@@ -370,18 +353,4 @@ func isGone(err error) error {
 		return errors.New("still there")
 	}
 	return err
-}
-
-// waitClaimsAdopted waits until every subnet claim has its NodeSubnet as owner: adoption
-// comes a pass after the allocation, so invariants are checked once it is done.
-func (e *opEnv) waitClaimsAdopted() {
-	e.t.Helper()
-	e.eventually(20*time.Second, "every claim adopted", func() error {
-		for _, c := range e.claims() {
-			if c.Owner == "" {
-				return fmt.Errorf("claim %s still pending", c.Name)
-			}
-		}
-		return nil
-	})
 }

@@ -6,7 +6,7 @@ import (
 	"net/netip"
 )
 
-// ErrExhausted is returned by Pool.Next when every node subnet of the cluster CIDR is taken.
+// ErrExhausted is returned by the picker when every node subnet of the cluster CIDR is taken.
 var ErrExhausted = errors.New("no free node subnet left in the cluster CIDR")
 
 // maxPoolBits caps the number of subnets a Pool indexes (2^24): the allocator keeps an
@@ -70,18 +70,6 @@ func (p Pool) ParseIndex(cidr string) (int, bool) {
 		return 0, false
 	}
 	return p.Index(s)
-}
-
-// Next returns the lowest-numbered subnet not in used, or ErrExhausted. Lowest-first makes the
-// choice deterministic (two allocators that see the same state pick the same subnet, so they
-// collide on the claim instead of silently splitting) and reuses released subnets first.
-func (p Pool) Next(used map[int]bool) (int, netip.Prefix, error) {
-	for i := 0; i < p.Size(); i++ {
-		if !used[i] {
-			return i, p.Subnet(i), nil
-		}
-	}
-	return 0, netip.Prefix{}, ErrExhausted
 }
 
 // Free is the number of subnets of the pool not in used (indexes outside the pool are ignored).

@@ -102,8 +102,6 @@ func TestIPAMTwoReplicasFiftyNodesThenRestart(t *testing.T) {
 	start := time.Now()
 	e.waitSubnets(60*time.Second, names...)
 	t.Logf("50 NodeSubnets allocated by two replicas in %s", time.Since(start).Round(time.Millisecond))
-	// Let in-flight passes finish (adoption of the last claims), then check the invariants.
-	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 	e.eventually(20*time.Second, "status counts", func() error {
 		st := e.cluster().Status
@@ -114,9 +112,8 @@ func TestIPAMTwoReplicasFiftyNodesThenRestart(t *testing.T) {
 	})
 
 	logs := e.logs.String()
-	t.Logf("claim collisions between the replicas: %d for another node, %d for the same node; NodeSubnet create races: %d",
-		strings.Count(logs, "subnet already claimed by another allocator"),
-		strings.Count(logs, "subnet already claimed for this node by another allocator"),
+	t.Logf("blocks found held by the other replica: %d; NodeSubnet create races: %d",
+		strings.Count(logs, "subnet block held by another allocator"),
 		strings.Count(logs, "NodeSubnet created concurrently by another allocator"))
 
 	a.stop()
@@ -177,48 +174,66 @@ func (e *opEnv) resourceVersions() map[string]string {
 }
 
 // TestIPAMRestartMidAllocation stops the only replica while it is allocating for 50 nodes and
-// starts another: no duplicates, nothing leaked. It also plants the state a replica leaves
-// when it dies between claiming a CIDR and creating the NodeSubnet: the new replica resumes
-// that claim (the node gets exactly that CIDR) instead of leaking it.
+// starts another: no duplicates, nothing leaked. The pool has two blocks, and the first one
+// is held by an allocator that crashed (its Lease runs 3 s more) after giving node 49
+// 10.244.5.0/24: the replicas allocate from the second block, the nodes left over wait for
+// the crashed allocator's Lease to run out, and then the block is taken over (a later epoch)
+// without touching what the crashed allocator allocated.
 func TestIPAMRestartMidAllocation(t *testing.T) {
 	e := newOpEnv(t)
-	e.createCluster(nil)
-
-	// A claim for node 49 on 10.244.200.0/24 without NodeSubnet: a crashed allocation.
-	orphanCIDR := netip.MustParsePrefix("10.244.200.0/24")
-	if err := e.c.Create(e.ctx(), newClaim(e.ns, orphanCIDR, e.nodeName(49), nil)); err != nil {
-		t.Fatal(err)
-	}
-
-	first := e.startManager(Options{})
+	e.createCluster(func(s *v1alpha1.NetworkClusterSpec) { s.ClusterCIDR = "10.244.0.0/18" })
+	pool, _ := NewPool("10.244.0.0/18", 24)
 	const n = 50
 	var names []string
 	for i := 0; i < n; i++ {
 		names = append(names, e.nodeName(i))
 	}
+	crashed := e.mustNode(names[49], "10.1.0.50", nil)
+	if err := e.c.Create(e.ctx(), newBlockLease(e.ns, pool, 0, "crashed_1", 4, time.Now(), 3*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	orphan := &v1alpha1.NodeSubnet{
+		ObjectMeta: metav1.ObjectMeta{Name: crashed.Name, Labels: managedLabels(), Annotations: map[string]string{AnnotationBlockEpoch: "4"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: crashed.Name, UID: crashed.UID}}},
+		Spec: v1alpha1.NodeSubnetSpec{NodeName: crashed.Name, CIDR: "10.244.5.0/24", Gateway: "10.244.5.1", NodeIP: "10.1.0.50"},
+	}
+	if err := e.c.Create(e.ctx(), orphan); err != nil {
+		t.Fatal(err)
+	}
+
+	first := e.startManager(Options{})
 	go func() {
-		for i, name := range names {
+		for i, name := range names[:49] {
 			if _, err := e.createNode(e.ctx(), name, fmt.Sprintf("10.1.0.%d", 1+i), nil); err != nil {
 				t.Error(err)
 			}
 		}
 	}()
 	e.eventually(30*time.Second, "the first replica to be mid-way", func() error {
-		if k := len(e.subnets()); k < 5 {
+		if k := len(e.subnets()); k < 6 {
 			return fmt.Errorf("%d NodeSubnets", k)
 		}
 		return nil
 	})
 	first.stop()
 	mid := len(e.subnets())
-	t.Logf("first replica stopped after %d of %d NodeSubnets", mid, n)
+	t.Logf("first replica stopped after %d of %d NodeSubnets", mid-1, n-1)
 
 	e.startManager(Options{})
 	got := e.waitSubnets(60*time.Second, names...)
-	e.waitClaimsAdopted()
-	e.checkAllocation(defaultPool)
-	if c := got[e.nodeName(49)].Spec.CIDR; c != orphanCIDR.String() {
-		t.Errorf("node 49 got %s, want the CIDR of its earlier claim %s", c, orphanCIDR)
+	e.checkAllocation(pool)
+	if s := got[crashed.Name]; s.UID != orphan.UID || s.Spec.CIDR != orphan.Spec.CIDR {
+		t.Errorf("node 49's NodeSubnet from the crashed allocator changed: %s %s", s.UID, s.Spec.CIDR)
+	}
+	blocks, _ := e.blocks(pool)
+	if b := blocks[0]; b.Holder == "crashed_1" || b.Epoch <= 4 {
+		t.Errorf("block 0 not taken over: holder %q epoch %d", b.Holder, b.Epoch)
+	}
+	for i, name := range names[:49] {
+		idx, _ := pool.ParseIndex(got[name].Spec.CIDR)
+		if i < 32 && pool.BlockOf(idx) != 1 {
+			t.Errorf("%s got %s while block 0 was held by the crashed allocator, want block 1", name, got[name].Spec.CIDR)
+		}
 	}
 }
 
@@ -235,14 +250,6 @@ func TestIPAMNodeDeletedSubnetReleasedAndReused(t *testing.T) {
 	// No garbage collector runs in envtest: the reconciler itself removes the NodeSubnet.
 	e.deleteNode(e.nodeName(1))
 	e.waitSubnets(30*time.Second, e.nodeName(0), e.nodeName(2))
-	e.eventually(20*time.Second, "the claim of the deleted node to go", func() error {
-		for _, c := range e.claims() {
-			if c.CIDR.String() == freed {
-				return fmt.Errorf("claim %s still there", c.Name)
-			}
-		}
-		return nil
-	})
 	if _, err := e.findEvent(v1alpha1.NetworkClusterName, ReasonSubnetReleased); err != nil {
 		t.Error(err)
 	}
@@ -482,77 +489,81 @@ func TestIPAMReplicasWithLeaderElectionFailover(t *testing.T) {
 		}
 	})
 	e.waitSubnets(60*time.Second, names...)
-	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 }
 
-// TestAllocateCollisionAndFence drives one allocation step directly against the API server
-// with the views a racing replica would have:
-//   - its list was taken before another replica claimed 10.244.0.0/24 for another node: the
-//     claim create fails and it takes the next subnet, never the claimed one;
-//   - its claim was released while it stalled (the fence): the NodeSubnet it created is taken
-//     back and the step fails, to be retried from a fresh view.
+// TestAllocateCollisionAndFence drives allocations directly against the API server with the
+// views a racing replica would have:
+//   - block 0 is held by another allocator whose Lease runs: the picker acquires block 1 and
+//     hands out its lowest subnet, never one of block 0; the fence keeps it;
+//   - block 1 is then taken over by another allocator while this one still believes it holds
+//     it (a stall): the NodeSubnet it creates from it is taken back by the fence;
+//   - the next renewal finds the block lost, and the picker moves on to block 2.
 func TestAllocateCollisionAndFence(t *testing.T) {
 	e := newOpEnv(t)
-	r := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
+	clock := time.Now()
+	var mu sync.Mutex
+	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	r := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns, Identity: "me", Now: now}.withDefaults()}
 	log := ctrl.Log
-	x := netip.MustParsePrefix("10.244.0.0/24")
-	if err := e.c.Create(e.ctx(), newClaim(e.ns, x, "someone-else", nil)); err != nil {
+	if err := e.c.Create(e.ctx(), newBlockLease(e.ns, defaultPool, 0, "someone-else", 0, now(), time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	listing := func() map[int]block {
+		b, _ := e.blocks(defaultPool)
+		return b
+	}
+	pick := r.newPicker(log, defaultPool, listing(), map[int]bool{}, nil)
 	n := e.mustNode(e.nodeName(0), "192.168.10.10", nil)
-	stale := map[int]bool{} // does not know about the claim on 10.244.0.0/24
-	step, err := r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: stale}, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")}, netip.Prefix{})
+	step, err := r.allocate(e.ctx(), log, pick, allocation{Node: n, IP: netip.MustParseAddr("192.168.10.10")}, netip.Prefix{}, block{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The rest of the step as a pass does it: the fence, then (a later pass) the adoption.
-	kept, errs := r.confirm(e.ctx(), log, []allocated{step})
-	if len(errs) > 0 || len(kept) != 1 {
+	if step.CIDR.String() != "10.244.32.0/24" || step.Block != 1 || step.Epoch != 0 {
+		t.Fatalf("allocated %s in block %d epoch %d, want 10.244.32.0/24, the first of block 1, in epoch 0", step.CIDR, step.Block, step.Epoch)
+	}
+	if kept, errs := r.confirm(e.ctx(), log, defaultPool, []allocated{step}); len(errs) > 0 || len(kept) != 1 {
 		t.Fatalf("fence: kept %d, errors %v", len(kept), errs)
 	}
-	if err := r.adoptAll(e.ctx(), []claimAdoption{{Claim: claim{Name: kept[0].ClaimName, Lease: kept[0].Claim}, Subnet: kept[0].Subnet}}); err != nil {
-		t.Fatal(err)
+	blocks := listing()
+	if blocks[0].Holder != "someone-else" || blocks[1].Holder != "me" {
+		t.Errorf("holders %q, %q", blocks[0].Holder, blocks[1].Holder)
 	}
-	got := step.CIDR
-	if got.String() != "10.244.1.0/24" {
-		t.Fatalf("allocated %s, want the next free 10.244.1.0/24", got)
-	}
-	s, err := e.subnet(n.Name)
-	if err != nil || s.Spec.CIDR != "10.244.1.0/24" {
-		t.Fatalf("NodeSubnet %+v (%v)", s, err)
-	}
-	for _, c := range e.claims() {
-		if c.CIDR == x && c.Holder != "someone-else" {
-			t.Errorf("the other allocator's claim was overwritten: %+v", c)
-		}
-		if c.CIDR == got && c.Owner != s.UID {
-			t.Errorf("own claim not adopted: %+v", c)
-		}
+	if s, err := e.subnet(n.Name); err != nil || s.Annotations[AnnotationBlockEpoch] != "0" {
+		t.Errorf("NodeSubnet %+v (%v)", s, err)
 	}
 
-	// The fence: resume a claim that is deleted before the NodeSubnet is created.
+	// Another allocator takes block 1 over (as after an expiry); this one does not know yet.
+	thief := blocks[1].Lease.DeepCopy()
+	hold(thief, "thief", blocks[1].Epoch+1, now(), time.Minute, true)
+	if err := e.c.Update(e.ctx(), thief); err != nil {
+		t.Fatal(err)
+	}
 	n2 := e.mustNode(e.nodeName(1), "192.168.10.11", nil)
-	y := netip.MustParsePrefix("10.244.7.0/24")
-	l := newClaim(e.ns, y, n2.Name, nil)
-	if err := e.c.Create(e.ctx(), l); err != nil {
-		t.Fatal(err)
+	step, err = r.allocate(e.ctx(), log, pick, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11")}, netip.Prefix{}, block{})
+	if err != nil || step.Block != 1 {
+		t.Fatalf("the stale picker should still hand out block 1: %+v, %v", step, err)
 	}
-	if err := e.c.Delete(e.ctx(), l); err != nil { // released by another replica meanwhile
-		t.Fatal(err)
+	kept, errs := r.confirm(e.ctx(), log, defaultPool, []allocated{step})
+	if len(kept) > 0 || len(errs) == 0 {
+		t.Fatal("allocation in a block that changed hands passed the fence")
 	}
-	c := claim{Name: l.Name, UID: l.UID, CIDR: y, Holder: n2.Name, Lease: l}
-	step, err = r.allocate(e.ctx(), log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n2, IP: netip.MustParseAddr("192.168.10.11"), Resume: &c}, netip.Prefix{})
-	if err == nil {
-		kept, errs = r.confirm(e.ctx(), log, []allocated{step})
-		if len(kept) > 0 || len(errs) == 0 {
-			t.Fatal("allocation on a released claim succeeded")
-		}
+	if _, err := e.subnet(n2.Name); isGone(err) != nil {
+		t.Errorf("the unfenced NodeSubnet was not taken back: %v", err)
 	}
-	e.eventually(10*time.Second, "the unfenced NodeSubnet to be taken back", func() error {
-		_, err := e.subnet(n2.Name)
-		return isGone(err)
-	})
+
+	// The renewal finds block 1 lost; the next subnet comes from block 2.
+	mu.Lock()
+	clock = clock.Add(r.Options.BlockLeaseDuration / 2)
+	mu.Unlock()
+	pick.renewDue(e.ctx())
+	next, b, err := pick.next(e.ctx())
+	if err != nil || next.String() != "10.244.64.0/24" || b.Index != 2 {
+		t.Errorf("after losing block 1: %s in block %d (%v), want 10.244.64.0/24 in block 2", next, b.Index, err)
+	}
+	if l := listing(); l[1].Holder != "thief" || l[0].Holder != "someone-else" {
+		t.Errorf("other allocators' blocks were overwritten: %q, %q", l[0].Holder, l[1].Holder)
+	}
 }
 
 // TestIPAMOnePassConcurrentInOrder: 40 nodes exist before the operator starts, so its first

@@ -11,88 +11,68 @@ import (
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
-// TestIPAMStalledAllocatorPastGrace: an allocator claims a CIDR for a node and stalls past
-// the claim grace period; meanwhile the node leaves and a real operator pass (its clock past
-// the grace period) releases the claim and hands the CIDR to another node. When the stalled
-// allocator wakes and creates its NodeSubnet, the pass's fence (one claim read after the
-// creates) takes it back: the CIDR stays with the node that holds its claim now.
-func TestIPAMStalledAllocatorPastGrace(t *testing.T) {
+// TestIPAMStalledHolderLosesToTakeover: an allocator acquires block 0 and picks
+// 10.244.0.0/24 for node 0, then stalls past its Lease (1 s). The operator takes the block
+// over (a later epoch) and hands 10.244.0.0/24 to node 1. The stalled allocator wakes, creates
+// its NodeSubnet with the same CIDR and dies before its fence: the operator's next pass sees
+// two NodeSubnets with one CIDR and keeps the one of the later epoch, node 1's.
+// (Node 0 has no InternalIP, so the operator itself never allocates it; the stalled allocator
+// was handed one when it started.)
+func TestIPAMStalledHolderLosesToTakeover(t *testing.T) {
 	e := newOpEnv(t)
 	e.createCluster(nil)
-	stalled := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
-	n1 := e.mustNode(e.nodeName(0), "192.168.20.10", nil)
-	x := netip.MustParsePrefix("10.244.0.0/24") // the lowest: the operator hands it out next
-	l := newClaim(e.ns, x, n1.Name, nil)
-	if err := e.c.Create(e.ctx(), l); err != nil { // the stalled allocator's first step
-		t.Fatal(err)
+	stalled := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns, Identity: "stalled", BlockLeaseDuration: time.Second}.withDefaults()}
+	n0 := e.mustNode(e.nodeName(0), "", nil)
+	pick := stalled.newPicker(ctrl.Log, defaultPool, map[int]block{}, map[int]bool{}, nil)
+	x, b, err := pick.next(e.ctx())
+	if err != nil || x.String() != "10.244.0.0/24" {
+		t.Fatalf("stalled allocator picked %s (%v)", x, err)
+	}
+	time.Sleep(1100 * time.Millisecond) // its Lease runs out
+
+	e.startManager(Options{})
+	n1 := e.mustNode(e.nodeName(1), "192.168.20.11", nil)
+	got := e.waitSubnets(30*time.Second, n1.Name)
+	if got[n1.Name].Spec.CIDR != x.String() {
+		t.Fatalf("node 1 got %s, want %s from the taken-over block", got[n1.Name].Spec.CIDR, x)
+	}
+	blocks, _ := e.blocks(defaultPool)
+	if blocks[0].Holder == "stalled" || blocks[0].Epoch != b.Epoch+1 {
+		t.Fatalf("block 0: holder %q epoch %d, want taken over in epoch %d", blocks[0].Holder, blocks[0].Epoch, b.Epoch+1)
 	}
 
-	e.deleteNode(n1.Name)
-	late := func() time.Time { return time.Now().Add(2 * DefaultClaimGracePeriod) }
-	op := e.startManager(Options{Now: late})
-	n2 := e.mustNode(e.nodeName(1), "192.168.20.11", nil)
-	got := e.waitSubnets(30*time.Second, n2.Name)
-	if got[n2.Name].Spec.CIDR != x.String() {
-		t.Fatalf("node 1 got %s, want the released %s", got[n2.Name].Spec.CIDR, x)
+	// It wakes: its NodeSubnet create succeeds (the name is free), and it dies before its fence.
+	step, err := stalled.allocate(e.ctx(), ctrl.Log, pick, allocation{Node: n0, IP: netip.MustParseAddr("192.168.20.10")}, x, b)
+	if err != nil || step.CIDR != x {
+		t.Fatalf("the stalled allocator's NodeSubnet was not created (%+v, %v): the test did not reach the duplicate", step, err)
 	}
-	// Its allocation is finished once the claim is adopted (after the fence); only then is
-	// the operator stopped, since nothing else may clean up after the stalled allocator.
-	e.eventually(20*time.Second, "node 1's claim adopted", func() error {
-		for _, cl := range e.claims() {
-			if cl.CIDR == x && cl.Owner == got[n2.Name].UID {
-				return nil
-			}
-		}
-		return fmt.Errorf("no claim of %s owned by node 1's NodeSubnet", x)
+	e.eventually(20*time.Second, "the duplicate of the earlier epoch to be removed", func() error {
+		_, err := e.subnet(n0.Name)
+		return isGone(err)
 	})
-	op.stop()
-
-	// It wakes: its NodeSubnet create succeeds (the name is free), the fence refuses it.
-	c := claim{Name: l.Name, UID: l.UID, CIDR: x, Holder: n1.Name, Lease: l}
-	step, err := stalled.allocate(e.ctx(), ctrl.Log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n1, IP: netip.MustParseAddr("192.168.20.10"), Resume: &c}, netip.Prefix{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !step.CIDR.IsValid() {
-		t.Fatal("the stalled allocator's NodeSubnet was not created: the test did not reach the fence")
-	}
-	kept, errs := stalled.confirm(e.ctx(), ctrl.Log, []allocated{step})
-	if len(kept) != 0 || len(errs) != 1 {
-		t.Fatalf("fence kept %d, errors %v; want the allocation refused", len(kept), errs)
-	}
-	if _, err := e.subnet(n1.Name); isGone(err) != nil {
-		t.Errorf("NodeSubnet of the stalled allocation still there: %v", err)
-	}
-	if s, err := e.subnet(n2.Name); err != nil || s.UID != got[n2.Name].UID || s.Spec.CIDR != x.String() {
+	if s, err := e.subnet(n1.Name); err != nil || s.UID != got[n1.Name].UID || s.Spec.CIDR != x.String() {
 		t.Errorf("node 1's NodeSubnet changed: %+v (%v)", s, err)
 	}
-	holders := 0
-	for _, cl := range e.claims() {
-		if cl.CIDR == x {
-			holders++
-			if cl.Holder != n2.Name {
-				t.Errorf("claim of %s held by %s, want %s", x, cl.Holder, n2.Name)
-			}
-		}
-	}
-	if holders != 1 {
-		t.Errorf("%d claims of %s", holders, x)
+	// Had it lived to its fence, that would have refused the allocation too.
+	if kept, errs := stalled.confirm(e.ctx(), ctrl.Log, defaultPool, []allocated{step}); len(kept) != 0 || len(errs) != 1 {
+		t.Errorf("fence kept %d, errors %v; want the allocation refused", len(kept), errs)
 	}
 	e.checkAllocation(defaultPool)
 }
 
-// TestIPAMCrashAfterNodeSubnetCreate: an allocator died after creating the NodeSubnet, before
-// its fence and the adoption (the claim is pending, its holder's NodeSubnet has its CIDR). The
-// operator adopts that claim to that NodeSubnet; it neither reallocates the node nor hands the
-// CIDR to the node created next.
+// TestIPAMCrashAfterNodeSubnetCreate: an allocator died after creating a NodeSubnet, before
+// its fence, without releasing its block. The operator keeps that NodeSubnet, and while the
+// dead allocator's Lease runs it allocates the next node from another block, never the
+// crashed allocation's CIDR.
 func TestIPAMCrashAfterNodeSubnetCreate(t *testing.T) {
 	e := newOpEnv(t)
 	e.createCluster(nil)
 	crashed := &IPAMReconciler{Client: e.c, APIReader: e.c, Options: Options{Namespace: e.ns}.withDefaults()}
 	n := e.mustNode(e.nodeName(0), "192.168.30.10", nil)
-	step, err := crashed.allocate(e.ctx(), ctrl.Log, &picker{pool: defaultPool, used: map[int]bool{}}, allocation{Node: n, IP: netip.MustParseAddr("192.168.30.10")}, netip.Prefix{})
+	pick := crashed.newPicker(ctrl.Log, defaultPool, map[int]block{}, map[int]bool{}, nil)
+	step, err := crashed.allocate(e.ctx(), ctrl.Log, pick, allocation{Node: n, IP: netip.MustParseAddr("192.168.30.10")}, netip.Prefix{}, block{})
 	if err != nil || !step.CIDR.IsValid() {
-		t.Fatalf("first two steps: %+v, %v", step, err)
+		t.Fatalf("the crashed allocation: %+v, %v", step, err)
 	}
 
 	e.startManager(Options{})
@@ -101,25 +81,14 @@ func TestIPAMCrashAfterNodeSubnetCreate(t *testing.T) {
 	if s := got[n.Name]; s.UID != step.Subnet.UID || s.Spec.CIDR != step.CIDR.String() {
 		t.Errorf("node 0's NodeSubnet was replaced: %s %s, want %s %s", s.UID, s.Spec.CIDR, step.Subnet.UID, step.CIDR)
 	}
-	if got[n2.Name].Spec.CIDR == step.CIDR.String() {
-		t.Errorf("node 1 got node 0's CIDR %s", step.CIDR)
+	if c := got[n2.Name].Spec.CIDR; c != "10.244.32.0/24" {
+		t.Errorf("node 1 got %s, want 10.244.32.0/24 (block 0 is the crashed allocator's until its Lease runs out)", c)
 	}
-	e.eventually(20*time.Second, "the crashed allocation's claim adopted", func() error {
-		for _, c := range e.claims() {
-			if c.CIDR == step.CIDR {
-				if c.UID != step.ClaimUID || c.Owner != step.Subnet.UID {
-					return fmt.Errorf("claim %+v, want UID %s owned by %s", c, step.ClaimUID, step.Subnet.UID)
-				}
-				return nil
-			}
-		}
-		return fmt.Errorf("no claim of %s", step.CIDR)
-	})
 	e.checkAllocation(defaultPool)
 }
 
 // TestIPAMBurstReportedOnce: a pass that allocates many nodes writes one SubnetAllocated
-// Event on the NetworkCluster naming them, not one per node; every claim is still adopted.
+// Event on the NetworkCluster naming them, not one per node.
 func TestIPAMBurstReportedOnce(t *testing.T) {
 	e := newOpEnv(t)
 	e.createCluster(nil)
@@ -144,6 +113,5 @@ func TestIPAMBurstReportedOnce(t *testing.T) {
 			t.Errorf("per-node event in a burst: %q", ev.Note)
 		}
 	}
-	e.waitClaimsAdopted()
 	e.checkAllocation(defaultPool)
 }

@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
-	"net/netip"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -13,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmanager "sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -31,7 +34,7 @@ const (
 // after it, owned by it, with a CIDR no other node has, and removes NodeSubnets of nodes that
 // left. Every pass looks at the whole cluster under one key (see toCluster), reads what is
 // allocated straight from the API server, plans (subnet_plan.go, pure) and carries the plan
-// out. The collision-proof part is the claim protocol described in claims.go.
+// out. The collision-proof part is the block protocol described in blocks.go.
 type IPAMReconciler struct {
 	Client    client.Client
 	APIReader client.Reader // uncached: allocation decisions are never made on a stale cache
@@ -39,6 +42,9 @@ type IPAMReconciler struct {
 	Options   Options
 
 	serviceCIDRs bool // the API server serves ServiceCIDR (servicecidr.go)
+
+	passMu   sync.Mutex // held by a pass; releaseOnStop waits for it
+	stopping bool       // set by releaseOnStop: no pass acquires blocks any more
 }
 
 // SetupWithManager watches the NetworkCluster, Nodes, NodeSubnets and, where served,
@@ -49,27 +55,69 @@ func (r *IPAMReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.serviceCIDRs = serviceCIDRsServed(mgr.GetRESTMapper()); r.serviceCIDRs {
 		b = b.Watches(&networkingv1.ServiceCIDR{}, toCluster)
 	}
-	return b.
+	if err := b.
 		Named("nodesubnet-ipam").
 		For(&v1alpha1.NetworkCluster{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
 		// Status writes of agents do not change allocation; one that drops the operator's
 		// NodeIPConflict (an agent writing from a cache that had not seen it) is put right.
 		Watches(&v1alpha1.NodeSubnet{}, toCluster, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, ipConflictChanged))).
-		// Claims released by the garbage collector (or by another replica) free subnets
-		// that nodes left out by exhaustion are waiting for.
-		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(isClaim)).
-		Complete(r)
+		// A block another allocator releases (or lets go) may be what waiting nodes need.
+		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(r.othersBlock())).
+		Complete(r); err != nil {
+		return err
+	}
+	return mgr.Add(crmanager.RunnableFunc(r.releaseOnStop))
 }
 
-// isClaim filters the Lease watch down to subnet claims (leader election Leases are renewed
-// every few seconds).
-var isClaim = predicate.NewPredicateFuncs(func(o client.Object) bool {
-	return o.GetLabels()[LabelSubnetClaim] == "true"
-})
+// othersBlock filters the Lease watch down to subnet blocks held by anyone but this allocator
+// (its own acquisitions and renewals change nothing a pass would decide; leader election
+// Leases are renewed every few seconds).
+func (r *IPAMReconciler) othersBlock() predicate.Predicate {
+	return predicate.NewPredicateFuncs(func(o client.Object) bool {
+		l, ok := o.(*coordinationv1.Lease)
+		if !ok || l.Labels[LabelSubnetClaim] != "true" {
+			return false
+		}
+		return l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != r.Options.Identity
+	})
+}
+
+// releaseOnStop releases this allocator's blocks when the manager stops (after the pass in
+// flight), so that the operator replacing it, or its next process, allocates from them at
+// once instead of after their Leases expire. Best effort: a block it cannot release expires.
+func (r *IPAMReconciler) releaseOnStop(ctx context.Context) error {
+	<-ctx.Done()
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	r.stopping = true
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	leases, err := r.listBlockLeases(rctx)
+	if err != nil {
+		ctrl.Log.Error(err, "releasing subnet blocks on stop")
+		return nil
+	}
+	for i := range leases {
+		l := &leases[i]
+		if !strings.HasPrefix(l.Name, blockNamePrefix) || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != r.Options.Identity {
+			continue
+		}
+		l.Spec.HolderIdentity = nil // the epoch stays: the next holder raises it
+		if err := r.Client.Update(rctx, l); err != nil {
+			ctrl.Log.Error(err, "releasing a subnet block on stop", "lease", l.Name)
+		}
+	}
+	return nil
+}
 
 // Reconcile runs one IPAM pass.
 func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+	r.passMu.Lock()
+	defer r.passMu.Unlock()
+	if r.stopping {
+		return ctrl.Result{}, nil
+	}
 	log := ctrl.LoggerFrom(ctx)
 	nc := &v1alpha1.NetworkCluster{}
 	if err := r.Client.Get(ctx, clusterKey, nc); err != nil {
@@ -99,12 +147,14 @@ func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		svcConflicts = serviceCIDRConflicts(pool.cluster, svc)
 	}
 
-	// Claims are listed before NodeSubnets: a claim that is adopted after our list of claims
-	// then has its NodeSubnet in our list of NodeSubnets, so no live claim looks orphaned.
-	claims, err := r.listClaims(ctx)
+	// The blocks are listed before the NodeSubnets: a block the pass acquires with the
+	// resourceVersion of this listing was not written since, so every NodeSubnet created in
+	// it is in the listing below (blocks.go).
+	leases, err := r.listBlockLeases(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	blocks, legacy := parseBlocks(pool, leases)
 	var subnets v1alpha1.NodeSubnetList
 	if err := r.APIReader.List(ctx, &subnets); err != nil {
 		return ctrl.Result{}, err
@@ -113,10 +163,7 @@ func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	if err := r.Client.List(ctx, &nodes); err != nil {
 		return ctrl.Result{}, err
 	}
-	plan := planSubnets(planInput{
-		Pool: pool, Selector: nodeSelector(nc), Nodes: nodes.Items, Subnets: subnets.Items,
-		Claims: claims, Now: r.Options.Now(), Grace: r.Options.ClaimGracePeriod,
-	})
+	plan := planSubnets(planInput{Pool: pool, Selector: nodeSelector(nc), Nodes: nodes.Items, Subnets: subnets.Items})
 
 	var errs []error
 	for _, d := range plan.DeleteSubnets {
@@ -128,16 +175,14 @@ func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		r.Recorder.Eventf(nc, nil, corev1.EventTypeNormal, ReasonSubnetReleased, "Release",
 			"released %s of node %s: %s", d.Subnet.Spec.CIDR, d.Subnet.Spec.NodeName, d.Reason)
 	}
-	for _, d := range plan.DeleteClaims {
-		log.Info("releasing subnet claim", "claim", d.Claim.Name, "holder", d.Claim.Holder, "reason", d.Reason)
-		if err := r.deleteClaim(ctx, d.Claim); err != nil {
+	for _, l := range legacy {
+		// Per-subnet claims of an earlier version, or Leases of a former cluster CIDR: the
+		// NodeSubnets hold every CIDR in use.
+		log.Info("removing a subnet Lease of an earlier version", "lease", l.Name)
+		uid := l.UID
+		if err := r.Client.Delete(ctx, l, client.Preconditions{UID: &uid}); client.IgnoreNotFound(err) != nil && !apierrors.IsConflict(err) {
 			errs = append(errs, err)
-		} else if idx, ok := pool.Index(d.Claim.CIDR); ok && !plan.SubnetUsed[idx] {
-			delete(plan.Used, idx) // free for the allocations below
 		}
-	}
-	for _, s := range plan.BackfillClaims {
-		errs = append(errs, r.backfill(ctx, log, s))
 	}
 	for _, u := range plan.UpdateNodeIP {
 		patch := client.MergeFromWithOptions(u.Subnet.DeepCopy(), client.MergeFromWithOptimisticLock{})
@@ -155,13 +200,16 @@ func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	for i := range subnets.Items {
 		handled[subnets.Items[i].Name] = true
 	}
-	pick := &picker{pool: pool, used: plan.Used}
-	exhausted, allocErrs := r.allocateRounds(ctx, log, nc, pick, nodeSelector(nc), handled, plan.Allocate)
+	pick := r.newPicker(log, pool, blocks, plan.Used, maxEpochs(pool, subnets.Items))
+	exhausted, waiting, allocErrs := r.allocateRounds(ctx, log, nc, pick, nodeSelector(nc), handled, plan.Allocate)
 	errs = append(errs, allocErrs...)
-	// Adoptions after the allocations: they are bookkeeping (splitAdoptions), and a pass in a
-	// burst of joins leaves the young ones to a later pass.
-	adopts, adoptRecheck := splitAdoptions(plan.AdoptClaims, len(plan.Allocate) > 0, r.Options.Now())
-	errs = append(errs, r.adoptAll(ctx, adopts))
+	var recheck time.Duration
+	if waiting > 0 {
+		// Every free subnet is in a block another allocator holds (a replaced leader's, until
+		// its Lease runs out): look again then, or when a block Lease changes (the watch).
+		recheck = pick.recheck()
+		log.Info("nodes wait for a subnet block another allocator holds", "nodes", waiting, "recheckAfter", recheck)
+	}
 	if len(exhausted) > 0 {
 		log.Info("cluster CIDR exhausted", "nodesLeftOut", exhausted)
 		r.Recorder.Eventf(nc, nil, corev1.EventTypeWarning, ReasonSubnetsExhausted, "Allocate",
@@ -177,7 +225,7 @@ func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 		}
 	}
 	errs = append(errs, r.markDuplicates(ctx, nc, nodes.Items, subnets.Items))
-	claimsInFlight.Set(float64(len(claims)))
+	subnetBlocks.Set(float64(pick.heldCount()))
 	subnetsAllocated.Set(float64(pool.Size() - pool.Free(plan.Used)))
 	subnetsFree.Set(float64(pool.Free(plan.Used)))
 	nodesWithoutSubnet.Set(float64(len(exhausted) + len(plan.NoAddress)))
@@ -185,47 +233,20 @@ func (r *IPAMReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Re
 	if err := kerrors.NewAggregate(errs); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: minPositive(plan.RecheckAfter, adoptRecheck)}, nil
+	return ctrl.Result{RequeueAfter: recheck}, nil
 }
 
-// backfill creates the claim of a NodeSubnet that has none.
-func (r *IPAMReconciler) backfill(ctx context.Context, log logr.Logger, s *v1alpha1.NodeSubnet) error {
-	p, err := netip.ParsePrefix(s.Spec.CIDR)
-	if err != nil {
-		return nil
-	}
-	log.Info("creating the missing claim of a NodeSubnet", "nodeSubnet", s.Name, "cidr", p)
-	err = r.Client.Create(ctx, newClaim(r.Options.Namespace, p, s.Name, s))
-	if apierrors.IsAlreadyExists(err) {
-		return nil // the next pass sees it
-	}
-	return err
+func (r *IPAMReconciler) listBlockLeases(ctx context.Context) ([]coordinationv1.Lease, error) {
+	return listSubnetLeases(ctx, r.APIReader, r.Options.Namespace)
 }
 
-func (r *IPAMReconciler) deleteClaim(ctx context.Context, c claim) error {
-	err := r.Client.Delete(ctx, c.Lease, client.Preconditions{UID: &c.UID})
-	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-		return nil
-	}
-	return err
-}
-
-func (r *IPAMReconciler) listClaims(ctx context.Context) ([]claim, error) {
-	return listClaims(ctx, r.APIReader, r.Options.Namespace)
-}
-
-func listClaims(ctx context.Context, c client.Reader, namespace string) ([]claim, error) {
+// listSubnetLeases lists the Leases labelled as subnet blocks (or claims of earlier versions).
+func listSubnetLeases(ctx context.Context, c client.Reader, namespace string) ([]coordinationv1.Lease, error) {
 	var leases coordinationv1.LeaseList
 	if err := c.List(ctx, &leases, client.InNamespace(namespace), client.MatchingLabels{LabelSubnetClaim: "true"}); err != nil {
 		return nil, err
 	}
-	out := make([]claim, 0, len(leases.Items))
-	for i := range leases.Items {
-		if c, ok := parseClaim(&leases.Items[i]); ok {
-			out = append(out, c)
-		}
-	}
-	return out, nil
+	return leases.Items, nil
 }
 
 // removeLeftovers: there is no NetworkCluster (confirmed uncached, so a cache that has not
@@ -248,16 +269,17 @@ func (r *IPAMReconciler) removeLeftovers(ctx context.Context, log logr.Logger) e
 	return kerrors.NewAggregate(errs)
 }
 
-// deleteAllClaims releases every claim (one by one: the operator's role has no
-// deletecollection, and each delete is checked against the claim's UID).
+// deleteAllClaims removes every subnet block Lease (one by one: the operator's role has no
+// deletecollection, and each delete is checked against the Lease's UID).
 func deleteAllClaims(ctx context.Context, c client.Client, r client.Reader, namespace string) error {
-	claims, err := listClaims(ctx, r, namespace)
+	leases, err := listSubnetLeases(ctx, r, namespace)
 	if err != nil {
 		return err
 	}
 	var errs []error
-	for _, cl := range claims {
-		err := c.Delete(ctx, cl.Lease, client.Preconditions{UID: &cl.UID})
+	for i := range leases {
+		uid := leases[i].UID
+		err := c.Delete(ctx, &leases[i], client.Preconditions{UID: &uid})
 		if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 			errs = append(errs, err)
 		}

@@ -1,9 +1,13 @@
 package controllers
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
 )
 
 func mustPool(t *testing.T, cidr string, l int) Pool {
@@ -33,23 +37,42 @@ func TestPoolDefaultLayout(t *testing.T) {
 	}
 }
 
-func TestPoolNextIsLowestFreeAndReusesReleased(t *testing.T) {
+// heldPicker is a picker of a pass that holds every block of p already (no API needed).
+func heldPicker(p Pool, used map[int]bool) *picker {
+	pk := &picker{pool: p, used: used, known: map[int]block{}, held: map[int]block{}, skip: map[int]bool{}, now: time.Now, log: logr.Discard()}
+	for b := 0; b < p.Blocks(); b++ {
+		pk.held[b] = block{Index: b, Epoch: int32(b)}
+	}
+	return pk
+}
+
+func TestPickerIsLowestFreeAndReusesReleased(t *testing.T) {
 	p := mustPool(t, "10.244.0.0/16", 24)
 	used := map[int]bool{}
-	for i := 0; i < 5; i++ {
-		idx, s, err := p.Next(used)
-		if err != nil || idx != i {
-			t.Fatalf("Next #%d = %d %s %v", i, idx, s, err)
+	pk := heldPicker(p, used)
+	for i := 0; i < 40; i++ {
+		s, b, err := pk.next(context.Background())
+		if err != nil || s != p.Subnet(i) || b.Index != p.BlockOf(i) || b.Epoch != int32(p.BlockOf(i)) {
+			t.Fatalf("next #%d = %s in block %d (%v)", i, s, b.Index, err)
 		}
-		used[idx] = true
 	}
-	delete(used, 2) // node 2 released its subnet
-	idx, s, err := p.Next(used)
-	if err != nil || idx != 2 || s.String() != "10.244.2.0/24" {
-		t.Fatalf("after release Next = %d %s %v, want 2 10.244.2.0/24", idx, s, err)
+	delete(used, 2) // node 2 released its subnet: the next pass hands it out first
+	s, _, err := heldPicker(p, used).next(context.Background())
+	if err != nil || s.String() != "10.244.2.0/24" {
+		t.Fatalf("after release next = %s %v, want 10.244.2.0/24", s, err)
 	}
-	if p.Free(used) != 256-4 {
-		t.Errorf("Free = %d, want 252", p.Free(used))
+	if p.Free(used) != 256-40 {
+		t.Errorf("Free = %d, want 216", p.Free(used))
+	}
+	// Free subnets only in a block another allocator holds: not exhaustion.
+	full := map[int]bool{}
+	for i := 0; i < p.Size(); i++ {
+		full[i] = i != 200
+	}
+	pk = heldPicker(p, full)
+	pk.skip[p.BlockOf(200)] = true
+	if _, _, err := pk.next(context.Background()); !errors.Is(err, errBlocksBusy) {
+		t.Errorf("free subnet only in a busy block: %v, want errBlocksBusy", err)
 	}
 }
 
@@ -60,18 +83,18 @@ func TestPoolSlash30AndExhaustion(t *testing.T) {
 		t.Fatalf("size %d, want 2", p.Size())
 	}
 	used := map[int]bool{}
+	pk := heldPicker(p, used)
 	want := []struct{ cidr, gw string }{{"10.10.0.0/30", "10.10.0.1"}, {"10.10.0.4/30", "10.10.0.5"}}
 	for _, w := range want {
-		idx, s, err := p.Next(used)
+		s, _, err := pk.next(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if s.String() != w.cidr || Gateway(s).String() != w.gw {
 			t.Errorf("got %s gw %s, want %s gw %s", s, Gateway(s), w.cidr, w.gw)
 		}
-		used[idx] = true
 	}
-	if _, _, err := p.Next(used); !errors.Is(err, ErrExhausted) {
+	if _, _, err := pk.next(context.Background()); !errors.Is(err, ErrExhausted) {
 		t.Fatalf("third allocation: err %v, want ErrExhausted", err)
 	}
 	if p.Free(used) != 0 {

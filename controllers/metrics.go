@@ -20,7 +20,7 @@ import (
 var (
 	subnetsAllocated = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ovsmesh_subnets_allocated",
-		Help: "Node subnets of the cluster CIDR that are allocated (NodeSubnets and in-flight claims).",
+		Help: "Node subnets of the cluster CIDR that are allocated (NodeSubnets).",
 	})
 	subnetsFree = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "ovsmesh_subnets_free",
@@ -39,9 +39,9 @@ var (
 		Help:    "From a Node's creation to its NodeSubnet: how long a new node waits for its pod subnet.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 3, 10), // 10 ms … 197 s
 	})
-	claimsInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "ovsmesh_operator_subnet_claims",
-		Help: "Subnet claims (Leases) seen in the last IPAM pass: allocations under way or unfinished.",
+	subnetBlocks = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "ovsmesh_operator_subnet_blocks",
+		Help: "Subnet blocks (Leases of 32 node subnets each) this operator held in its last IPAM pass.",
 	})
 	nodesByState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "ovsmesh_operator_nodes",
@@ -55,7 +55,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(subnetsAllocated, subnetsFree, nodesWithoutSubnet,
-		allocations, allocationSeconds, claimsInFlight, nodesByState, uninstallPending)
+		allocations, allocationSeconds, subnetBlocks, nodesByState, uninstallPending)
 	for _, r := range []string{"allocated", "exhausted", "error"} {
 		allocations.WithLabelValues(r)
 	}

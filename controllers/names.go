@@ -23,9 +23,11 @@ const (
 	DefaultNamespace = "ovsmesh-system"
 	// DefaultCleanupTimeout bounds how long uninstall waits for agents to report CleanedUp.
 	DefaultCleanupTimeout = 2 * time.Minute
-	// DefaultClaimGracePeriod is how long an unfinished subnet claim of a node that is gone is
-	// kept before it is released (see claims.go).
-	DefaultClaimGracePeriod = time.Minute
+	// DefaultBlockLeaseDuration is how long a subnet block stays with an allocator that no
+	// longer renews it (blocks.go): after a crash, others take its blocks over then (a stopping
+	// operator releases them at once). Passes renew every third of it; 30 s is twice what
+	// leader election waits, so a loaded API server does not cost a live allocator its blocks.
+	DefaultBlockLeaseDuration = 30 * time.Second
 )
 
 // managedLabels are put on every object the operator creates, so that they can be found (and

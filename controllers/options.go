@@ -4,13 +4,16 @@ import "time"
 
 // Options configure the reconcilers.
 type Options struct {
-	// Namespace holds the agent DaemonSet and ServiceAccount and the subnet claims: the
+	// Namespace holds the agent DaemonSet and ServiceAccount and the subnet blocks: the
 	// operator's own namespace.
 	Namespace string
 	// CleanupTimeout bounds the wait for agents' CleanedUp reports on uninstall.
 	CleanupTimeout time.Duration
-	// ClaimGracePeriod: see DefaultClaimGracePeriod.
-	ClaimGracePeriod time.Duration
+	// BlockLeaseDuration: see DefaultBlockLeaseDuration.
+	BlockLeaseDuration time.Duration
+	// Identity names this allocator in the blocks it holds (blocks.go); empty means
+	// NewAllocatorIdentity(). Unique per process.
+	Identity string
 	// AllocationWorkers: see DefaultAllocationWorkers.
 	AllocationWorkers int
 	// AgentMetricsPort is the agents' metrics port on every node: 0 means
@@ -27,8 +30,11 @@ func (o Options) withDefaults() Options {
 	if o.CleanupTimeout <= 0 {
 		o.CleanupTimeout = DefaultCleanupTimeout
 	}
-	if o.ClaimGracePeriod <= 0 {
-		o.ClaimGracePeriod = DefaultClaimGracePeriod
+	if o.BlockLeaseDuration <= 0 {
+		o.BlockLeaseDuration = DefaultBlockLeaseDuration
+	}
+	if o.Identity == "" {
+		o.Identity = NewAllocatorIdentity()
 	}
 	if o.AllocationWorkers <= 0 {
 		o.AllocationWorkers = DefaultAllocationWorkers

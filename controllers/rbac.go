@@ -4,7 +4,7 @@ package controllers
 // ClusterRole for what is cluster-scoped and a Role (namespace=system, which kustomize and OLM
 // put in the operator's install namespace) for what lives in the operator's namespace.
 //
-// Namespaced: the agent DaemonSet and ServiceAccount, the subnet claims (Leases) and, later,
+// Namespaced: the agent DaemonSet and ServiceAccount, the subnet blocks (Leases) and, later,
 // the agents' heartbeat Leases are all in Options.Namespace, the operator's own namespace
 // (--agent-namespace defaults to $POD_NAMESPACE; another namespace would need this Role
 // bound there too). The manager's cache watches these kinds in that namespace only

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -14,8 +15,8 @@ import (
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
 
-// Table-free unit tests of the pure IPAM planner: each builds a small world and checks one
-// rule of claims.go / subnet_plan.go.
+// Table-free unit tests of the pure IPAM planner and block rules: each builds a small world
+// and checks one rule of blocks.go / subnet_plan.go.
 
 var t0 = time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 
@@ -37,18 +38,8 @@ func nsub(name, cidr, ip string) v1alpha1.NodeSubnet {
 	}
 }
 
-func claimOf(cidr, holder string, owner *v1alpha1.NodeSubnet, age time.Duration) claim {
-	c := claim{Name: claimName(netip.MustParsePrefix(cidr)), UID: types.UID("claim-" + cidr), CIDR: netip.MustParsePrefix(cidr),
-		Holder: holder, Created: t0.Add(-age)}
-	if owner != nil {
-		c.Owner = owner.UID
-	}
-	return c
-}
-
-func plan(nodes []corev1.Node, subnets []v1alpha1.NodeSubnet, claims []claim) subnetPlan {
-	return planSubnets(planInput{Pool: defaultPool, Selector: labels.Everything(), Nodes: nodes, Subnets: subnets,
-		Claims: claims, Now: t0, Grace: time.Minute})
+func plan(nodes []corev1.Node, subnets []v1alpha1.NodeSubnet) subnetPlan {
+	return planSubnets(planInput{Pool: defaultPool, Selector: labels.Everything(), Nodes: nodes, Subnets: subnets})
 }
 
 func allocNames(p subnetPlan) []string {
@@ -62,8 +53,8 @@ func allocNames(p subnetPlan) []string {
 func TestPlanSteadyStateDoesNothing(t *testing.T) {
 	a, b := nsub("a", "10.244.0.0/24", "192.168.0.1"), nsub("b", "10.244.1.0/24", "192.168.0.2")
 	p := plan([]corev1.Node{node("a", "192.168.0.1", 0, nil), node("b", "192.168.0.2", 1, nil)},
-		[]v1alpha1.NodeSubnet{a, b}, []claim{claimOf(a.Spec.CIDR, "a", &a, time.Hour), claimOf(b.Spec.CIDR, "b", &b, time.Hour)})
-	if len(p.Allocate)+len(p.DeleteSubnets)+len(p.DeleteClaims)+len(p.AdoptClaims)+len(p.BackfillClaims)+len(p.UpdateNodeIP)+len(p.NoAddress) != 0 {
+		[]v1alpha1.NodeSubnet{a, b})
+	if len(p.Allocate)+len(p.DeleteSubnets)+len(p.UpdateNodeIP)+len(p.NoAddress) != 0 {
 		t.Errorf("a consistent world must give an empty plan: %+v", p)
 	}
 	if !p.Used[0] || !p.Used[1] || p.Used[2] {
@@ -72,7 +63,7 @@ func TestPlanSteadyStateDoesNothing(t *testing.T) {
 }
 
 func TestPlanAllocatesOldestFirstAndReportsNoAddress(t *testing.T) {
-	p := plan([]corev1.Node{node("young", "10.0.0.3", 5, nil), node("old", "10.0.0.1", 1, nil), node("mid", "10.0.0.2", 3, nil), node("noip", "", 0, nil)}, nil, nil)
+	p := plan([]corev1.Node{node("young", "10.0.0.3", 5, nil), node("old", "10.0.0.1", 1, nil), node("mid", "10.0.0.2", 3, nil), node("noip", "", 0, nil)}, nil)
 	if got := allocNames(p); !slices.Equal(got, []string{"old", "mid", "young"}) {
 		t.Errorf("allocation order %v", got)
 	}
@@ -86,7 +77,7 @@ func TestPlanAllocatesOldestFirstAndReportsNoAddress(t *testing.T) {
 // sync): the node waits, named under NoAddress, like a node with no address at all.
 func TestPlanSkipsUnusableAddresses(t *testing.T) {
 	p := plan([]corev1.Node{node("zero", "0.0.0.0", 1, nil), node("loop", "127.0.0.1", 2, nil),
-		node("mcast", "224.0.0.9", 3, nil), node("ok", "10.0.0.4", 4, nil)}, nil, nil)
+		node("mcast", "224.0.0.9", 3, nil), node("ok", "10.0.0.4", 4, nil)}, nil)
 	if got := allocNames(p); !slices.Equal(got, []string{"ok"}) {
 		t.Errorf("allocations %v, want only the node with a usable address", got)
 	}
@@ -98,10 +89,9 @@ func TestPlanSkipsUnusableAddresses(t *testing.T) {
 func TestPlanSelectorAndVanishedNodes(t *testing.T) {
 	sel := labels.SelectorFromSet(map[string]string{"mesh": "yes"})
 	in, out, gone := nsub("in", "10.244.0.0/24", "10.0.0.1"), nsub("out", "10.244.1.0/24", "10.0.0.2"), nsub("gone", "10.244.2.0/24", "10.0.0.3")
-	p := planSubnets(planInput{Pool: defaultPool, Selector: sel, Now: t0, Grace: time.Minute,
+	p := planSubnets(planInput{Pool: defaultPool, Selector: sel,
 		Nodes:   []corev1.Node{node("in", "10.0.0.1", 0, map[string]string{"mesh": "yes"}), node("out", "10.0.0.2", 0, nil), node("new", "10.0.0.4", 0, map[string]string{"mesh": "yes"})},
 		Subnets: []v1alpha1.NodeSubnet{in, out, gone},
-		Claims:  []claim{claimOf(in.Spec.CIDR, "in", &in, time.Hour), claimOf(out.Spec.CIDR, "out", &out, time.Hour), claimOf(gone.Spec.CIDR, "gone", &gone, time.Hour)},
 	})
 	var deleted []string
 	for _, d := range p.DeleteSubnets {
@@ -123,116 +113,131 @@ func TestPlanRecreatedNodeGetsFreshSubnet(t *testing.T) {
 	s := nsub("a", "10.244.0.0/24", "10.0.0.1")
 	n := node("a", "10.0.0.1", 0, nil)
 	n.UID = "uid-a-second-life"
-	p := plan([]corev1.Node{n}, []v1alpha1.NodeSubnet{s}, []claim{claimOf(s.Spec.CIDR, "a", &s, time.Hour)})
+	p := plan([]corev1.Node{n}, []v1alpha1.NodeSubnet{s})
 	if len(p.DeleteSubnets) != 1 || len(p.Allocate) != 0 {
 		t.Errorf("the old node's NodeSubnet must go first (then the next pass allocates): %+v", p)
 	}
 }
 
-func TestPlanClaims(t *testing.T) {
-	a := nsub("a", "10.244.0.0/24", "10.0.0.1")
-	nodes := []corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 1, nil)}
-
-	// Pending claim whose NodeSubnet now exists → adopted.
-	p := plan(nodes, []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", nil, 0), claimOf("10.244.5.0/24", "b", nil, 0)})
-	if len(p.AdoptClaims) != 1 || p.AdoptClaims[0].Subnet.Name != "a" {
-		t.Errorf("adopt %+v", p.AdoptClaims)
-	}
-	// Pending claim of a node without NodeSubnet → resumed with that CIDR, never re-used.
-	if len(p.Allocate) != 1 || p.Allocate[0].Resume == nil || p.Allocate[0].Resume.CIDR.String() != "10.244.5.0/24" {
-		t.Errorf("resume %+v", p.Allocate)
-	}
-	if !p.Used[5] {
-		t.Error("a pending claim's CIDR must count as used")
-	}
-
-	// Two pending claims for one node (two replicas raced): the lowest is resumed; once the
-	// NodeSubnet exists with it, the other is released.
-	p = plan(nodes, []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), claimOf("10.244.7.0/24", "b", nil, 0), claimOf("10.244.3.0/24", "b", nil, 0)})
-	if len(p.Allocate) != 1 || p.Allocate[0].Resume.CIDR.String() != "10.244.3.0/24" {
-		t.Errorf("resume the lowest: %+v", p.Allocate)
-	}
-	b := nsub("b", "10.244.3.0/24", "10.0.0.2")
-	p = plan(nodes, []v1alpha1.NodeSubnet{a, b}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), claimOf("10.244.7.0/24", "b", nil, 0), claimOf("10.244.3.0/24", "b", nil, 0)})
-	if len(p.DeleteClaims) != 1 || p.DeleteClaims[0].Claim.CIDR.String() != "10.244.7.0/24" {
-		t.Errorf("the losing claim must be released: %+v", p.DeleteClaims)
-	}
-
-	// Owned claim whose NodeSubnet is gone → released.
-	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), {Name: "x", CIDR: netip.MustParsePrefix("10.244.9.0/24"), Holder: "c", Owner: "deleted-uid", Created: t0}})
-	if len(p.DeleteClaims) != 1 || p.DeleteClaims[0].Claim.Holder != "c" {
-		t.Errorf("orphaned claim: %+v", p.DeleteClaims)
-	}
-
-	// Pending claim of a node that is gone: kept during the grace period, then released.
-	young := claimOf("10.244.9.0/24", "gone", nil, 10*time.Second)
-	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), young})
-	if len(p.DeleteClaims) != 0 || p.RecheckAfter != 50*time.Second {
-		t.Errorf("young pending claim: delete %+v recheck %s", p.DeleteClaims, p.RecheckAfter)
-	}
-	old := claimOf("10.244.9.0/24", "gone", nil, 2*time.Minute)
-	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0), old})
-	if len(p.DeleteClaims) != 1 {
-		t.Errorf("old pending claim must be released: %+v", p.DeleteClaims)
-	}
-
-	// A NodeSubnet without a claim gets one.
-	p = plan(nodes[:1], []v1alpha1.NodeSubnet{a}, nil)
-	if len(p.BackfillClaims) != 1 || p.BackfillClaims[0].Name != "a" {
-		t.Errorf("backfill %+v", p.BackfillClaims)
-	}
-}
-
-func TestPlanDuplicateCIDRKeepsClaimHolder(t *testing.T) {
+// Two NodeSubnets with one CIDR: the one of the later block epoch stays, whatever their age;
+// with equal (or no) epochs the oldest.
+func TestPlanDuplicateCIDRKeepsLaterEpoch(t *testing.T) {
 	a, b := nsub("a", "10.244.0.0/24", "10.0.0.1"), nsub("b", "10.244.0.0/24", "10.0.0.2")
-	a.CreationTimestamp = metav1.NewTime(t0.Add(time.Second)) // b is older, but a holds the claim
+	a.CreationTimestamp = metav1.NewTime(t0.Add(time.Second)) // b is older, but a has the later epoch
 	b.CreationTimestamp = metav1.NewTime(t0)
-	p := plan([]corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, b}, []claim{claimOf("10.244.0.0/24", "a", &a, 0)})
+	a.Annotations = map[string]string{AnnotationBlockEpoch: "3"}
+	b.Annotations = map[string]string{AnnotationBlockEpoch: "2"}
+	nodes := []corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}
+	p := plan(nodes, []v1alpha1.NodeSubnet{a, b})
 	if len(p.DeleteSubnets) != 1 || p.DeleteSubnets[0].Subnet.Name != "b" {
 		t.Errorf("duplicate: %+v", p.DeleteSubnets)
 	}
-	// Without a claim the oldest stays.
-	p = plan([]corev1.Node{node("a", "10.0.0.1", 0, nil), node("b", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, b}, nil)
+	b.Annotations[AnnotationBlockEpoch] = "3"
+	p = plan(nodes, []v1alpha1.NodeSubnet{a, b})
 	if len(p.DeleteSubnets) != 1 || p.DeleteSubnets[0].Subnet.Name != "a" {
-		t.Errorf("duplicate without claim: %+v", p.DeleteSubnets)
+		t.Errorf("duplicate of one epoch, the oldest stays: %+v", p.DeleteSubnets)
+	}
+	a.Annotations, b.Annotations = nil, nil
+	p = plan(nodes, []v1alpha1.NodeSubnet{a, b})
+	if len(p.DeleteSubnets) != 1 || p.DeleteSubnets[0].Subnet.Name != "a" {
+		t.Errorf("duplicate without epochs, the oldest stays: %+v", p.DeleteSubnets)
+	}
+	if !p.Used[0] || len(p.Allocate) != 0 {
+		t.Errorf("used %v allocate %d", p.Used, len(p.Allocate))
+	}
+}
+
+// The pool's blocks: 32 subnets each, named by their range and the subnets' length; a pool
+// smaller than a block is one block.
+func TestPoolBlocks(t *testing.T) {
+	if n := defaultPool.Blocks(); n != 8 {
+		t.Errorf("10.244.0.0/16 of /24s: %d blocks, want 8", n)
+	}
+	if got := defaultPool.BlockCIDR(1).String(); got != "10.244.32.0/19" {
+		t.Errorf("block 1 %s", got)
+	}
+	if got := defaultPool.blockName(1); got != "ovsmesh-block-10-244-32-0-19-24" {
+		t.Errorf("block name %s", got)
+	}
+	if b := defaultPool.BlockOf(33); b != 1 {
+		t.Errorf("subnet 33 in block %d", b)
+	}
+	if first, end := defaultPool.BlockRange(2); first != 64 || end != 96 {
+		t.Errorf("block 2 range [%d, %d)", first, end)
+	}
+	small, _ := NewPool("10.99.0.0/29", 30)
+	if small.Blocks() != 1 || small.BlockCIDR(0).String() != "10.99.0.0/29" || small.blockName(0) != "ovsmesh-block-10-99-0-0-29-30" {
+		t.Errorf("small pool: %d blocks, %s, %s", small.Blocks(), small.BlockCIDR(0), small.blockName(0))
+	}
+	// Every subnet is in exactly the block whose range holds it.
+	for i := 0; i < defaultPool.Size(); i++ {
+		b := defaultPool.BlockOf(i)
+		if !defaultPool.BlockCIDR(b).Contains(defaultPool.Subnet(i).Addr()) {
+			t.Fatalf("subnet %d (%s) not inside block %s", i, defaultPool.Subnet(i), defaultPool.BlockCIDR(b))
+		}
+	}
+}
+
+// What an allocator does with a block, from the Lease alone.
+func TestBlockStep(t *testing.T) {
+	held := func(holder string, renewed time.Duration, d time.Duration) block {
+		return block{Holder: holder, Renewed: t0.Add(-renewed), Duration: d}
+	}
+	cases := []struct {
+		name  string
+		b     block
+		known bool
+		want  blockAction
+	}{
+		{"no Lease", block{}, false, blockCreate},
+		{"mine, even expired", held("me", time.Hour, 30*time.Second), true, blockRenew},
+		{"released", held("", 0, 30*time.Second), true, blockTakeOver},
+		{"expired", held("other", 31*time.Second, 30*time.Second), true, blockTakeOver},
+		{"live", held("other", 29*time.Second, 30*time.Second), true, blockBusy},
+		{"no duration: never expires", held("other", time.Hour, 0), true, blockBusy},
+	}
+	for _, c := range cases {
+		if got := blockStep(c.b, c.known, "me", t0); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// A block Lease parses back to what was written; Leases that are not blocks of the pool
+// (per-subnet claims of earlier versions, another pool's) are set apart; a NodeSubnet's
+// epoch is its annotation, and a new Lease starts above the highest.
+func TestBlockLeases(t *testing.T) {
+	l := newBlockLease("ns", defaultPool, 3, "me", 7, t0, 30*time.Second)
+	legacy := newBlockLease("ns", defaultPool, 0, "x", 0, t0, time.Second)
+	legacy.Name = legacyClaimPrefix + "10-244-0-0-24"
+	blocks, other := parseBlocks(defaultPool, []coordinationv1.Lease{*l, *legacy})
+	b, ok := blocks[3]
+	if !ok || len(blocks) != 1 || b.Holder != "me" || b.Epoch != 7 || !b.Renewed.Equal(t0) || b.Duration != 30*time.Second {
+		t.Errorf("parsed %+v (%v)", b, ok)
+	}
+	if len(other) != 1 || other[0].Name != legacy.Name {
+		t.Errorf("other %v", other)
+	}
+	if l.Labels[LabelSubnetClaim] != "true" || l.Annotations[AnnotationClaimCIDR] != "10.244.96.0/19" {
+		t.Errorf("labels %v annotations %v", l.Labels, l.Annotations)
+	}
+	x, y, z := nsub("x", "10.244.1.0/24", "10.0.0.1"), nsub("y", "10.244.2.0/24", "10.0.0.2"), nsub("z", "10.244.40.0/24", "10.0.0.3")
+	x.Annotations = map[string]string{AnnotationBlockEpoch: "4"}
+	y.Annotations = map[string]string{AnnotationBlockEpoch: "9"}
+	if got := maxEpochs(defaultPool, []v1alpha1.NodeSubnet{x, y, z}); got[0] != 9 || got[1] != -1 || len(got) != 2 {
+		t.Errorf("max epochs %v", got)
 	}
 }
 
 func TestPlanNodeIPChangeAndForeignCIDR(t *testing.T) {
 	a := nsub("a", "10.244.0.0/24", "10.0.0.1")
 	f := nsub("f", "10.250.0.0/24", "10.0.0.2")
-	p := plan([]corev1.Node{node("a", "10.0.0.9", 0, nil), node("f", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, f}, []claim{claimOf(a.Spec.CIDR, "a", &a, 0)})
+	p := plan([]corev1.Node{node("a", "10.0.0.9", 0, nil), node("f", "10.0.0.2", 0, nil)}, []v1alpha1.NodeSubnet{a, f})
 	if len(p.UpdateNodeIP) != 1 || p.UpdateNodeIP[0].IP.String() != "10.0.0.9" {
 		t.Errorf("node IP update %+v", p.UpdateNodeIP)
 	}
 	if len(p.DeleteSubnets) != 1 || p.DeleteSubnets[0].Subnet.Name != "f" {
 		t.Errorf("a NodeSubnet outside the cluster CIDR must be reallocated: %+v", p.DeleteSubnets)
-	}
-}
-
-// A pass that allocates adopts only claims older than adoptionDeferral and requeues for the
-// first young one; a pass with nothing to allocate adopts every claim at once.
-func TestSplitAdoptions(t *testing.T) {
-	a, b := nsub("a", "10.244.0.0/24", "192.168.0.1"), nsub("b", "10.244.1.0/24", "192.168.0.2")
-	old := claimAdoption{claimOf(a.Spec.CIDR, "a", nil, adoptionDeferral), &a}
-	young := claimAdoption{claimOf(b.Spec.CIDR, "b", nil, 3*time.Second), &b}
-
-	due, recheck := splitAdoptions([]claimAdoption{old, young}, true, t0)
-	if len(due) != 1 || due[0].Subnet.Name != "a" {
-		t.Errorf("allocating pass adopts %+v, want only the old claim", due)
-	}
-	if want := adoptionDeferral - 3*time.Second; recheck != want {
-		t.Errorf("recheck %v, want %v", recheck, want)
-	}
-	due, recheck = splitAdoptions([]claimAdoption{old, young}, false, t0)
-	if len(due) != 2 || recheck != 0 {
-		t.Errorf("quiet pass adopts %d (recheck %v), want both at once", len(due), recheck)
-	}
-	if got := minPositive(0, 5*time.Second); got != 5*time.Second {
-		t.Errorf("minPositive(0, 5s) = %v", got)
-	}
-	if got := minPositive(2*time.Second, 5*time.Second); got != 2*time.Second {
-		t.Errorf("minPositive(2s, 5s) = %v", got)
 	}
 }
 
@@ -255,7 +260,7 @@ func TestArrivals(t *testing.T) {
 	var names []string
 	for _, a := range got {
 		names = append(names, a.Node.Name)
-		if a.Resume != nil || !a.IP.IsValid() {
+		if !a.IP.IsValid() {
 			t.Errorf("%s: %+v", a.Node.Name, a)
 		}
 	}

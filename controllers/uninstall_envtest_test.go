@@ -32,7 +32,7 @@ func (e *opEnv) installed(n int) []string {
 }
 
 // everythingGone checks that uninstall left nothing: agent objects and their admission policy,
-// NodeSubnets, claims and finally the NetworkCluster itself.
+// NodeSubnets, subnet blocks and finally the NetworkCluster itself.
 func (e *opEnv) everythingGone() error {
 	if _, err := e.daemonSet(); isGone(err) != nil {
 		return fmt.Errorf("DaemonSet: %w", isGone(err))
@@ -52,8 +52,8 @@ func (e *opEnv) everythingGone() error {
 	if n := len(e.subnets()); n != 0 {
 		return fmt.Errorf("%d NodeSubnets left", n)
 	}
-	if n := len(e.claims()); n != 0 {
-		return fmt.Errorf("%d claims left", n)
+	if b, other := e.blocks(defaultPool); len(b)+len(other) != 0 {
+		return fmt.Errorf("%d subnet blocks left", len(b)+len(other))
 	}
 	var leases coordinationv1.LeaseList
 	if err := e.c.List(e.ctx(), &leases, client.InNamespace(e.ns), client.MatchingLabels{v1alpha1.LabelHeartbeat: "true"}); err != nil || len(leases.Items) != 0 {

@@ -31,7 +31,7 @@ func main() {
 	if defaultNS == "" {
 		defaultNS = controllers.DefaultNamespace
 	}
-	flag.StringVar(&opts.Namespace, "agent-namespace", defaultNS, "namespace of the agent DaemonSet, its ServiceAccount and the subnet claims (default $POD_NAMESPACE); the operator's RBAC Role grants these in its own namespace only")
+	flag.StringVar(&opts.Namespace, "agent-namespace", defaultNS, "namespace of the agent DaemonSet, its ServiceAccount and the subnet blocks (default $POD_NAMESPACE); the operator's RBAC Role grants these in its own namespace only")
 	flag.DurationVar(&opts.CleanupTimeout, "cleanup-timeout", controllers.DefaultCleanupTimeout, "how long uninstall waits for every agent to report CleanedUp before it proceeds")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443", "address the metrics endpoint binds to: HTTPS, authenticated and authorized by the API server (0 disables it)")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address the health and readiness probes bind to")
