@@ -3,6 +3,12 @@ package controllers
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"reflect"
+	"slices"
+	"sync/atomic"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
@@ -34,32 +42,63 @@ type NetworkClusterReconciler struct {
 	Options   Options
 
 	serviceCIDRs bool // the API server serves ServiceCIDR (servicecidr.go)
+
+	// agentApplied is the NetworkCluster (UID/generation) the agent objects were last applied
+	// for, nil after any event of one of them: applying what is there is a no-op, but eight
+	// server-side applies per pass are most of a pass's cost on the API server.
+	agentApplied atomic.Pointer[string]
 }
 
 // SetupWithManager watches the NetworkCluster, what it owns, Nodes (totals), NodeSubnets
 // (agent reports), the agents' heartbeat Leases and, where served, ServiceCIDRs.
 func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.Options = r.Options.withDefaults()
+	paced := (&pacer{interval: statusInterval, now: time.Now}).handler()
+	// Any event of an agent object (drift, deletion, the cache's initial listing) means the
+	// next pass applies them again.
+	changed := builder.WithPredicates(predicate.NewPredicateFuncs(func(client.Object) bool {
+		r.agentApplied.Store(nil)
+		return true
+	}))
 	b := ctrl.NewControllerManagedBy(mgr)
 	if r.serviceCIDRs = serviceCIDRsServed(mgr.GetRESTMapper()); r.serviceCIDRs {
 		b = b.Watches(&networkingv1.ServiceCIDR{}, toCluster)
 	}
 	return b.
 		Named("networkcluster").
-		For(&v1alpha1.NetworkCluster{}).
-		Owns(&appsv1.DaemonSet{}).
-		Owns(&corev1.ServiceAccount{}).
-		Owns(&rbacv1.ClusterRole{}).
-		Owns(&rbacv1.ClusterRoleBinding{}).
-		Owns(&rbacv1.Role{}).
-		Owns(&rbacv1.RoleBinding{}).
-		Owns(&admissionregistrationv1.ValidatingAdmissionPolicy{}).
-		Owns(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}).
-		Watches(&corev1.Node{}, toCluster, builder.WithPredicates(nodeChanged)).
-		Watches(&v1alpha1.NodeSubnet{}, toCluster).
-		Watches(&coordinationv1.Lease{}, toCluster, builder.WithPredicates(heartbeatChanged(r.Options.Now))).
+		For(&v1alpha1.NetworkCluster{}, builder.WithPredicates(notStatusOnly)).
+		Owns(&appsv1.DaemonSet{}, changed).
+		Owns(&corev1.ServiceAccount{}, changed).
+		Owns(&rbacv1.ClusterRole{}, changed).
+		Owns(&rbacv1.ClusterRoleBinding{}, changed).
+		Owns(&rbacv1.Role{}, changed).
+		Owns(&rbacv1.RoleBinding{}, changed).
+		Owns(&admissionregistrationv1.ValidatingAdmissionPolicy{}, changed).
+		Owns(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, changed).
+		// The high-volume sources, paced: see statusInterval.
+		Watches(&corev1.Node{}, paced, builder.WithPredicates(nodeChanged)).
+		Watches(&v1alpha1.NodeSubnet{}, paced).
+		Watches(&coordinationv1.Lease{}, paced, builder.WithPredicates(heartbeatChanged(r.Options.Now))).
 		Complete(r)
 }
+
+// notStatusOnly drops NetworkCluster updates that change nothing but the status (and the
+// resourceVersion and managed fields that come with it): mostly this reconciler's own status
+// patches, each of which would otherwise start the next pass at once and undo the pacing of
+// the Node and NodeSubnet events during a burst (statusInterval). Spec, deletion, finalizers,
+// labels, annotations and owners still start a pass.
+var notStatusOnly = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+	o, n := e.ObjectOld, e.ObjectNew
+	if o == nil || n == nil {
+		return true
+	}
+	return o.GetGeneration() != n.GetGeneration() ||
+		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
+		!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
+		!maps.Equal(o.GetLabels(), n.GetLabels()) ||
+		!maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
+		!reflect.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences())
+}}
 
 // Reconcile brings the agents and the status in line with the NetworkCluster.
 func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
@@ -104,9 +143,13 @@ func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Reque
 	} else {
 		in.Pool = &pool
 	}
-	if err := r.applyAgent(ctx, nc); err != nil {
-		in.ApplyErr = err
-		return ctrl.Result{}, err
+	key := fmt.Sprintf("%s/%d", nc.UID, nc.Generation)
+	if prev := r.agentApplied.Swap(&key); prev == nil || *prev != key {
+		if err := r.applyAgent(ctx, nc); err != nil {
+			r.agentApplied.Store(nil)
+			in.ApplyErr = err
+			return ctrl.Result{}, err
+		}
 	}
 	return ctrl.Result{}, nil
 }
@@ -155,9 +198,11 @@ func (r *NetworkClusterReconciler) observe(ctx context.Context, nc *v1alpha1.Net
 			in.PoolErr = err
 		}
 	}
+	// Read only (the status, the gauges and conflict checks never change what they list), so
+	// the cache's objects are not deep-copied: thousands of Nodes and NodeSubnets per pass.
 	var nodes corev1.NodeList
 	var subnets v1alpha1.NodeSubnetList
-	if err := errors.Join(r.Client.List(ctx, &nodes), r.Client.List(ctx, &subnets)); err != nil {
+	if err := errors.Join(r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy), r.Client.List(ctx, &subnets, client.UnsafeDisableDeepCopy)); err != nil {
 		return err
 	}
 	in.Nodes, in.Subnets = nodes.Items, subnets.Items
