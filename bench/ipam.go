@@ -50,6 +50,9 @@ type IPAMOptions struct {
 	// NoDefaultKCM leaves out the side with kube-controller-manager's default client settings
 	// (~250 s at 5,000 nodes), for quick comparisons against the unthrottled one.
 	NoDefaultKCM bool
+	// OursFirst runs the ovsmesh side before the kube-controller-manager sides (the order
+	// can matter on a shared machine: run both to see).
+	OursFirst bool
 	// Profile serves the manager's metrics on loopback and logs, after its side, its API
 	// requests by verb and status and its reconcile count and time: where ovsmesh's time goes.
 	Profile bool
@@ -114,8 +117,9 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 		return r, fmt.Errorf("building the manager: %v: %s", err, out)
 	}
 
-	// kube-controller-manager first: the order is the same in every run, and the sides do
-	// not share anything (each gets its own etcd and API server, stopped before the next).
+	// kube-controller-manager first unless OursFirst: the order is the same in every run, and
+	// the sides do not share anything (each gets its own etcd and API server, stopped before
+	// the next).
 	var shared *apiServer
 	if o.SharedAPI {
 		if shared, err = startAPI(e, "shared"); err != nil {
@@ -131,6 +135,50 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 			return podCIDRs, p, err
 		}
 	}
+	ours := func() error {
+		metricsAddr := "0"
+		var scrapeToken string
+		if o.Profile {
+			if metricsAddr, err = freeLoopbackAddr(); err != nil {
+				return err
+			}
+			beforeStop = func() {
+				// The clock stops at the last NodeSubnet; the fence read of the last pass comes
+				// after it. Counting requests per allocation needs it too.
+				settled := waitIPAMIdle(ctx, metricsAddr, scrapeToken, 2*time.Minute)
+				e.Logf("IPAM ovsmesh manager profile (%s):\n%s\n%s", settled, scrapeProfile(metricsAddr, scrapeToken), allocationSpan(filepath.Join(e.Dir, "manager.log")))
+			}
+			defer func() { beforeStop = nil }()
+		}
+		r.Ours, r.OursCreate, err = ipamSide(ctx, e, "ovsmesh", shared, o, func(api *apiServer) (allocated, *Proc, error) {
+			c := api.env.Client
+			if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}}); err != nil {
+				return nil, nil, err
+			}
+			if o.Profile {
+				if scrapeToken, err = testenv.MetricsToken(ctx, api.cfg, "bench-scraper", true); err != nil {
+					return nil, nil, err
+				}
+			}
+			nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName},
+				Spec: v1alpha1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev"}}
+			if err := c.Create(ctx, nc); err != nil {
+				return nil, nil, err
+			}
+			p, err := e.Start("manager", "", []string{"KUBECONFIG=" + api.kubeconfig, "POD_NAMESPACE=" + operatorNS},
+				filepath.Join(bin, "manager"), "--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0")
+			return nodeSubnets, p, err
+		})
+		if err != nil {
+			return fmt.Errorf("ovsmesh side: %w", err)
+		}
+		return nil
+	}
+	if o.OursFirst {
+		if err := ours(); err != nil {
+			return r, err
+		}
+	}
 	if !o.NoDefaultKCM {
 		if r.Ref, r.RefCreate, err = ipamSide(ctx, e, "kcm", shared, o, kcm()); err != nil {
 			return r, fmt.Errorf("kube-controller-manager side: %w", err)
@@ -142,41 +190,10 @@ func IPAM(ctx context.Context, e *Env, o IPAMOptions) (IPAMResult, error) {
 			return r, fmt.Errorf("unthrottled kube-controller-manager side: %w", err)
 		}
 	}
-	metricsAddr := "0"
-	var scrapeToken string
-	if o.Profile {
-		if metricsAddr, err = freeLoopbackAddr(); err != nil {
+	if !o.OursFirst {
+		if err := ours(); err != nil {
 			return r, err
 		}
-		beforeStop = func() {
-			// The clock stops at the last NodeSubnet; the fence read of the last pass comes
-			// after it. Counting requests per allocation needs it too.
-			settled := waitIPAMIdle(ctx, metricsAddr, scrapeToken, 2*time.Minute)
-			e.Logf("IPAM ovsmesh manager profile (%s):\n%s\n%s", settled, scrapeProfile(metricsAddr, scrapeToken), allocationSpan(filepath.Join(e.Dir, "manager.log")))
-		}
-		defer func() { beforeStop = nil }()
-	}
-	r.Ours, r.OursCreate, err = ipamSide(ctx, e, "ovsmesh", shared, o, func(api *apiServer) (allocated, *Proc, error) {
-		c := api.env.Client
-		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}}); err != nil {
-			return nil, nil, err
-		}
-		if o.Profile {
-			if scrapeToken, err = testenv.MetricsToken(ctx, api.cfg, "bench-scraper", true); err != nil {
-				return nil, nil, err
-			}
-		}
-		nc := &v1alpha1.NetworkCluster{ObjectMeta: metav1.ObjectMeta{Name: v1alpha1.NetworkClusterName},
-			Spec: v1alpha1.NetworkClusterSpec{ClusterCIDR: ipamClusterCIDR, NodeSubnetPrefixLength: ipamPrefixLen, DatapathType: "netdev"}}
-		if err := c.Create(ctx, nc); err != nil {
-			return nil, nil, err
-		}
-		p, err := e.Start("manager", "", []string{"KUBECONFIG=" + api.kubeconfig, "POD_NAMESPACE=" + operatorNS},
-			filepath.Join(bin, "manager"), "--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=0")
-		return nodeSubnets, p, err
-	})
-	if err != nil {
-		return r, fmt.Errorf("ovsmesh side: %w", err)
 	}
 	e.Logf("IPAM, %d nodes: ovsmesh %v (creating %v), kube-controller-manager %v (creating %v), unthrottled %v (creating %v)", o.Nodes, r.Ours, r.OursCreate, r.Ref, r.RefCreate, r.RefFast, r.RefFastCreate)
 	return r, nil
@@ -330,6 +347,7 @@ func ipamSide(ctx context.Context, e *Env, name string, api *apiServer, o IPAMOp
 	}
 	e.Logf("IPAM %s: controller allocates; creating %d nodes", name, o.Nodes)
 
+	cpu0 := cpuSnapshot()
 	t0 := time.Now()
 	next := atomic.Int64{}
 	var wg sync.WaitGroup
@@ -370,6 +388,8 @@ func ipamSide(ctx context.Context, e *Env, name string, api *apiServer, o IPAMOp
 		return 0, 0, fmt.Errorf("%d of %d nodes allocated after %s", n-1, o.Nodes, limit)
 	}
 	total = time.Duration(lastAt.Load() - t0.UnixNano())
+	e.Logf("IPAM %s, %d nodes: CPU until the last allocation: %s", name, o.Nodes,
+		cpuSpent(cpu0, cpuSnapshot(), "kube-apiserver", "etcd", "manager", "kube-controller", "(bench: creators, watch)"))
 	mu.Lock()
 	defer mu.Unlock()
 	seen := map[string]string{}
@@ -465,6 +485,7 @@ func scrapeProfile(addr, token string) string {
 	for _, l := range strings.Split(body, "\n") {
 		if strings.HasPrefix(l, "rest_client_requests_total{") ||
 			strings.HasPrefix(l, `controller_runtime_reconcile_total{controller="nodesubnet-ipam"`) ||
+			strings.HasPrefix(l, `controller_runtime_reconcile_total{controller="networkcluster"`) ||
 			strings.HasPrefix(l, `controller_runtime_reconcile_time_seconds_sum{controller="nodesubnet-ipam"`) ||
 			strings.HasPrefix(l, `controller_runtime_reconcile_time_seconds_count{controller="nodesubnet-ipam"`) ||
 			strings.HasPrefix(l, "rest_client_request_duration_seconds_sum") ||

@@ -141,7 +141,7 @@ var suites = []suite{
 			if err != nil {
 				return figs, fmt.Errorf("-ipam-nodes: %w", err)
 			}
-			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n, AlsoUnthrottledKCM: true, NoDefaultKCM: !*ipamDefaultKCM, Profile: true})
+			r, err := bench.IPAM(ctx, e, bench.IPAMOptions{Nodes: n, AlsoUnthrottledKCM: true, NoDefaultKCM: !*ipamDefaultKCM, OursFirst: *ipamOursFirst, Profile: true})
 			if err != nil {
 				return figs, err
 			}
@@ -257,6 +257,7 @@ func convergeSettings(ctx context.Context, settings []convergeSetting) ([]bench.
 var (
 	ipamNodes      = flag.String("ipam-nodes", "1000,5000", "comma-separated Node counts of the IPAM benchmark")
 	ipamDefaultKCM = flag.Bool("ipam-default-kcm", true, "also run the IPAM benchmark's kube-controller-manager side with its default client settings (~250 s at 5,000 nodes)")
+	ipamOursFirst  = flag.Bool("ipam-ours-first", false, "run the IPAM benchmark's ovsmesh side before the kube-controller-manager sides (the order can matter on a shared machine)")
 )
 
 var (
