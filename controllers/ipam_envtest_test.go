@@ -176,9 +176,10 @@ func (e *opEnv) resourceVersions() map[string]string {
 // TestIPAMRestartMidAllocation stops the only replica while it is allocating for 50 nodes and
 // starts another: no duplicates, nothing leaked. The pool has two blocks, and the first one
 // is held by an allocator that crashed (its Lease runs 3 s more) after giving node 49
-// 10.244.5.0/24: the replicas allocate from the second block, the nodes left over wait for
-// the crashed allocator's Lease to run out, and then the block is taken over (a later epoch)
-// without touching what the crashed allocator allocated.
+// 10.244.5.0/24: the replicas allocate from the second block, nothing comes out of the first
+// before the crashed allocator's Lease runs out, and then the block is taken over (a later
+// epoch) without touching what the crashed allocator allocated. The stopped replica released
+// its block.
 func TestIPAMRestartMidAllocation(t *testing.T) {
 	e := newOpEnv(t)
 	e.createCluster(func(s *v1alpha1.NetworkClusterSpec) { s.ClusterCIDR = "10.244.0.0/18" })
@@ -189,9 +190,11 @@ func TestIPAMRestartMidAllocation(t *testing.T) {
 		names = append(names, e.nodeName(i))
 	}
 	crashed := e.mustNode(names[49], "10.1.0.50", nil)
-	if err := e.c.Create(e.ctx(), newBlockLease(e.ns, pool, 0, "crashed_1", 4, time.Now(), 3*time.Second)); err != nil {
+	dead := newBlockLease(e.ns, pool, 0, "crashed_1", 4, time.Now(), 3*time.Second)
+	if err := e.c.Create(e.ctx(), dead); err != nil {
 		t.Fatal(err)
 	}
+	deadUntil := dead.Spec.RenewTime.Add(3 * time.Second)
 	orphan := &v1alpha1.NodeSubnet{
 		ObjectMeta: metav1.ObjectMeta{Name: crashed.Name, Labels: managedLabels(), Annotations: map[string]string{AnnotationBlockEpoch: "4"},
 			OwnerReferences: []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: crashed.Name, UID: crashed.UID}}},
@@ -218,6 +221,16 @@ func TestIPAMRestartMidAllocation(t *testing.T) {
 	first.stop()
 	mid := len(e.subnets())
 	t.Logf("first replica stopped after %d of %d NodeSubnets", mid-1, n-1)
+	// A stopping replica releases its blocks (the next one need not wait for their Leases).
+	blocks, _ := e.blocks(pool)
+	for i, b := range blocks {
+		if b.Holder != "" && b.Holder != "crashed_1" {
+			t.Errorf("block %s still held by the stopped replica %q", pool.BlockCIDR(i), b.Holder)
+		}
+	}
+	if b, ok := blocks[1]; !ok || b.Holder != "" {
+		t.Errorf("block 1, which the first replica allocated from, is not released: %+v", b)
+	}
 
 	e.startManager(Options{})
 	got := e.waitSubnets(60*time.Second, names...)
@@ -225,14 +238,16 @@ func TestIPAMRestartMidAllocation(t *testing.T) {
 	if s := got[crashed.Name]; s.UID != orphan.UID || s.Spec.CIDR != orphan.Spec.CIDR {
 		t.Errorf("node 49's NodeSubnet from the crashed allocator changed: %s %s", s.UID, s.Spec.CIDR)
 	}
-	blocks, _ := e.blocks(pool)
+	blocks, _ = e.blocks(pool)
 	if b := blocks[0]; b.Holder == "crashed_1" || b.Epoch <= 4 {
 		t.Errorf("block 0 not taken over: holder %q epoch %d", b.Holder, b.Epoch)
 	}
-	for i, name := range names[:49] {
-		idx, _ := pool.ParseIndex(got[name].Spec.CIDR)
-		if i < 32 && pool.BlockOf(idx) != 1 {
-			t.Errorf("%s got %s while block 0 was held by the crashed allocator, want block 1", name, got[name].Spec.CIDR)
+	// Nothing came out of block 0 before the crashed allocator's Lease ran out (creation
+	// timestamps have a resolution of one second).
+	for _, name := range names[:49] {
+		sub := got[name]
+		if idx, _ := pool.ParseIndex(sub.Spec.CIDR); pool.BlockOf(idx) == 0 && sub.CreationTimestamp.Add(time.Second).Before(deadUntil) {
+			t.Errorf("%s got %s from block 0 at %s, before the crashed allocator's Lease ran out at %s", name, sub.Spec.CIDR, sub.CreationTimestamp, deadUntil)
 		}
 	}
 }
