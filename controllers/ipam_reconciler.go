@@ -250,7 +250,7 @@ func listSubnetLeases(ctx context.Context, c client.Reader, namespace string) ([
 }
 
 // removeLeftovers: there is no NetworkCluster (confirmed uncached, so a cache that has not
-// seen a new one yet cannot wipe the network), so no NodeSubnet or claim should exist. They
+// seen a new one yet cannot wipe the network), so no NodeSubnet or subnet block should exist. They
 // can only be left by an allocation that raced with the end of an uninstall.
 func (r *IPAMReconciler) removeLeftovers(ctx context.Context, log logr.Logger) error {
 	if err := r.APIReader.Get(ctx, clusterKey, &v1alpha1.NetworkCluster{}); !apierrors.IsNotFound(err) {

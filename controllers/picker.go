@@ -55,7 +55,8 @@ func (r *IPAMReconciler) newPicker(log logr.Logger, pool Pool, blocks map[int]bl
 
 // next marks the lowest free subnet of a block this pass holds used and returns it with its
 // block; ErrExhausted when no subnet is free, errBlocksBusy when the free ones are all in
-// blocks other allocators hold.
+// blocks other allocators hold. Lowest first keeps the choice deterministic (a pass hands out
+// what a sequential one would) and reuses released subnets first.
 func (p *picker) next(ctx context.Context) (netip.Prefix, block, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -56,7 +56,7 @@ func planUninstall(subnets []v1alpha1.NodeSubnet, deletedAt, now time.Time, time
 }
 
 // reconcileDelete runs uninstall: teardown requested on every NodeSubnet → wait for the
-// agents' CleanedUp (bounded) → remove the agents, their RBAC, the NodeSubnets, the claims
+// agents' CleanedUp (bounded) → remove the agents, their RBAC, the NodeSubnets, the subnet blocks
 // and the agents' heartbeat Leases → release the finalizer. The agents must keep running (and keep their RBAC) until
 // they have cleaned up, hence this order.
 func (r *NetworkClusterReconciler) reconcileDelete(ctx context.Context, nc *v1alpha1.NetworkCluster, in *statusInput) (ctrl.Result, error) {
