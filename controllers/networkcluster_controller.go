@@ -75,30 +75,44 @@ func (r *NetworkClusterReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}, changed).
 		Owns(&admissionregistrationv1.ValidatingAdmissionPolicy{}, changed).
 		Owns(&admissionregistrationv1.ValidatingAdmissionPolicyBinding{}, changed).
-		// The high-volume sources, paced: see statusInterval.
+		// The high-volume sources, paced: see statusInterval. The NetworkCluster's own status
+		// updates among them: the pass after a status patch sees that patch in the cache and
+		// puts right a patch that was computed against a stale copy (a merge patch leaves out
+		// the fields the stale copy already had).
+		Watches(&v1alpha1.NetworkCluster{}, paced, builder.WithPredicates(statusOnly)).
 		Watches(&corev1.Node{}, paced, builder.WithPredicates(nodeChanged)).
 		Watches(&v1alpha1.NodeSubnet{}, paced).
 		Watches(&coordinationv1.Lease{}, paced, builder.WithPredicates(heartbeatChanged(r.Options.Now))).
 		Complete(r)
 }
 
-// notStatusOnly drops NetworkCluster updates that change nothing but the status (and the
-// resourceVersion and managed fields that come with it): mostly this reconciler's own status
-// patches, each of which would otherwise start the next pass at once and undo the pacing of
-// the Node and NodeSubnet events during a burst (statusInterval). Spec, deletion, finalizers,
-// labels, annotations and owners still start a pass.
-var notStatusOnly = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+// notStatusOnly passes NetworkCluster events at once except updates that change nothing but
+// the status (and the resourceVersion and managed fields that come with it): mostly this
+// reconciler's own status patches, each of which would otherwise start the next pass at once
+// and undo the pacing during a burst (statusInterval); statusOnly sends those through the
+// pacer. Spec, deletion, finalizers, labels, annotations and owners start a pass at once.
+var notStatusOnly = predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool { return !onlyStatusChanged(e) }}
+
+// statusOnly is the complement of notStatusOnly for updates (and passes nothing else).
+var statusOnly = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	UpdateFunc:  onlyStatusChanged,
+}
+
+func onlyStatusChanged(e event.UpdateEvent) bool {
 	o, n := e.ObjectOld, e.ObjectNew
 	if o == nil || n == nil {
-		return true
+		return false
 	}
-	return o.GetGeneration() != n.GetGeneration() ||
-		!o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) ||
-		!slices.Equal(o.GetFinalizers(), n.GetFinalizers()) ||
-		!maps.Equal(o.GetLabels(), n.GetLabels()) ||
-		!maps.Equal(o.GetAnnotations(), n.GetAnnotations()) ||
-		!reflect.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences())
-}}
+	return o.GetGeneration() == n.GetGeneration() &&
+		o.GetDeletionTimestamp().Equal(n.GetDeletionTimestamp()) &&
+		slices.Equal(o.GetFinalizers(), n.GetFinalizers()) &&
+		maps.Equal(o.GetLabels(), n.GetLabels()) &&
+		maps.Equal(o.GetAnnotations(), n.GetAnnotations()) &&
+		reflect.DeepEqual(o.GetOwnerReferences(), n.GetOwnerReferences())
+}
 
 // Reconcile brings the agents and the status in line with the NetworkCluster.
 func (r *NetworkClusterReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
