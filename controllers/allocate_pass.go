@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ovsmesh/ovsmesh/api/v1alpha1"
 )
@@ -103,7 +104,7 @@ const passRounds = 10 * time.Second
 // server. The blocks the pass holds are renewed until its fence is read.
 func (r *IPAMReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc *v1alpha1.NetworkCluster, pick *picker, sel labels.Selector, handled map[string]bool, batch []allocation) (exhausted []string, waiting int, errs []error) {
 	var created []allocated
-	start := time.Now()
+	start, rounds := time.Now(), 1
 	stopRenewing := pick.keepRenewed(ctx)
 	for len(batch) > 0 {
 		for _, a := range batch {
@@ -114,15 +115,22 @@ func (r *IPAMReconciler) allocateRounds(ctx context.Context, log logr.Logger, nc
 		if len(ex) > 0 || w > 0 || len(es) > 0 || time.Since(start) > passRounds || !r.samePlan(ctx, nc) {
 			break
 		}
+		// Read only (arrivals and the allocations only read the Nodes), so the cache's
+		// objects are not deep-copied: a round runs every few dozen joins during a burst,
+		// and copying every cached Node each time was most of the operator's CPU there.
 		var nodes corev1.NodeList
-		if err := r.Client.List(ctx, &nodes); err != nil {
+		if err := r.Client.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
 			errs = append(errs, err)
 			break
 		}
 		batch = arrivals(nodes.Items, sel, handled)
+		rounds++
 	}
 	kept, ferrs := r.confirm(ctx, log, pick.pool, created)
 	stopRenewing()
+	if len(created) > 0 {
+		log.Info("allocation pass", "created", len(created), "confirmed", len(kept), "rounds", rounds, "blocks", pick.heldCount(), "took", time.Since(start).Round(time.Millisecond))
+	}
 	errs = append(errs, ferrs...)
 	for _, g := range kept {
 		observeAllocation(g.Node, g.CIDR, nil, r.Options.Now())
