@@ -106,7 +106,8 @@ func (p *picker) acquire(ctx context.Context, b int) error {
 	now := p.now()
 	var l *coordinationv1.Lease
 	var err error
-	switch blockStep(k, known, p.me, now) {
+	action := blockStep(k, known, p.me, now)
+	switch action {
 	case blockBusy:
 		p.skip[b] = true
 		if until := k.Renewed.Add(k.Duration); k.Duration > 0 && (p.busyUntil.IsZero() || until.Before(p.busyUntil)) {
@@ -145,7 +146,7 @@ func (p *picker) acquire(ctx context.Context, b int) error {
 	}
 	h := blockOf(b, l)
 	p.held[b] = h
-	if blockStep(k, known, p.me, now) != blockTakeOver {
+	if action != blockTakeOver {
 		return nil
 	}
 	p.log.Info("took over a subnet block", "block", p.pool.BlockCIDR(b), "from", k.Holder, "epoch", h.Epoch)
